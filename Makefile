@@ -1,0 +1,29 @@
+# Set-up and the two main jobs. `make run` and `make test` each do every
+# set-up step on a fresh machine (a virtual environment in .venv).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch's CPU build: on PyPI an unpinned torch is a multi-GB CUDA build.
+# Where no local CPU wheel exists, point TORCH_INDEX at a CPU wheel index.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+
+.PHONY: install run test clean
+
+$(BIN)/vtopt: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/vtopt
+
+run: install
+	$(BIN)/vtopt run configs/debug.yaml --out runs/debug --force
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,123 @@
+"""The interfaces a plugin's components implement, one per kind.
+
+A plugin registers *factories* (usually classes) under names through the
+``vtopt_register_*`` hooks in :mod:`vtopt.hookspecs`; the YAML names a
+component and its ``params``, and vtopt calls ``factory(**params)``. A
+factory must be cheap (``vtopt validate`` calls it) and must reject bad
+params by raising :class:`vtopt.errors.ParamError`, TypeError or ValueError.
+
+These are typing Protocols: implement the methods, no base class is needed.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+
+import attrs
+import numpy as np
+
+from .images import LogoImage, to_gray
+
+
+class Sample:
+    """One conversion of one image, as a metric sees it.
+
+    ``defaults`` is the same image converted with VTracer's defaults, or None
+    when this sample *is* the defaults' conversion.
+    """
+
+    def __init__(self, image: LogoImage, svg: str, rendered: np.ndarray, defaults: Sample | None):
+        self.image = image
+        self.svg = svg
+        self.rendered = rendered  # uint8 RGB, composited on the same background as image.rgb
+        self.defaults = defaults
+        self.svg_bytes = len(svg.encode())
+        self.paths = svg.count("<path")
+
+    @cached_property
+    def gray(self) -> np.ndarray:
+        return to_gray(self.rendered)
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A number computed from (original, rendered, svg)."""
+
+    def prepare(self, image: LogoImage) -> Any:
+        """Per-image state (e.g. reference statistics); called once per image and cached."""
+
+    def compute(self, sample: Sample, state: Any) -> float:
+        """The metric of one sample; ``state`` is what :meth:`prepare` returned."""
+
+
+@runtime_checkable
+class Curriculum(Protocol):
+    """Decides which kinds of image the environments serve, and when to move on."""
+
+    def start(self, kinds: Sequence[str]) -> None:
+        """Called once before training with the kinds present in the training set."""
+
+    def weights(self) -> Mapping[str, float]:
+        """Sampling weight per kind (kinds left out get none); re-read after each episode."""
+
+    def stage(self) -> str | None:
+        """A name for the current stage (a change is reported to monitors), or None."""
+
+    def record(self, kind: str, score: float, timesteps: int) -> None:
+        """One finished episode: its image kind, its return, and the timesteps so far."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state, saved with checkpoints."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+@attrs.define
+class TrainContext:
+    """What the core hands an algorithm's :meth:`Algorithm.learn`.
+
+    ``env`` is a stable-baselines3 ``VecEnv`` of vtopt environments (the
+    common vector-env interface; non-SB3 algorithms can step it too).
+    ``on_step`` must be called after every vector step with the step's
+    infos and dones and the total timesteps so far; it returns False when
+    training must stop. ``on_rollout_end`` is called when a learner
+    finishes collecting a batch, if it has such a notion.
+    """
+
+    env: Any
+    total_timesteps: int
+    seed: int
+    device: str
+    threads: int
+    run_dir: Path
+    on_step: Callable[[Sequence[dict], np.ndarray, int], bool]
+    on_rollout_end: Callable[[int], None]
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """Learns from the environment and proposes parameters for an image."""
+
+    def learn(self, ctx: TrainContext) -> None:
+        """Train for ``ctx.total_timesteps`` environment steps."""
+
+    def save(self, path: Path) -> None:
+        """Write everything needed to act again (policy, normalisation) to one file."""
+
+    def load(self, path: Path) -> None:
+        """Restore what :meth:`save` wrote, ready for :meth:`predict`."""
+
+    def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The action for one (unbatched) observation."""
+
+
+@runtime_checkable
+class Monitor(Protocol):
+    """Any object with event hooks (``vtopt_run_started`` ...); registered for one run.
+
+    A monitor implements any subset of the event hooks in
+    :mod:`vtopt.hookspecs` as methods marked with ``@vtopt.hookimpl``.
+    """

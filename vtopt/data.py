@@ -1,0 +1,79 @@
+"""The image set of a run: synthetic logos and folders, split for validation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import attrs
+import numpy as np
+import structlog
+
+from .config import DataConfig, LoadedConfig
+from .errors import VtoptError
+from .images import ImageError, LogoImage, list_images, load_image
+from .synthetic import synthetic_set
+
+log = structlog.get_logger(__name__)
+FLAT_KIND = "mixed"
+
+
+@attrs.define
+class Dataset:
+    train: list[LogoImage]
+    validation: list[LogoImage]
+    rejected: list[str]  # one line per file that could not be used
+
+    def kinds(self) -> list[str]:
+        return sorted({im.kind for im in self.train})
+
+
+def load_folder(folder: Path, kind: str | None, max_size: int) -> tuple[list[LogoImage], list[str]]:
+    """Images of a folder: sub-folders are kinds (unless ``kind`` is given)."""
+    groups: list[tuple[Path, str]] = [(folder, kind or FLAT_KIND)]
+    if kind is None:
+        groups += [(sub, sub.name) for sub in sorted(folder.iterdir()) if sub.is_dir() and not sub.name.startswith(".")]
+    images, rejected = [], []
+    for path, group_kind in groups:
+        for file in list_images(path):
+            try:
+                images.append(load_image(file, group_kind, max_size))
+            except ImageError as exc:
+                rejected.append(str(exc))
+    return images, rejected
+
+
+def load_dataset(loaded: LoadedConfig) -> Dataset:
+    cfg: DataConfig = loaded.config.data
+    seed = loaded.config.run.seed
+    images: list[LogoImage] = []
+    rejected: list[str] = []
+    if cfg.synthetic is not None:
+        syn_seed = seed if cfg.synthetic.seed is None else cfg.synthetic.seed
+        images += synthetic_set(cfg.synthetic.kinds, cfg.synthetic.per_kind, syn_seed, cfg.image_size)
+    for folder in cfg.folders:
+        found, bad = load_folder(loaded.resolve_path(folder.path), folder.kind, cfg.image_size)
+        images += found
+        rejected += bad
+    for line in rejected:
+        log.warning("image_rejected", problem=line)
+    if not images:
+        raise VtoptError(f"{loaded.path}: the data set is empty ({len(rejected)} file(s) rejected)")
+    train, validation = split(images, cfg.validation_split, seed)
+    return Dataset(train, validation, rejected)
+
+
+def split(images: list[LogoImage], fraction: float, seed: int) -> tuple[list[LogoImage], list[LogoImage]]:
+    """Per kind, a seeded share of the images goes to validation (one at least, if any)."""
+    rng = np.random.default_rng(seed)
+    train, validation = [], []
+    by_kind: dict[str, list[LogoImage]] = {}
+    for im in images:
+        by_kind.setdefault(im.kind, []).append(im)
+    for kind in sorted(by_kind):
+        group = by_kind[kind]
+        order = rng.permutation(len(group))
+        n_val = 0 if fraction <= 0 or len(group) < 2 else max(1, math.floor(len(group) * fraction))
+        validation += [group[i] for i in order[:n_val]]
+        train += [group[i] for i in order[n_val:]]
+    return train, validation

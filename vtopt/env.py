@@ -1,0 +1,129 @@
+"""The gymnasium environment: one episode is one image, one step one conversion.
+
+Reward: the improvement of the episode's best score over the best so far,
+which starts at the score of VTracer's defaults (computed once per image and
+cached, and counted as the episode's first conversion). An episode's return
+is therefore exactly ``best score - defaults' score`` (never below zero),
+minus ``failure_reward`` for each conversion that failed.
+
+Observation (all in [-1, 1]): the image's features, the defaults' result,
+the best parameters so far, the best improvement so far, and the share of
+the episode's conversions left.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from .images import N_FEATURES, LogoImage
+from .params import action_size, action_to_params, params_to_unit
+from .scoring import Scorer
+
+_IMPROVEMENT_SCALE = 20.0  # observation scale: an improvement of 0.05 reads as 1
+FAILURE_REWARD = -0.1  # far below any real improvement (typically 0 to 0.03)
+
+
+def observation_size() -> int:
+    return N_FEATURES + 3 + action_size() + 2
+
+
+class VTracerEnv(gym.Env):
+    """Choose VTracer parameters for one image in ``conversions - 1`` steps."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, images: Sequence[LogoImage], scorer: Scorer, conversions: int = 4):
+        if not images:
+            raise ValueError("VTracerEnv needs at least one image")
+        if conversions < 2:
+            raise ValueError("conversions must be at least 2 (the defaults' conversion counts as one)")
+        self.images = list(images)
+        self.scorer = scorer
+        self.conversions = conversions
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (action_size(),), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (observation_size(),), dtype=np.float32)
+        self._by_kind: dict[str, list[int]] = {}
+        for i, image in enumerate(self.images):
+            self._by_kind.setdefault(image.kind, []).append(i)
+        self._weights: dict[str, float] = {}
+        self.image: LogoImage | None = None
+
+    # -- curriculum --------------------------------------------------------
+    def set_kind_weights(self, weights: Mapping[str, float]) -> None:
+        """Serve kinds in proportion to ``weights`` (kinds absent here get none)."""
+        self._weights = {k: float(w) for k, w in weights.items() if w > 0 and k in self._by_kind}
+
+    def _pick(self) -> int:
+        if self._weights:
+            kinds = sorted(self._weights)
+            p = np.array([self._weights[k] for k in kinds])
+            kind = kinds[int(self.np_random.choice(len(kinds), p=p / p.sum()))]
+            pool = self._by_kind[kind]
+            return pool[int(self.np_random.integers(len(pool)))]
+        return int(self.np_random.integers(len(self.images)))
+
+    # -- gymnasium API -----------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        index = (options or {}).get("image")
+        self.image = self.images[self._pick() if index is None else int(index)]
+        self.default = self.scorer.defaults(self.image)
+        self.best = self.default
+        self.steps_left = self.conversions - 1
+        self.failures = 0
+        return self._observation(), {}
+
+    def step(self, action):
+        if self.image is None:
+            raise RuntimeError("call reset() before step()")
+        params = action_to_params(action)
+        outcome = self.scorer.evaluate(self.image, params)
+        if outcome.ok:
+            reward = max(0.0, outcome.score - self.best.score)
+            if outcome.score > self.best.score:
+                self.best = outcome
+        else:
+            reward = FAILURE_REWARD
+            self.failures += 1
+        self.steps_left -= 1
+        terminated = self.steps_left <= 0
+        info = {"score": outcome.score if outcome.ok else None, "error": outcome.error}
+        if terminated:
+            info["vtopt_episode"] = self.episode_summary()
+        return self._observation(), float(reward), terminated, False, info
+
+    def episode_summary(self) -> dict[str, Any]:
+        """Scalars only: what monitors and the curriculum see of a finished episode."""
+        best, default = self.best, self.default
+        return {
+            "image": self.image.name,
+            "kind": self.image.kind,
+            "improvement": best.score - default.score,
+            "score": best.score,
+            "default_score": default.score,
+            "ssim": best.ssim,
+            "default_ssim": default.ssim,
+            "bytes": best.svg_bytes,
+            "default_bytes": default.svg_bytes,
+            "failures": self.failures,
+            "params": best.params,
+        }
+
+    def _observation(self) -> np.ndarray:
+        default, best = self.default, self.best
+        head = [
+            default.ssim if not math.isnan(default.ssim) else 0.0,
+            math.log2(max(default.svg_bytes, 1)) / 24.0,
+            math.log2(default.paths + 1) / 16.0,
+        ]
+        tail = [
+            (best.score - default.score) * _IMPROVEMENT_SCALE,
+            self.steps_left / max(self.conversions - 1, 1),
+        ]
+        obs = np.concatenate([self.image.features, head, params_to_unit(best.params), tail]).astype(np.float32)
+        return np.clip(obs, -1.0, 1.0)
+

@@ -1,0 +1,127 @@
+"""Every hook vtopt calls, grouped by lifecycle.
+
+Plugins implement any subset with ``@vtopt.hookimpl``. A method or function
+named ``vtopt_*`` is taken as a hook implementation even without the marker,
+so that a misspelt hook name fails at start-up instead of never being
+called. Arguments are passed by name; an implementation may take any subset
+of a hook's arguments (so new arguments can be added without breaking old
+plugins; arguments are never removed).
+
+Call order: plugins registered later are called first (pluggy's LIFO), so
+explicitly registered plugins run before entry-point plugins, which run
+before the built-ins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("vtopt")
+
+# ---------------------------------------------------------------------------
+# Components: called when the plugin manager first builds its registries.
+# Each returns a mapping ``{name: factory}``; the results of all plugins are
+# collected (not first-result). A name provided by two plugins is an error
+# naming both. ``factory(**params)`` is called with the YAML's ``params``.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def vtopt_register_algorithms() -> dict[str, Callable[..., Any]]:
+    """Algorithms, selected by ``algorithm.name``.
+
+    A factory returns an object implementing
+    :class:`vtopt.components.Algorithm` (``learn``, ``save``, ``load``,
+    ``predict``). Example: ``return {"ppo": PPOAlgorithm}``.
+    """
+
+
+@hookspec
+def vtopt_register_curricula() -> dict[str, Callable[..., Any]]:
+    """Curriculum strategies, selected by ``curriculum.name``.
+
+    A factory returns an object implementing
+    :class:`vtopt.components.Curriculum`. Example: ``return {"uniform": Uniform}``.
+    """
+
+
+@hookspec
+def vtopt_register_metrics() -> dict[str, Callable[..., Any]]:
+    """Metrics, named as keys of ``reward.weights``.
+
+    A factory returns an object implementing :class:`vtopt.components.Metric`
+    (``prepare(image)`` once per image, ``compute(sample, state)`` per
+    conversion). A metric named ``ssim`` is also computed for every report.
+    Example: ``return {"ssim": SSIM}``.
+    """
+
+
+@hookspec
+def vtopt_register_monitors() -> dict[str, Callable[..., Any]]:
+    """Monitors, selected by the ``monitors`` list.
+
+    A factory returns an object whose methods implement any of the run-event
+    hooks below; vtopt registers it as a plugin for the duration of the run.
+    Example: ``return {"structlog": StructlogMonitor}``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Run events: called in the training process, in this order. Every
+# registered plugin receives them (monitors from the YAML are registered for
+# the run); return values are ignored. ``run`` is a
+# :class:`vtopt.run.RunInfo` (name, out_dir, config, total_timesteps, n_envs).
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def vtopt_run_started(run: Any) -> None:
+    """Once, after the environments are up and before the first step."""
+
+
+@hookspec
+def vtopt_episode_finished(run: Any, episode: dict[str, Any], timesteps: int) -> None:
+    """After every finished episode (one image).
+
+    ``episode`` holds scalars: image, kind, improvement (the episode's
+    return), score, default_score, ssim, default_ssim, bytes, default_bytes,
+    failures, params. ``timesteps``: total environment steps so far.
+    """
+
+
+@hookspec
+def vtopt_rollout_finished(run: Any, timesteps: int, stats: dict[str, float]) -> None:
+    """When the algorithm finishes collecting a batch of experience.
+
+    ``stats`` holds means over the episodes finished since the previous
+    rollout (episodes, improvement, ssim, bytes_ratio, failures, steps_per_s);
+    empty values are left out.
+    """
+
+
+@hookspec
+def vtopt_stage_changed(run: Any, previous: str | None, stage: str | None, timesteps: int) -> None:
+    """When the curriculum's stage changes (also once at start, with previous=None)."""
+
+
+@hookspec
+def vtopt_evaluated(run: Any, evaluation: dict[str, Any], timesteps: int) -> None:
+    """After an evaluation of the policy on the held-out images.
+
+    ``evaluation`` holds images, mean_ssim, default_mean_ssim, mean_bytes,
+    default_mean_bytes, bytes_ratio (geometric mean), mean_score,
+    default_mean_score, mean_improvement, per_kind, and rows (per image).
+    """
+
+
+@hookspec
+def vtopt_checkpoint_saved(run: Any, path: Path, timesteps: int) -> None:
+    """After a checkpoint file has been written completely (and renamed into place)."""
+
+
+@hookspec
+def vtopt_run_finished(run: Any, summary: dict[str, Any]) -> None:
+    """Once, after ``summary.json`` is written; ``summary`` is its content."""

@@ -1,0 +1,127 @@
+"""Scoring a conversion: metrics, the weighted reward, and the per-image caches.
+
+``score = sum(weight[m] * metric[m])`` over the reward's metrics. What does
+not change across steps is computed once per image and kept: each metric's
+prepared state and the defaults' conversion and score. Results are also kept
+per (image, parameters) in an LRU cache, since the action mapping is
+discrete enough for parameters to repeat.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from typing import Any, Mapping
+
+import attrs
+import structlog
+
+from .components import Metric, Sample
+from .images import LogoImage
+from .params import DEFAULT_PARAMS, params_key
+from .vectorize import ConversionError, convert, render
+
+log = structlog.get_logger(__name__)
+
+#: Metrics always computed for reports (when a plugin provides them), whatever the weights.
+REPORTED = ("ssim",)
+
+
+@attrs.frozen
+class Outcome:
+    """The result of converting one image with one parameter set."""
+
+    params: dict[str, Any]
+    score: float  # -inf when the conversion failed
+    metrics: dict[str, float]
+    svg_bytes: int = 0
+    paths: int = 0
+    svg: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def ssim(self) -> float:
+        return self.metrics.get("ssim", math.nan)
+
+
+@attrs.define
+class _ImageCache:
+    states: dict[str, Any]
+    defaults: Sample
+    default_outcome: Outcome
+
+
+class Scorer:
+    """Scores conversions of images with weighted metrics, relative to the defaults."""
+
+    def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096):
+        missing = sorted(set(weights) - set(metrics))
+        if missing:
+            raise ValueError(f"reward weights name metrics that were not given: {missing}")
+        self.metrics = dict(metrics)
+        self.weights = dict(weights)
+        self.cache_size = cache_size
+        self._images: dict[LogoImage, _ImageCache] = {}  # keyed by identity
+        self._results: OrderedDict[tuple, Outcome] = OrderedDict()
+
+    def __getstate__(self):
+        return {"metrics": self.metrics, "weights": self.weights, "cache_size": self.cache_size}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
+    def _image(self, image: LogoImage) -> _ImageCache:
+        cache = self._images.get(image)
+        if cache is None:
+            states = {name: m.prepare(image) for name, m in self.metrics.items()}
+            start = time.perf_counter()
+            try:
+                svg = convert(image, DEFAULT_PARAMS)
+            except ConversionError as exc:
+                # Without the defaults there is nothing to compare with: the image is unusable.
+                raise ConversionError(f"{exc} (with VTracer's default parameters)") from None
+            sample = Sample(image, svg, render(svg, *image.size), defaults=None)
+            outcome = self._outcome(DEFAULT_PARAMS, sample, states, time.perf_counter() - start)
+            cache = _ImageCache(states, sample, outcome)
+            self._images[image] = cache
+        return cache
+
+    def defaults(self, image: LogoImage) -> Outcome:
+        """The defaults' outcome for ``image`` (computed once)."""
+        return self._image(image).default_outcome
+
+    def evaluate(self, image: LogoImage, params: dict[str, Any], keep_svg: bool = False) -> Outcome:
+        """Convert, render and score; a failed conversion gives score -inf and an error."""
+        cache = self._image(image)
+        key = (image, params_key(params))
+        hit = self._results.get(key)
+        if hit is not None and (hit.svg is not None or not keep_svg):
+            self._results.move_to_end(key)
+            return hit
+        start = time.perf_counter()
+        try:
+            svg = convert(image, params)
+            sample = Sample(image, svg, render(svg, *image.size), defaults=cache.defaults)
+        except (ConversionError, ValueError) as exc:
+            log.warning("conversion_failed", image=image.source, params=params, error=str(exc))
+            return Outcome(dict(params), -math.inf, {}, error=str(exc), seconds=time.perf_counter() - start)
+        outcome = self._outcome(params, sample, cache.states, time.perf_counter() - start, keep_svg)
+        self._results[key] = outcome
+        if len(self._results) > self.cache_size:
+            self._results.popitem(last=False)
+        return outcome
+
+    def _outcome(self, params, sample: Sample, states, seconds: float, keep_svg: bool = True) -> Outcome:
+        values = {}
+        for name, metric in self.metrics.items():
+            if name in self.weights or name in REPORTED:
+                values[name] = float(metric.compute(sample, states[name]))
+        score = sum(w * values[name] for name, w in self.weights.items())
+        return Outcome(dict(params), float(score), values, sample.svg_bytes, sample.paths,
+                       sample.svg if keep_svg else None, None, seconds)
