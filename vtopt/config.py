@@ -78,6 +78,18 @@ class ComponentConfig:
 
 
 @frozen
+class AlgorithmConfig:
+    name: str = "ppo"
+    params: dict[str, Any] = Factory(dict)
+
+
+@frozen
+class CurriculumConfig:
+    name: str = "staged"
+    params: dict[str, Any] = Factory(dict)
+
+
+@frozen
 class RewardConfig:
     weights: dict[str, float] = Factory(lambda: {"ssim": 1.0, "size": -0.02})
 
@@ -93,8 +105,8 @@ class Config:
     run: RunConfig = Factory(RunConfig)
     data: DataConfig = Factory(DataConfig)
     env: EnvConfig = Factory(EnvConfig)
-    algorithm: ComponentConfig = Factory(lambda: ComponentConfig("ppo"))
-    curriculum: ComponentConfig = Factory(lambda: ComponentConfig("staged"))
+    algorithm: AlgorithmConfig = Factory(AlgorithmConfig)
+    curriculum: CurriculumConfig = Factory(CurriculumConfig)
     reward: RewardConfig = Factory(RewardConfig)
     monitors: list[ComponentConfig] = Factory(lambda: [ComponentConfig("structlog")])
     resources: ResourcesConfig = Factory(ResourcesConfig)
@@ -316,15 +328,17 @@ def _message(exc: BaseException, parts: list, type_) -> tuple[list, str]:
         allowed = sorted(a.name for a in attrs.fields(exc.cl)) if attrs.has(exc.cl) else []
         extra = sorted(exc.extra_fields)
         return parts + [extra[0]], f"unknown key {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}"
+    text = str(exc)
+    if "not in literal" in text:
+        choices = [repr(a) for a in getattr(type_, "__args__", ())]
+        return parts, f"{text.split(' not in literal')[0]!r} is not one of {', '.join(choices)}"
     if isinstance(exc, KeyError):
         return parts, "required key missing"
-    if isinstance(exc, AttributeError) and "items" in str(exc):
+    if isinstance(exc, AttributeError) and "object has no attribute" in text:
         return parts, "expected a mapping"
     if isinstance(exc, (TypeError, ValueError)):
-        text = str(exc)
-        if "not in literal" in text:
-            choices = [repr(a) for a in getattr(type_, "__args__", ())]
-            return parts, f"{text.split(' not in literal')[0]!r} is not one of {', '.join(choices)}"
+        if attrs.has(type_) or "has no attribute" in text:
+            return parts, "expected a mapping"
         if "is not iterable" in text or "object is not" in text:
             return parts, "expected a list"
         return parts, text
@@ -338,14 +352,16 @@ def _fmt_path(parts) -> str:
 def _locate(doc, parts) -> int:
     node, line = doc, (doc.lc.line + 1 if hasattr(doc, "lc") else 1)
     for part in parts:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
+        try:
+            if isinstance(node, CommentedMap) and part in node:
+                line = node.lc.key(part)[0] + 1
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+                line = node.lc.item(part)[0] + 1
+            else:
+                break
+        except (KeyError, TypeError):  # a node added by --set has no position
             break
+        node = node[part]
     return line
 
 
@@ -364,7 +380,7 @@ def check_config(loaded: LoadedConfig, pm) -> list[tuple[list, str]]:
     cfg = loaded.config
     problems: list[tuple[list, str]] = []
 
-    def component(kind: str, comp: ComponentConfig, parts: list):
+    def component(kind: str, comp, parts: list):
         try:
             pm.create(kind, comp.name, comp.params)
         except UnknownComponent as exc:

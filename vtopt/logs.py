@@ -17,6 +17,6 @@ def configure(verbose: bool = False, quiet: bool = False) -> None:
             structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),  # the stderr of the moment
         cache_logger_on_first_use=False,
     )

@@ -110,7 +110,8 @@ class PluginManager:
         try:
             name = self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin!r}: {exc}") from None
+            lines = str(exc).splitlines()
+            raise PluginError(f"{lines[0]}: {lines[-1]}" if len(lines) > 1 else str(exc)) from None
         except ValueError as exc:
             raise PluginError(f"cannot register plugin {name or plugin!r}: {exc}") from None
         self._check_pending(name)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vtopt.plugin_manager import PluginManager
+from vtopt.synthetic import generate
+
+REPO = Path(__file__).resolve().parents[1]
+ICONS = Path(__file__).parent / "data" / "icons"
+
+
+@pytest.fixture
+def pm() -> PluginManager:
+    """A fresh plugin manager (built-ins through their entry points) per test."""
+    return PluginManager()
+
+
+@pytest.fixture(scope="session")
+def tiny_images():
+    return [generate(kind, i, seed=0, size=64) for kind in ("simple", "text", "gradient", "complex") for i in range(2)]
+
+
+def write_config(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+TINY_RUN = """\
+run: {name: tiny, seed: 1, timesteps: 96, checkpoint_every: 64}
+data:
+  synthetic: {per_kind: 3}
+  validation_split: 0.34
+  image_size: 48
+env: {conversions_per_episode: 3, parallel_envs: 1}
+algorithm: {name: ppo, params: {n_steps: 32, batch_size: 32, n_epochs: 1}}
+curriculum: {name: staged, params: {window: 2, max_timesteps: 16}}
+monitors: [{name: structlog, params: {console: false}}]
+"""

@@ -1,0 +1,102 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from vtopt.cli import main
+from vtopt.config import PRESETS, load_config, preset_text
+from vtopt.errors import ConfigError
+
+from conftest import REPO, write_config
+
+LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<path>\$[^:]*): (?P<msg>.+)$")
+
+
+def errors(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err.strip().splitlines()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_shipped_configs_validate(pm, preset):
+    loaded = load_config(REPO / "configs" / f"{preset}.yaml", pm=pm)
+    assert loaded.config.run.name == preset
+    assert (REPO / "configs" / f"{preset}.yaml").read_text() == preset_text(preset)
+
+
+@pytest.mark.parametrize("text, line, path, message", [
+    ("run:\n  name: x\n  seeed: 3\n", 3, "$.run.seeed", "unknown key 'seeed'"),
+    ("run:\n  seed: three\n", 2, "$.run.seed", "expected an integer"),
+    ("run:\n  seed: 1.5\n", 2, "$.run.seed", "expected an integer"),
+    ("env:\n  parallel_envs: 0\n", 2, "$.env.parallel_envs", "at least 1"),
+    ("env:\n  conversions_per_episode: 1\n", 2, "$.env.conversions_per_episode", "must be in [2, 1000]"),
+    ("algorithm:\n  name: dqn\n", 2, "$.algorithm.name", "unknown algorithm 'dqn'; available: a2c (from sb3), ppo (from sb3)"),
+    ("algorithm:\n  name: ppo\n  params:\n    n_step: 64\n", 4, "$.algorithm.params.n_step", "PPO takes no parameter 'n_step'"),
+    ("curriculum:\n  name: staged\n  params: {window: 0}\n", 3, "$.curriculum.params.window", "integer >= 1"),
+    ("monitors:\n  - name: tensorboardx\n", 2, "$.monitors[0].name", "unknown monitor 'tensorboardx'"),
+    ("reward:\n  weights: {ssim: 1.0, sharpness: 0.5}\n", 2, "$.reward.weights.sharpness", "unknown metric 'sharpness'"),
+    ("resources:\n  device: gpu\n", 2, "$.resources.device", "'gpu' is not one of 'auto', 'cpu', 'cuda'"),
+    ("data:\n  folders:\n    - path: no/such/folder\n", 3, "$.data.folders[0].path", "is not a folder"),
+    ("data:\n  synthetic: null\n", 1, "$.data", "no images"),
+    ("run: [1, 2]\n", 1, "$.run", "expected a mapping"),
+    ("- a\n- b\n", 1, "$", "must be a mapping"),
+    ("run:\n  name: a\n  name: b\n", 3, "$", "duplicate key"),
+    ("run:\n\tname: a\n", 2, "$", "YAML error"),
+    ("", 1, "$", "empty"),
+])
+def test_bad_configs_exit_2_with_file_line_path(tmp_path, capsys, text, line, path, message):
+    cfg = write_config(tmp_path, text)
+    for command in ("validate", "run"):
+        code, lines = errors(capsys, [command, str(cfg), "--out", str(tmp_path / "out")] if command == "run"
+                             else [command, str(cfg)])
+        assert code == 2, lines
+        parsed = [LINE.match(l) for l in lines]
+        assert all(parsed), lines
+        hit = [m for m in parsed if m["path"] == path and message in m["msg"]]
+        assert hit, lines
+        assert hit[0]["file"] == str(cfg) and int(hit[0]["line"]) == line
+    assert not (tmp_path / "out").exists()
+
+
+def test_all_problems_are_reported_at_once(tmp_path, capsys):
+    cfg = write_config(tmp_path, "run:\n  seed: x\n  bogus: 1\nenv:\n  parallel_envs: -2\n")
+    code, lines = errors(capsys, ["validate", str(cfg)])
+    assert code == 2 and len(lines) == 3
+
+
+def test_overrides_take_effect_and_errors_name_them(tmp_path, capsys, pm):
+    cfg = write_config(tmp_path, "run:\n  name: a\n")
+    loaded = load_config(cfg, ["run.seed=7", "algorithm.params.n_steps=16", "data.synthetic.kinds=[text]"], pm)
+    assert loaded.config.run.seed == 7
+    assert loaded.config.algorithm.params == {"n_steps": 16}
+    assert loaded.config.data.synthetic.kinds == ["text"]
+    code, lines = errors(capsys, ["validate", str(cfg), "--set", "run.seed=-1"])
+    assert code == 2 and lines == [f"{cfg}: --set run.seed=-1: $.run.seed: -1 is out of range: must be at least 0"]
+
+
+def test_alias_bomb_is_refused(tmp_path, pm):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for i in range(1, 9):
+        bomb += f"{chr(97 + i)}: &{chr(97 + i)} [*{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}]\n"
+    with pytest.raises(ConfigError, match="alias bomb"):
+        load_config(write_config(tmp_path, bomb), pm=pm)
+
+
+def test_yaml_tags_construct_no_objects(tmp_path, pm):
+    cfg = write_config(tmp_path, "run:\n  name: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError):
+        load_config(cfg, pm=pm)
+
+
+def test_init_writes_a_preset_and_refuses_to_overwrite(tmp_path, capsys, pm):
+    target = tmp_path / "my.yaml"
+    assert main(["init", str(target), "--preset", "cpu"]) == 0
+    assert "# vtopt config" in target.read_text()
+    load_config(target, pm=pm)
+    target.write_text("mine")
+    assert main(["init", str(target), "--preset", "cpu"]) == 1
+    assert "--force" in capsys.readouterr().err and target.read_text() == "mine"
+    assert main(["init", str(target), "--preset", "debug", "--force"]) == 0
+    assert load_config(target, pm=pm).config.run.name == "debug"

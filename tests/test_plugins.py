@@ -1,0 +1,154 @@
+import ast
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import vtopt.hookspecs as hookspecs
+from vtopt import hookimpl
+from vtopt.cli import main
+from vtopt.errors import UnknownComponent
+from vtopt.plugin_manager import PluginError, PluginManager
+
+from conftest import REPO
+
+BUILTINS = {"ppo", "a2c", "sac", "ssim", "size", "paths", "mse", "psnr", "staged", "uniform", "structlog"}
+
+
+def test_builtins_come_from_entry_points(pm):
+    infos = {i.name: i for i in pm.plugins()}
+    assert {"sb3", "metrics", "curricula", "monitors"} <= set(infos)
+    assert all(infos[n].distribution == "vtopt" and infos[n].version for n in ("sb3", "metrics"))
+    provided = {name for i in infos.values() for names in i.provides.values() for name in names}
+    assert BUILTINS <= provided
+
+
+def test_plugins_command_lists_components(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    for name in BUILTINS:
+        assert name in out
+    assert "vtopt 0.1.0" in out
+
+
+def test_unknown_component_lists_what_is_available(pm):
+    with pytest.raises(UnknownComponent, match=r"unknown curriculum 'zigzag'; available: staged \(from curricula\), uniform"):
+        pm.create("curriculum", "zigzag")
+
+
+class Half:
+    def prepare(self, image):
+        return None
+
+    def compute(self, sample, state):
+        return 0.5
+
+
+def test_register_from_code(pm):
+    class Mine:
+        @hookimpl
+        def vtopt_register_metrics(self):
+            return {"half": Half}
+
+    pm.register(Mine(), name="mine")
+    assert pm.create("metric", "half").compute(None, None) == 0.5
+    assert pm.components("metric")["half"].plugin == "mine"
+    listed = {i.name: i for i in pm.plugins()}["mine"]
+    assert listed.provides == {"metric": ["half"]} and listed.distribution is None
+
+
+def test_misspelt_hook_fails_naming_plugin_and_hook(pm):
+    class Typo:
+        def vtopt_register_metric(self):  # missing "s"
+            return {}
+
+    with pytest.raises(PluginError, match=r"plugin 'typo' implements unknown hook 'vtopt_register_metric'"):
+        pm.register(Typo(), name="typo")
+    assert pm.pm.get_plugin("typo") is None
+
+
+def test_wrong_hook_signature_fails(pm):
+    class Wrong:
+        @hookimpl
+        def vtopt_run_started(self, run, colour):
+            pass
+
+    with pytest.raises(PluginError, match=r"Plugin 'wrong' for hook 'vtopt_run_started': Argument\(s\) \{'colour'\}"):
+        pm.register(Wrong(), name="wrong")
+
+
+def test_two_plugins_with_one_name_is_an_error(pm):
+    class Clash:
+        @hookimpl
+        def vtopt_register_metrics(self):
+            return {"ssim": Half}
+
+    pm.register(Clash(), name="clash")
+    with pytest.raises(PluginError, match=r"metric 'ssim' is provided by two plugins: 'metrics' and 'clash'"):
+        pm.components("metric")
+
+
+@pytest.fixture
+def installed_plugin(tmp_path, monkeypatch):
+    """A real distribution on sys.path, found through importlib.metadata entry points."""
+    (tmp_path / "vtopt_extra_metric.py").write_text(textwrap.dedent("""
+        from vtopt import hookimpl
+
+        class Quarter:
+            def prepare(self, image):
+                return None
+            def compute(self, sample, state):
+                return 0.25
+
+        @hookimpl
+        def vtopt_register_metrics():
+            return {"quarter": Quarter}
+    """))
+    info = tmp_path / "vtopt_extra_metric-2.5.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vtopt-extra-metric\nVersion: 2.5\n")
+    (info / "entry_points.txt").write_text("[vtopt]\nextra = vtopt_extra_metric\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("vtopt_extra_metric", None)
+
+
+def test_third_party_entry_point_is_loaded(installed_plugin):
+    pm = PluginManager()
+    info = {i.name: i for i in pm.plugins()}["extra"]
+    assert (info.distribution, info.version, info.provides) == ("vtopt-extra-metric", "2.5", {"metric": ["quarter"]})
+    assert pm.create("metric", "quarter").compute(None, None) == 0.25
+
+
+def test_autoload_can_be_disabled_and_plugins_blocked(installed_plugin, monkeypatch):
+    monkeypatch.setenv("VTOPT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pm = PluginManager()
+    names = {i.name for i in pm.plugins()}
+    assert "extra" not in names and "sb3" in names  # the built-ins stay
+    monkeypatch.delenv("VTOPT_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.setenv("VTOPT_BLOCK_PLUGINS", "extra,monitors")
+    names = {i.name for i in PluginManager().plugins()}
+    assert "extra" not in names and "monitors" not in names and "sb3" in names
+
+
+def test_core_never_imports_the_builtin_plugins():
+    builtin = {p.name for p in (REPO / "plugins").iterdir() if p.is_dir() and not p.name.startswith("_")}
+    assert builtin
+    for source in (REPO / "vtopt").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in builtin | {"plugins"}, f"{source} imports {name}"
+
+
+def test_every_hook_is_documented():
+    specs = [n for n in dir(hookspecs) if n.startswith("vtopt_")]
+    assert len(specs) == 11
+    for name in specs:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert len(doc.strip()) > 30, f"{name} has no docstring"
