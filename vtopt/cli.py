@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
 from .config import PRESETS, load_config, preset_text
-from .errors import ConfigError, VtoptError
+from .errors import ConfigError, ParamError, VtoptError
 from .logs import configure
 from .plugin_manager import PluginManager
 
@@ -42,6 +44,27 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     sub.add_parser("plugins", help="list plugins and the components they provide")
+
+    def with_images(sp):
+        sp.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="an image or a folder of images")
+        sp.add_argument("--model", type=Path, help="a model file (default: the policy shipped with vtopt)")
+        sp.add_argument("--budget", type=int, help="VTracer conversions per image, the defaults' included "
+                        "(default: what the model was trained for)")
+        sp.add_argument("--report", type=Path, help="write the per-image rows as JSON here")
+        sp.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+
+    opt = sub.add_parser("optimize", help="convert images with a trained policy, keeping the best SVG of each")
+    with_images(opt)
+    opt.add_argument("--out", type=Path, required=True, help="folder for <image stem>.svg files")
+    opt.add_argument("--force", action="store_true", help="overwrite existing SVGs in --out")
+
+    ev = sub.add_parser("evaluate", help="compare the policy with baselines at the same budget")
+    with_images(ev)
+    ev.add_argument("--methods", default=",".join(EVAL_METHODS),
+                    help=f"comma-separated; built-in: {', '.join(EVAL_METHODS)}; any registered algorithm "
+                         "name, or NAME=MODEL.zip, compares a plugin's algorithm the same way")
+    ev.add_argument("--preset-model", type=Path, help="the tuned fixed preset (default: the shipped one)")
+    ev.add_argument("--tpe-budget", type=int, default=40, help="conversions per image for tpe (default 40)")
     return p
 
 
@@ -54,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines:
             print(line, file=sys.stderr)
         return EXIT_USAGE
-    except VtoptError as exc:
+    except (VtoptError, ParamError) as exc:
         print(f"vtopt: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -70,6 +93,8 @@ def _dispatch(args, argv: list[str]) -> int:
         args.path.write_text(preset_text(args.preset), encoding="utf-8")
         print(f"wrote {args.path} (preset {args.preset}); check it with: vtopt validate {args.path}")
         return EXIT_OK
+    if args.command in ("optimize", "evaluate"):
+        return _apply(args)
     pm = PluginManager()
     if args.command == "plugins":
         for info in pm.plugins():
@@ -104,3 +129,95 @@ def _print_summary(summary: dict, out: Path) -> None:
               f"{f(ev['default_mean_score'], '.4f'):>11}")
         print(f"  {'policy':<10} {f(ev['mean_ssim'], '.4f'):>10} {f(ev['mean_bytes'], '.0f'):>11} "
               f"{f(ev['mean_score'], '.4f'):>11}   bytes x{f(ev['bytes_ratio'], '.3f')} (geometric mean)")
+
+
+EVAL_METHODS = ("policy", "defaults", "poster", "photo", "polygon", "tuned", "random", "tpe")
+
+
+def _apply(args) -> int:
+    from . import apply
+    from .model import load_model, shipped
+
+    if args.budget is not None and not 1 <= args.budget <= 1000:
+        raise VtoptError(f"--budget {args.budget}: must be in [1, 1000]")
+    if args.workers < 1:
+        raise VtoptError(f"--workers {args.workers}: must be at least 1")
+    files = apply.collect_inputs(args.paths)
+    wants_policy = args.command == "optimize" or "policy" in args.methods.split(",") or args.model is not None
+    if wants_policy:
+        policy, meta = apply.model_method(args.model, args.budget)
+        weights = meta.get("reward_weights") or apply.DEFAULT_WEIGHTS
+    else:
+        policy, weights = apply.Method("policy", args.budget or 4), apply.DEFAULT_WEIGHTS
+    if args.command == "optimize":
+        args.out.mkdir(parents=True, exist_ok=True)
+        outputs = [str(args.out / n) for n in apply.output_names(files)]
+        existing = [o for o in outputs if Path(o).exists()]
+        if existing and not args.force:
+            raise VtoptError(f"{existing[0]}: exists ({len(existing)} output(s) would be overwritten); pass --force")
+        methods = [policy]
+    else:
+        outputs = [None] * len(files)
+        methods = _eval_methods(args, policy, load_model, shipped)
+    rows = apply.run_images(files, outputs, methods, weights, args.workers,
+                            progress=None if args.quiet else apply.print_progress)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.report.with_name(f".{args.report.name}.tmp")
+        tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        os.replace(tmp, args.report)
+    summaries = {m.label: apply.summarise(r for r in rows if r["method"] == m.label) for m in methods}
+    if args.command == "optimize":
+        summaries = {"defaults": apply.summarise(
+            {**r, "ssim": r["default_ssim"], "bytes": r["default_bytes"], "score": r["default_score"],
+             "conversions": 1} for r in rows), **summaries}
+        summaries["defaults"]["seconds"] = float("nan")
+    print(apply.format_table(summaries))
+    failed = sorted({r["input"] for r in rows if r["error"]})
+    for r in rows:
+        if r["error"] and r["method"] == methods[0].label:
+            print(f"failed: {r['error']}", file=sys.stderr)
+    print(f"{len(files) - len(failed)} of {len(files)} images done" + (f", {len(failed)} failed" if failed else "")
+          + (f"; SVGs in {args.out}" if args.command == "optimize" else ""))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _eval_methods(args, policy, load_model, shipped):
+    from .apply import Method
+
+    budget = policy.budget
+    preset_path = args.preset_model
+    methods = []
+    tuned_params = None
+    for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        if name == "policy":
+            methods.append(policy)
+        elif name == "defaults":
+            methods.append(Method("defaults", 1))
+        elif name in ("poster", "photo", "polygon"):
+            methods.append(Method(name, 2, algorithm="preset", params={"preset": name}))
+        elif name in ("tuned", "tpe"):
+            if tuned_params is None:
+                path = preset_path or shipped("preset")
+                tuned_params = load_model(PluginManager(), path)[0].params
+            if name == "tuned":
+                methods.append(Method("tuned", 2, algorithm="preset", params={"params": tuned_params}))
+            else:
+                methods.append(Method(f"tpe{args.tpe_budget}", args.tpe_budget, algorithm="tpe",
+                                      params={"start": tuned_params}))
+        elif name == "random":
+            methods.append(Method("random", budget, algorithm="random"))
+        elif "=" in name:
+            label, model = name.split("=", 1)
+            methods.append(Method(label, budget, model=model))
+        else:
+            methods.append(Method(name, budget, algorithm=name))
+    if not methods:
+        raise VtoptError("--methods: name at least one method")
+    pm = PluginManager()
+    for m in methods:  # fail here, once, rather than in every worker
+        if m.algorithm is not None:
+            pm.create("algorithm", m.algorithm, m.params)
+        if m.model is not None:
+            load_model(pm, Path(m.model))
+    return methods

@@ -88,6 +88,8 @@ class TrainContext:
     """
 
     env: Any
+    images: Sequence[LogoImage]  # the training images (for search-based algorithms)
+    scorer: Any  # vtopt.scoring.Scorer: ``scorer.evaluate(image, params).score``
     total_timesteps: int
     seed: int
     device: str
@@ -110,8 +112,16 @@ class Algorithm(Protocol):
     def load(self, path: Path) -> None:
         """Restore what :meth:`save` wrote, ready for :meth:`predict`."""
 
-    def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """The action for one (unbatched) observation."""
+    def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray | dict | None:
+        """What to convert next, given one (unbatched) observation.
+
+        An action in ``[-1, 1]^n`` (mapped by :mod:`vtopt.params`), or a
+        parameter dict (completed with VTracer's defaults), or None to stop
+        searching this image before its budget is spent. Search algorithms
+        may also implement ``start_image(image)`` (called before an image's
+        first proposal) and ``observe(params, score)`` (after each
+        conversion; ``score`` is -inf for a failed one).
+        """
 
 
 @runtime_checkable

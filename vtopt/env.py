@@ -36,7 +36,7 @@ class VTracerEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, images: Sequence[LogoImage], scorer: Scorer, conversions: int = 4):
+    def __init__(self, images: Sequence[LogoImage], scorer: Scorer, conversions: int = 4, keep_svg: bool = False):
         if not images:
             raise ValueError("VTracerEnv needs at least one image")
         if conversions < 2:
@@ -44,6 +44,7 @@ class VTracerEnv(gym.Env):
         self.images = list(images)
         self.scorer = scorer
         self.conversions = conversions
+        self.keep_svg = keep_svg  # keep every outcome's SVG text (to write the best one out)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (action_size(),), dtype=np.float32)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (observation_size(),), dtype=np.float32)
         self._by_kind: dict[str, list[int]] = {}
@@ -78,10 +79,13 @@ class VTracerEnv(gym.Env):
         return self._observation(), {}
 
     def step(self, action):
+        return self.apply(action_to_params(action))
+
+    def apply(self, params: Mapping[str, Any]):
+        """A step with a parameter set instead of an action (for search algorithms)."""
         if self.image is None:
             raise RuntimeError("call reset() before step()")
-        params = action_to_params(action)
-        outcome = self.scorer.evaluate(self.image, params)
+        outcome = self.scorer.evaluate(self.image, dict(params), keep_svg=self.keep_svg)
         if outcome.ok:
             reward = max(0.0, outcome.score - self.best.score)
             if outcome.score > self.best.score:
@@ -91,6 +95,7 @@ class VTracerEnv(gym.Env):
             self.failures += 1
         self.steps_left -= 1
         terminated = self.steps_left <= 0
+        self.last = outcome
         info = {"score": outcome.score if outcome.ok else None, "error": outcome.error}
         if terminated:
             info["vtopt_episode"] = self.episode_summary()

@@ -120,8 +120,8 @@ def image_features(image: LogoImage) -> np.ndarray:
     ).clip(0.0, 1.0)
 
 
-def load_image(path: Path, kind: str, max_size: int) -> LogoImage:
-    """Read an image file, downscale it to fit ``max_size``; raise ImageError."""
+def load_image(path: Path, kind: str, max_size: int | None = None) -> LogoImage:
+    """Read an image file, downscale it to fit ``max_size`` (if given); raise ImageError."""
     try:
         with Image.open(path) as im:
             im.load()
@@ -131,7 +131,7 @@ def load_image(path: Path, kind: str, max_size: int) -> LogoImage:
         raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
     if min(rgba.size) < 8:
         raise ImageError(f"{path}: image is {rgba.size[0]}x{rgba.size[1]}; at least 8x8 is needed")
-    if max(rgba.size) > max_size:
+    if max_size is not None and max(rgba.size) > max_size:
         rgba.thumbnail((max_size, max_size), Image.LANCZOS)
     return LogoImage.from_rgba(path.stem, kind, np.asarray(rgba), source=str(path))
 

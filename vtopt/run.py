@@ -27,8 +27,10 @@ from .data import load_dataset
 from .env import VTracerEnv
 from .errors import VtoptError
 from .images import LogoImage
+from .model import save_model
 from .plugin_manager import PluginManager
 from .scoring import REPORTED, Scorer
+from .search import search_image
 
 log = structlog.get_logger(__name__)
 
@@ -89,11 +91,9 @@ def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions
         return {"images": 0, "rows": []}
     env = VTracerEnv(images, scorer, conversions)
     for i in range(len(images)):
-        obs, _ = env.reset(options={"image": i})
-        done = False
-        while not done:
-            obs, _, done, _, info = env.step(algorithm.predict(obs, deterministic=True))
-        rows.append(info["vtopt_episode"])
+        row = search_image(algorithm, env, i)
+        row.pop("svg")
+        rows.append(row)
     result = summarise(rows)
     kinds = sorted({r["kind"] for r in rows})
     result["per_kind"] = {k: {key: v for key, v in summarise([r for r in rows if r["kind"] == k]).items()}
@@ -194,13 +194,15 @@ class _Driver:
         self.pending = []
         self.last_rollout = (now, timesteps)
 
+    def save(self, path: Path) -> Path:
+        cfg = self.run.config
+        return save_model(self.algorithm, path, cfg.algorithm.name, cfg.algorithm.params,
+                          cfg.env.conversions_per_episode, cfg.reward.weights, {"timesteps": self.timesteps})
+
     def checkpoint(self, timesteps: int) -> Path:
         folder = self.run.out_dir / "checkpoints"
         folder.mkdir(exist_ok=True)
-        path = folder / f"step_{timesteps:09d}.zip"
-        tmp = folder / f".{path.name}.tmp"
-        self.algorithm.save(tmp)
-        os.replace(tmp, path)
+        path = self.save(folder / f"step_{timesteps:09d}.zip")
         state = {"timesteps": timesteps, "curriculum": self.curriculum.state_dict(), "stage": self.stage}
         atomic_write_text(path.with_suffix(".json"), json.dumps(state, indent=1))
         self.checkpoints.append(str(path.relative_to(self.run.out_dir)))
@@ -248,14 +250,12 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, cfg.run.seed)
         pm.run_started(run)
         driver = _Driver(run, pm, env, curriculum, algorithm, cfg.run.checkpoint_every)
-        ctx = TrainContext(env=env, total_timesteps=cfg.run.timesteps, seed=cfg.run.seed,
+        ctx = TrainContext(env=env, images=data.train, scorer=scorer, total_timesteps=cfg.run.timesteps, seed=cfg.run.seed,
                            device=cfg.resources.device, threads=cfg.resources.threads, run_dir=out_dir,
                            on_step=driver.on_step, on_rollout_end=driver.on_rollout_end)
         algorithm.learn(ctx)
         train_seconds = time.perf_counter() - start
-        tmp = out_dir / ".model.zip.tmp"
-        algorithm.save(tmp)
-        os.replace(tmp, out_dir / "model.zip")
+        driver.save(out_dir / "model.zip")
         if cfg.run.checkpoint_every and driver.timesteps not in {int(Path(c).stem.split("_")[1]) for c in driver.checkpoints}:
             driver.checkpoint(driver.timesteps)
         evaluation = evaluate(algorithm, data.validation, scorer, cfg.env.conversions_per_episode)

@@ -92,6 +92,12 @@ class Scorer:
             self._images[image] = cache
         return cache
 
+    def forget(self, image: LogoImage) -> None:
+        """Drop everything cached for ``image`` (when it will not be seen again)."""
+        self._images.pop(image, None)
+        for key in [k for k in self._results if k[0] is image]:
+            del self._results[key]
+
     def defaults(self, image: LogoImage) -> Outcome:
         """The defaults' outcome for ``image`` (computed once)."""
         return self._image(image).default_outcome

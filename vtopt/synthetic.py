@@ -46,6 +46,8 @@ def generate(kind: str, index: int, seed: int = 0, size: int = 128) -> LogoImage
         _gradient_shape(canvas, rng, s)
         if rng.random() < 0.5:
             _shape(ImageDraw.Draw(canvas), rng, s, _colour(rng))
+    elif rng.random() < 0.6:
+        _icon(draw, rng, s)
     else:
         for _ in range(int(rng.integers(6, 16))):
             outline = _colour(rng) if rng.random() < 0.3 else None
@@ -87,6 +89,35 @@ def _shape(draw, rng, s, fill, outline=None, big=False):
         radii = np.where(np.arange(k) % 2, r * 0.45, r) if star else np.full(k, r)
         pts = [(cx + rr * np.cos(a), cy + rr * np.sin(a)) for a, rr in zip(angles, radii)]
         draw.polygon(pts, fill=fill, outline=outline, width=width)
+
+
+def _shade(colour, factor):
+    rgb = np.array(colour[:3], np.float32)
+    target = 255.0 if factor > 0 else 0.0
+    return tuple(int(v) for v in rgb + (target - rgb) * abs(factor)) + (255,)
+
+
+def _icon(draw, rng, s):
+    """An emoji-like icon: a body with an outline, tonal shading and small details."""
+    base = _colour(rng)
+    box = _box(rng, s, big=True)
+    outline = _shade(base, -0.6) if rng.random() < 0.6 else None
+    width = int(rng.integers(1, 4) * _SS)
+    draw.ellipse(box, fill=base, outline=outline, width=width) if rng.random() < 0.5 else \
+        draw.rounded_rectangle(box, radius=0.25 * (box[2] - box[0]), fill=base, outline=outline, width=width)
+    w, h = box[2] - box[0], box[3] - box[1]
+    for _ in range(int(rng.integers(1, 4))):  # tonal patches (highlights, shadows)
+        cx, cy = box[0] + rng.uniform(0.2, 0.8) * w, box[1] + rng.uniform(0.2, 0.8) * h
+        rx, ry = rng.uniform(0.08, 0.3) * w, rng.uniform(0.08, 0.3) * h
+        draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=_shade(base, rng.uniform(-0.35, 0.45)))
+    for _ in range(int(rng.integers(2, 12))):  # small details: eyes, dots, sparkles
+        r = rng.uniform(1.5, 7) * _SS
+        cx, cy = rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_colour(rng) if rng.random() < 0.5 else (30, 30, 30, 255))
+    for _ in range(int(rng.integers(0, 4))):  # thin strokes
+        x0, y0 = rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])
+        x1, y1 = x0 + rng.uniform(-0.3, 0.3) * w, y0 + rng.uniform(-0.3, 0.3) * h
+        draw.line([x0, y0, x1, y1], fill=_shade(base, -0.5), width=int(rng.uniform(1, 4) * _SS))
 
 
 def _text(draw, rng, s):

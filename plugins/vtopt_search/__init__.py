@@ -1,0 +1,209 @@
+"""Built-in search algorithms: ``preset``, ``random`` and ``tpe``.
+
+They are the baselines a learned policy is compared with (``vtopt
+evaluate``), and ordinary algorithms: ``vtopt run`` with ``algorithm.name:
+preset`` searches for the single parameter set that scores best on average
+over the training images (the *tuned fixed preset*) and saves it as a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from vtopt import hookimpl
+from vtopt.errors import ParamError
+from vtopt.params import SPACE, check_params
+
+log = structlog.get_logger(__name__)
+
+#: VTracer CLI presets (cmdapp config.rs), with the CLI's path_precision=2.
+PRESETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "poster": {"color_precision": 8},
+    "photo": {"filter_speckle": 10, "color_precision": 8, "layer_difference": 48, "corner_threshold": 180},
+    "polygon": {"mode": "polygon"},
+}
+
+
+def _checked(key: str, params: Any) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        raise ParamError(key, "must be a mapping of VTracer parameters")
+    try:
+        return check_params(params)
+    except ValueError as exc:
+        raise ParamError(key, str(exc)) from None
+
+
+def _suggest(trial) -> dict[str, Any]:
+    params = {}
+    for dim in SPACE:
+        if dim.choices:
+            params[dim.name] = trial.suggest_categorical(dim.name, list(dim.choices))
+        elif dim.integer:
+            params[dim.name] = trial.suggest_int(dim.name, int(dim.low), int(dim.high))
+        else:
+            params[dim.name] = trial.suggest_float(dim.name, dim.low, dim.high, step=dim.step)
+    return check_params(params)
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ParamError(None, "needs Optuna: pip install 'vtopt[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _save_json(path: Path, data: dict) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("algorithm.json", json.dumps(data, indent=1))
+
+
+def _load_json(path: Path) -> dict:
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("algorithm.json"))
+
+
+class _Search:
+    """What the non-learning algorithms share: no training, a JSON state."""
+
+    def learn(self, ctx) -> None:
+        pass
+
+    def state(self) -> dict:
+        return {}
+
+    def save(self, path: Path) -> None:
+        _save_json(path, self.state())
+
+    def load(self, path: Path) -> None:
+        self.__dict__.update(_load_json(path))
+
+
+class Preset(_Search):
+    """One fixed parameter set, converted once per image.
+
+    params: ``preset`` (defaults, poster, photo, polygon) or ``params`` (a
+    VTracer parameter mapping). With neither, ``vtopt run`` searches
+    (Optuna TPE, ``trials`` parameter sets, each scored on ``images``
+    training images) for the set with the best mean score.
+    """
+
+    def __init__(self, preset: str | None = None, params: dict | None = None, trials: int = 150,
+                 images: int = 48, seed: int = 0):
+        if preset is not None and preset not in PRESETS:
+            raise ParamError("preset", f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        if preset is not None and params is not None:
+            raise ParamError("params", "give either preset or params, not both")
+        for key, value in (("trials", trials), ("images", images)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ParamError(key, "must be an integer >= 1")
+        self.params = _checked("params", params) if params is not None else (
+            check_params(PRESETS[preset]) if preset is not None else None)
+        self.trials, self.n_images, self.seed = trials, images, seed
+        self.searched: dict | None = None
+        self._done = False
+
+    def learn(self, ctx) -> None:
+        if self.params is not None:
+            return
+        optuna = _optuna()
+        rng = np.random.default_rng(self.seed)
+        pool = list(ctx.images)
+        images = [pool[i] for i in rng.permutation(len(pool))[: self.n_images]]
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=self.seed))
+        for start in ("defaults", "polygon"):
+            study.enqueue_trial({d.name: check_params(PRESETS[start])[d.name] for d in SPACE})
+        for i in range(self.trials):
+            trial = study.ask()
+            params = _suggest(trial)
+            scores = [ctx.scorer.evaluate(im, params).score for im in images]
+            value = float(np.mean(scores)) if all(map(math.isfinite, scores)) else -1.0
+            study.tell(trial, value)
+            if (i + 1) % 10 == 0 or i + 1 == self.trials:
+                log.info("preset_search", trial=i + 1, of=self.trials, best=round(study.best_value, 5))
+        self.params = _suggest(optuna.trial.FixedTrial(study.best_params))
+        self.searched = {"images": len(images), "trials": self.trials, "mean_score": study.best_value}
+
+    def state(self) -> dict:
+        return {"params": self.params, "searched": self.searched}
+
+    def start_image(self, image) -> None:
+        self._done = False
+
+    def predict(self, observation, deterministic: bool = True):
+        if self._done or self.params is None:
+            return None
+        self._done = True
+        return dict(self.params)
+
+
+class RandomSearch(_Search):
+    """Uniform random actions over the whole box, seeded per image (reproducible)."""
+
+    def __init__(self, seed: int = 0):
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ParamError("seed", "must be an integer")
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def state(self) -> dict:
+        return {"seed": self.seed}
+
+    def start_image(self, image) -> None:
+        self.rng = np.random.default_rng([self.seed, zlib.crc32(image.name.encode())])
+
+    def predict(self, observation, deterministic: bool = True):
+        return self.rng.uniform(-1.0, 1.0, len(SPACE))
+
+
+class TPE(_Search):
+    """Per-image Optuna TPE over the whole box, its first trial ``start``.
+
+    params: ``start`` (a preset name or a VTracer parameter mapping;
+    default polygon), ``seed``, ``startup`` (random trials before TPE).
+    """
+
+    def __init__(self, start: str | dict = "polygon", seed: int = 0, startup: int = 8):
+        _optuna()
+        if isinstance(start, str):
+            if start not in PRESETS:
+                raise ParamError("start", f"unknown preset {start!r}; known: {', '.join(PRESETS)}")
+            start = PRESETS[start]
+        self.start = _checked("start", start)
+        self.seed, self.startup = seed, startup
+        self.study = self.trial = None
+
+    def state(self) -> dict:
+        return {"start": self.start, "seed": self.seed, "startup": self.startup}
+
+    def start_image(self, image) -> None:
+        optuna = _optuna()
+        sampler = optuna.samplers.TPESampler(seed=self.seed + zlib.crc32(image.name.encode()),
+                                             n_startup_trials=self.startup)
+        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self.study.enqueue_trial({d.name: self.start[d.name] for d in SPACE})
+
+    def predict(self, observation, deterministic: bool = True):
+        self.trial = self.study.ask()
+        return _suggest(self.trial)
+
+    def observe(self, params, score: float) -> None:
+        if math.isfinite(score):
+            self.study.tell(self.trial, score)
+        else:
+            self.study.tell(self.trial, state=_optuna().trial.TrialState.FAIL)
+
+
+@hookimpl
+def vtopt_register_algorithms():
+    return {"preset": Preset, "random": RandomSearch, "tpe": TPE}

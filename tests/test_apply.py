@@ -1,0 +1,87 @@
+import json
+import shutil
+
+import pytest
+
+from vtopt.cli import main
+from vtopt.model import read_meta
+
+from conftest import ICONS, TINY_RUN, write_config
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A tiny trained PPO policy and a fixed-preset model, made by `vtopt run`."""
+    tmp = tmp_path_factory.mktemp("models")
+    cfg = write_config(tmp, TINY_RUN)
+    assert main(["-q", "run", str(cfg), "--out", str(tmp / "ppo")]) == 0
+    assert main(["-q", "run", str(cfg), "--out", str(tmp / "preset"), "--set", "algorithm.name=preset",
+                 "--set", "algorithm.params={preset: polygon}", "--set", "env.conversions_per_episode=2"]) == 0
+    return tmp / "ppo" / "model.zip", tmp / "preset" / "model.zip"
+
+
+def test_model_files_carry_their_metadata(models):
+    meta = read_meta(models[0])
+    assert meta["algorithm"] == "ppo" and meta["conversions_per_episode"] == 3
+    assert read_meta(models[1])["algorithm"] == "preset"
+
+
+def test_optimize_writes_one_svg_per_image_and_a_report(models, tmp_path, capsys):
+    images = tmp_path / "in"
+    shutil.copytree(ICONS, images)
+    (images / "broken.png").write_bytes(b"this is not a png")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    code = main(["optimize", str(images), "--out", str(out), "--model", str(models[0]), "--budget", "3",
+                 "--report", str(report), "--workers", "2"])
+    assert code == 1  # one image failed, the others completed
+    rows = json.loads(report.read_text())
+    assert len(rows) == 5
+    bad = [r for r in rows if r["error"]]
+    assert len(bad) == 1 and "broken.png" in bad[0]["error"] and "not a readable image" in bad[0]["error"]
+    for row in rows:
+        if row["error"]:
+            continue
+        svg = out / (row["input"].rsplit("/", 1)[1].rsplit(".", 1)[0] + ".svg")
+        assert row["output"] == str(svg) and svg.read_text().startswith("<?xml")
+        assert len(svg.read_bytes()) == row["bytes"]
+        assert set(row) >= {"input", "output", "parameters", "ssim", "bytes", "default_ssim", "default_bytes",
+                            "score", "conversions", "seconds", "error"}
+        assert 1 <= row["conversions"] <= 3 and row["score"] >= row["default_score"]
+    printed = capsys.readouterr()
+    assert "defaults" in printed.out and "policy" in printed.out and "4 of 5 images done, 1 failed" in printed.out
+    # existing outputs are not overwritten silently
+    assert main(["optimize", str(images / "crown.png"), "--out", str(out), "--model", str(models[0])]) == 1
+    assert "--force" in capsys.readouterr().err
+
+
+def test_evaluate_compares_methods_at_the_same_budget(models, tmp_path, capsys):
+    report = tmp_path / "eval.json"
+    code = main(["evaluate", str(ICONS), "--model", str(models[0]), "--budget", "3", "--preset-model",
+                 str(models[1]), "--tpe-budget", "5", "--report", str(report), "--workers", "1",
+                 "--methods", "policy,defaults,poster,photo,tuned,random,tpe"])
+    assert code == 0
+    out = capsys.readouterr().out
+    for label in ("policy", "defaults", "poster", "photo", "tuned", "random", "tpe5"):
+        assert label in out
+    rows = json.loads(report.read_text())
+    by = {}
+    for r in rows:
+        by.setdefault(r["method"], []).append(r)
+    assert all(len(v) == 4 for v in by.values())
+    assert {r["conversions"] for r in by["defaults"]} == {1}
+    assert {r["conversions"] for r in by["tuned"]} == {2}
+    assert {r["conversions"] for r in by["random"]} == {3} and {r["conversions"] for r in by["tpe5"]} == {5}
+    for r in by["tuned"]:  # the preset's parameters, or the defaults when they scored better
+        assert r["parameters"]["mode"] == "polygon" or r["score"] == r["default_score"]
+    for d, p in zip(by["defaults"], by["policy"]):
+        assert d["input"] == p["input"] and d["default_score"] == p["default_score"]
+
+
+def test_unknown_method_and_bad_model_are_one_line_errors(models, tmp_path, capsys):
+    assert main(["evaluate", str(ICONS), "--model", str(models[0]), "--methods", "nosuch"]) == 1
+    assert "unknown algorithm 'nosuch'" in capsys.readouterr().err
+    fake = tmp_path / "fake.zip"
+    fake.write_text("not a model")
+    assert main(["optimize", str(ICONS), "--out", str(tmp_path / "o"), "--model", str(fake)]) == 1
+    err = capsys.readouterr().err
+    assert "not a vtopt model file" in err and "Traceback" not in err

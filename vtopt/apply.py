@@ -1,0 +1,222 @@
+"""Applying what was learned: ``vtopt optimize`` and ``vtopt evaluate``.
+
+Images are processed in worker processes (VTracer holds the GIL); each
+worker builds its plugin manager, scorer and algorithms once. A failed
+image is a report row with an error, never a failed job.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import attrs
+import numpy as np
+
+from .env import VTracerEnv
+from .errors import VtoptError
+from .images import ImageError, list_images, load_image
+from .model import load_model, read_meta, shipped
+from .plugin_manager import PluginManager
+from .scoring import REPORTED, Scorer
+from .search import search_image
+from .vectorize import ConversionError
+
+DEFAULT_WEIGHTS = {"ssim": 1.0, "size": -0.02}
+
+
+@attrs.frozen
+class Method:
+    """One way to optimise an image: a model file, or a registered algorithm with params."""
+
+    label: str
+    budget: int  # conversions per image, the defaults' included
+    algorithm: str | None = None
+    params: dict = attrs.Factory(dict)
+    model: str | None = None
+
+
+def collect_inputs(paths: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise VtoptError(f"{p}: no images in this folder")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise VtoptError(f"{p}: no such file or folder")
+    return files
+
+
+def output_names(files: Sequence[Path]) -> list[str]:
+    """``<stem>.svg`` per input, made safe and unique (never a path outside --out)."""
+    seen: set[str] = set()
+    names = []
+    for f in files:
+        stem = re.sub(r"[^\w.\-]+", "_", f.stem).strip("._") or "image"
+        name, n = f"{stem}.svg", 2
+        while name.lower() in seen:
+            name, n = f"{stem}-{n}.svg", n + 1
+        seen.add(name.lower())
+        names.append(name)
+    return names
+
+
+# -- workers ------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, methods: Sequence[Method], weights: dict[str, float]):
+        import torch
+
+        torch.set_num_threads(1)
+        self.pm = PluginManager()
+        available = self.pm.components("metric")
+        names = list(weights) + [n for n in REPORTED if n in available and n not in weights]
+        self.scorer = Scorer({n: self.pm.create("metric", n) for n in names}, weights)
+        self.methods = list(methods)
+        self.algorithms = {}
+        for m in self.methods:
+            if m.model is not None:
+                self.algorithms[m.label] = load_model(self.pm, Path(m.model))[0]
+            elif m.algorithm is not None:
+                self.algorithms[m.label] = self.pm.create("algorithm", m.algorithm, m.params)
+
+    def run(self, path: str, output: str | None) -> list[dict[str, Any]]:
+        start = time.perf_counter()
+        try:
+            image = load_image(Path(path), "input")
+            self.scorer.defaults(image)
+        except (ImageError, ConversionError) as exc:
+            return [_error_row(path, m.label, str(exc), time.perf_counter() - start) for m in self.methods]
+        rows = []
+        try:
+            for m in self.methods:
+                rows.append(self._one(image, path, m, output))
+        finally:
+            self.scorer.forget(image)
+        return rows
+
+    def _one(self, image, path: str, method: Method, output: str | None) -> dict[str, Any]:
+        start = time.perf_counter()
+        algorithm = self.algorithms.get(method.label)
+        try:
+            if algorithm is None or method.budget < 2:  # the defaults alone
+                env = VTracerEnv([image], self.scorer, 2, keep_svg=output is not None)
+                env.reset(options={"image": 0})
+                row = env.episode_summary()
+                row.update(conversions=1, svg=env.best.svg)
+            else:
+                env = VTracerEnv([image], self.scorer, method.budget, keep_svg=output is not None)
+                row = search_image(algorithm, env, 0)
+        except Exception as exc:  # a plugin's bug on one image is that image's error
+            return _error_row(path, method.label, f"{path}: {type(exc).__name__}: {exc}", time.perf_counter() - start)
+        svg = row.pop("svg")
+        if output is not None:
+            tmp = Path(output).with_name(f".{Path(output).name}.tmp")
+            tmp.write_text(svg, encoding="utf-8")
+            os.replace(tmp, output)
+        return {
+            "input": path, "output": output, "method": method.label, "parameters": row["params"],
+            "ssim": row["ssim"], "bytes": row["bytes"], "default_ssim": row["default_ssim"],
+            "default_bytes": row["default_bytes"], "score": row["score"], "default_score": row["default_score"],
+            "conversions": row["conversions"], "seconds": time.perf_counter() - start, "error": None,
+        }
+
+
+def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, Any]:
+    return {"input": path, "output": None, "method": label, "parameters": None, "ssim": None, "bytes": None,
+            "default_ssim": None, "default_bytes": None, "score": None, "default_score": None,
+            "conversions": 0, "seconds": seconds, "error": error}
+
+
+_WORKER: Worker | None = None
+
+
+def _init_worker(methods, weights):
+    global _WORKER
+    _WORKER = Worker(methods, weights)
+
+
+def _work(path: str, output: str | None):
+    return _WORKER.run(path, output)
+
+
+def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Sequence[Method],
+               weights: dict[str, float], workers: int, progress=None) -> list[dict[str, Any]]:
+    """Every file through every method; rows in input order, then method order."""
+    jobs = list(zip(map(str, files), outputs))
+    results: dict[int, list[dict]] = {}
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        worker = Worker(methods, weights)
+        for i, job in enumerate(jobs):
+            results[i] = worker.run(*job)
+            if progress:
+                progress(len(results), len(jobs), results[i])
+    else:
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(list(methods), weights)) as pool:
+            futures = {pool.submit(_work, *job): i for i, job in enumerate(jobs)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                if progress:
+                    progress(len(results), len(jobs), results[futures[fut]])
+    return [row for i in range(len(jobs)) for row in results[i]]
+
+
+def model_method(model: Path | None, budget: int | None, label: str = "policy") -> tuple[Method, dict]:
+    path = model if model is not None else shipped("policy")
+    meta = read_meta(path)
+    budget = budget or meta["conversions_per_episode"]
+    return Method(label, budget, model=str(path)), meta
+
+
+def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    rows = [r for r in rows if r["error"] is None]
+    if not rows:
+        return {"images": 0}
+    get = lambda k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
+    return {
+        "images": len(rows),
+        "mean_ssim": float(get("ssim").mean()),
+        "default_mean_ssim": float(get("default_ssim").mean()),
+        "bytes_ratio": float(np.exp(np.mean(np.log(get("bytes") / get("default_bytes"))))),
+        "mean_score": float(get("score").mean()),
+        "default_mean_score": float(get("default_score").mean()),
+        "conversions": float(get("conversions").mean()),
+        "seconds": float(get("seconds").mean()),
+    }
+
+
+def print_progress(done: int, total: int, rows: list[dict]) -> None:
+    row = rows[0]
+    name = Path(row["input"]).name
+    if row["error"]:
+        line = f"FAILED {row['error']}"
+    else:
+        line = "  ".join(
+            f"{r['method']}: ssim {r['ssim']:.4f} bytes x{r['bytes'] / r['default_bytes']:.2f}" for r in rows)
+    print(f"[{done}/{total}] {name}: {line}", file=sys.stderr, flush=True)
+
+
+def format_table(summaries: dict[str, dict[str, Any]]) -> str:
+    head = f"{'method':<12} {'images':>6} {'mean SSIM':>10} {'bytes/def':>10} {'mean score':>11} {'conv/img':>9} {'s/img':>7}"
+    lines = [head, "-" * len(head)]
+    for label, s in summaries.items():
+        if not s.get("images"):
+            lines.append(f"{label:<12} {0:>6}   (every image failed)")
+            continue
+        lines.append(f"{label:<12} {s['images']:>6} {s['mean_ssim']:>10.4f} {s['bytes_ratio']:>10.3f} "
+                     f"{s['mean_score']:>11.4f} {s['conversions']:>9.1f} {s['seconds']:>7.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Model files: what an algorithm saved, plus vtopt's metadata, in one zip.
+
+An algorithm's ``save`` writes a zip file; vtopt adds ``vtopt.json`` to it
+(the algorithm's registered name and params, the budget and reward it was
+trained for, the observation layout). ``load_model`` reads that entry to
+rebuild the algorithm through the plugin registry. Loading an SB3 policy
+unpickles code: load only model files you trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .env import observation_size
+from .errors import VtoptError
+from .params import action_size
+
+META = "vtopt.json"
+FORMAT = "vtopt-model/1"
+SHIPPED = Path(__file__).parent / "models"
+
+
+def save_model(algorithm, path: Path, name: str, params: dict, conversions: int, weights: dict,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write ``path`` atomically: the algorithm's zip plus ``vtopt.json``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    algorithm.save(tmp)
+    meta = {"format": FORMAT, "algorithm": name, "params": params, "conversions_per_episode": conversions,
+            "reward_weights": weights, "observation_size": observation_size(), "action_size": action_size(),
+            "vtopt_version": __version__, **(extra or {})}
+    try:
+        with zipfile.ZipFile(tmp, "a") as zf:
+            zf.writestr(META, json.dumps(meta, indent=1))
+    except zipfile.BadZipFile:
+        tmp.unlink(missing_ok=True)
+        raise VtoptError(f"algorithm {name!r} must save a zip file") from None
+    os.replace(tmp, path)
+    return path
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise VtoptError(f"{path}: no such model file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read(META))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as exc:
+        raise VtoptError(f"{path}: not a vtopt model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise VtoptError(f"{path}: unknown model format {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    if (meta["observation_size"], meta["action_size"]) != (observation_size(), action_size()):
+        raise VtoptError(f"{path}: made for observations of {meta['observation_size']} and actions of "
+                         f"{meta['action_size']} values; this vtopt uses {observation_size()} and {action_size()}")
+    return meta
+
+
+def load_model(pm, path: Path):
+    """(algorithm ready to predict, metadata) from a model file."""
+    meta = read_meta(path)
+    algorithm = pm.create("algorithm", meta["algorithm"], meta["params"])
+    try:
+        algorithm.load(Path(path))
+    except Exception as exc:
+        raise VtoptError(f"{path}: the {meta['algorithm']} algorithm could not load it "
+                         f"({type(exc).__name__}: {exc})") from None
+    return algorithm, meta
+
+
+def shipped(name: str) -> Path:
+    """A model shipped inside the package (``policy`` or ``preset``)."""
+    path = SHIPPED / f"{name}.zip"
+    if not path.is_file():
+        raise VtoptError(f"this vtopt has no shipped {name} model ({path}); pass --model")
+    return path
