@@ -45,6 +45,12 @@ def test_shipped_configs_validate(pm, preset):
     ("run:\n  name: a\n  name: b\n", 3, "$", "duplicate key"),
     ("run:\n\tname: a\n", 2, "$", "YAML error"),
     ("", 1, "$", "empty"),
+    ("reward:\n  weights: {ssim: .nan}\n", 2, "$.reward.weights.ssim", "finite"),
+    ("algorithm:\n  params:\n    n_steps: -5\n", 3, "$.algorithm.params.n_steps", "PPO rejects these params"),
+    ("algorithm:\n  params:\n    policy_kwargs: {foo: 1}\n", 2, "$.algorithm.params", "unexpected keyword argument 'foo'"),
+    ("data:\n  synthetic: {kinds: []}\n", 2, "$.data.synthetic.kinds", "non-empty list"),
+    ("data:\n  synthetic: {kinds: [text, text]}\n", 2, "$.data.synthetic.kinds", "named once"),
+    ("data:\n  synthetic: {kinds: [logos]}\n", 2, "$.data.synthetic.kinds", "'logos' is not one of"),
 ])
 def test_bad_configs_exit_2_with_file_line_path(tmp_path, capsys, text, line, path, message):
     cfg = write_config(tmp_path, text)
@@ -100,3 +106,27 @@ def test_init_writes_a_preset_and_refuses_to_overwrite(tmp_path, capsys, pm):
     assert "--force" in capsys.readouterr().err and target.read_text() == "mine"
     assert main(["init", str(target), "--preset", "debug", "--force"]) == 0
     assert load_config(target, pm=pm).config.run.name == "debug"
+
+
+def test_cli_usage_errors_return_codes(capsys, tmp_path):
+    assert main(["frobnicate"]) == 2
+    assert main(["--version"]) == 0
+    assert main(["init", str(tmp_path), "--force"]) == 1  # a folder: one line, no traceback
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "vtopt: error:" in err
+
+
+def test_run_time_data_problems_are_one_line_errors(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.png").write_text("not an image")
+    cfg = write_config(tmp_path, f"data:\n  folders: [{{path: {empty}}}]\n")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "holds no usable image" in err and "notes.png" in err and "Traceback" not in err
+    cfg = write_config(tmp_path, "data: {validation_split: 0.0, synthetic: {per_kind: 2}}\n", "b.yaml")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "b")]) == 1
+    assert "no validation images" in capsys.readouterr().err
+    cfg = write_config(tmp_path, "curriculum: {params: {stages: [simple, txt]}}\ndata: {synthetic: {per_kind: 2}}\n", "c.yaml")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "c")]) == 1
+    assert "stages ['txt'] are not kinds in the data" in capsys.readouterr().err

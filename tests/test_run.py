@@ -36,6 +36,7 @@ def test_tiny_run_end_to_end(tmp_path, capsys, envs):
     kinds = [e["event"] for e in _events(out)]
     for event in ("run_started", "stage_changed", "episode", "rollout", "checkpoint_saved", "evaluated", "run_finished"):
         assert event in kinds, event
+    assert {"polygon", "random"} <= set(ev["baselines"]) and ev["baselines"]["random"]["images"] == 4
     model = PPO.load(out / "model.zip")
     assert model.observation_space.shape[0] > 0
     resolved = load_config(out / "config.yaml")
@@ -77,3 +78,10 @@ def test_code_registered_plugins_take_part_in_a_run(tmp_path, pm):
     summary = train(load_config(cfg, pm=pm), tmp_path / "run", pm)
     assert calls["metric"] > 0 and calls["events"][0] == "simple"
     assert summary["total_timesteps"] >= 96
+
+
+def test_quiet_console_still_logs_every_event_to_the_file(tmp_path):
+    cfg = write_config(tmp_path, TINY_RUN)
+    assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    kinds = {e["event"] for e in _events(tmp_path / "run")}
+    assert {"run_started", "episode", "evaluated", "run_finished"} <= kinds

@@ -69,7 +69,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse has printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     configure(verbose=args.verbose, quiet=args.quiet)
     try:
         return _dispatch(args, list(sys.argv if argv is None else ["vtopt", *argv]))
@@ -79,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (VtoptError, ParamError) as exc:
         print(f"vtopt: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"vtopt: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("vtopt: interrupted", file=sys.stderr)
@@ -127,8 +133,11 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"  {'':<10} {'mean SSIM':>10} {'mean bytes':>11} {'mean score':>11}")
         print(f"  {'defaults':<10} {f(ev['default_mean_ssim'], '.4f'):>10} {f(ev['default_mean_bytes'], '.0f'):>11} "
               f"{f(ev['default_mean_score'], '.4f'):>11}")
-        print(f"  {'policy':<10} {f(ev['mean_ssim'], '.4f'):>10} {f(ev['mean_bytes'], '.0f'):>11} "
-              f"{f(ev['mean_score'], '.4f'):>11}   bytes x{f(ev['bytes_ratio'], '.3f')} (geometric mean)")
+        rows = {"policy": ev, **ev.get("baselines", {})}
+        for label, r in rows.items():
+            print(f"  {label:<10} {f(r['mean_ssim'], '.4f'):>10} {f(r['mean_bytes'], '.0f'):>11} "
+                  f"{f(r['mean_score'], '.4f'):>11}   bytes x{f(r['bytes_ratio'], '.3f')} (geometric mean)")
+        print(f"  (each row: the best of the defaults and {summary['conversions_per_episode'] - 1} more conversions)")
 
 
 EVAL_METHODS = ("policy", "defaults", "poster", "photo", "polygon", "tuned", "random", "tpe")

@@ -10,6 +10,7 @@ back as one ``FILE:LINE: $.path: message`` line.
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any, Literal, NewType, Union
 
@@ -43,11 +44,14 @@ class RunConfig:
     checkpoint_every: NonNegInt = 0  # timesteps between checkpoints; 0: none
 
 
+SyntheticKind = Literal["simple", "text", "gradient", "complex"]
+SyntheticKinds = NewType("SyntheticKinds", list)
+
+
 @frozen
 class SyntheticConfig:
     per_kind: PosInt = 32
-    kinds: list[Literal["simple", "text", "gradient", "complex"]] = Factory(
-        lambda: ["simple", "text", "gradient", "complex"])
+    kinds: SyntheticKinds = Factory(lambda: ["simple", "text", "gradient", "complex"])
     seed: Union[NonNegInt, None] = None  # None: run.seed
 
 
@@ -124,6 +128,8 @@ def _strict_int(value, _type):
 def _strict_float(value, _type):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected a number, got {_describe(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
     return float(value)
 
 
@@ -170,6 +176,21 @@ converter.register_structure_hook(
 converter.register_structure_hook(Name, _name)
 
 
+def _kinds(value, _type):
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a non-empty list of kinds")
+    allowed = SyntheticKind.__args__
+    for kind in value:
+        if kind not in allowed:
+            raise ValueError(f"{kind!r} is not one of {', '.join(map(repr, allowed))}")
+    if len(set(value)) != len(value):
+        raise ValueError("each kind may be named once")
+    return list(value)
+
+
+converter.register_structure_hook(SyntheticKinds, _kinds)
+
+
 def _describe(value) -> str:
     if isinstance(value, (dict, list)):
         return "a mapping" if isinstance(value, dict) else "a list"
@@ -196,7 +217,11 @@ class LoadedConfig:
         return p if p.is_absolute() else self.base_dir / p
 
     def dump(self) -> str:
-        return to_yaml(converter.unstructure(self.config))
+        """The resolved config as YAML, folder paths made absolute (so that it runs from anywhere)."""
+        data = converter.unstructure(self.config)
+        for folder in data["data"]["folders"]:
+            folder["path"] = str(self.resolve_path(folder["path"]).resolve())
+        return to_yaml(data)
 
 
 def _yaml() -> YAML:

@@ -12,6 +12,7 @@ import structlog
 from .config import DataConfig, LoadedConfig
 from .errors import VtoptError
 from .images import ImageError, LogoImage, list_images, load_image
+from .vectorize import ConversionError
 from .synthetic import synthetic_set
 
 log = structlog.get_logger(__name__)
@@ -43,7 +44,9 @@ def load_folder(folder: Path, kind: str | None, max_size: int) -> tuple[list[Log
     return images, rejected
 
 
-def load_dataset(loaded: LoadedConfig) -> Dataset:
+def load_dataset(loaded: LoadedConfig, scorer=None) -> Dataset:
+    """The configured images, split; with a scorer, images whose defaults'
+    conversion or metrics fail are rejected here rather than midway through a run."""
     cfg: DataConfig = loaded.config.data
     seed = loaded.config.run.seed
     images: list[LogoImage] = []
@@ -52,9 +55,22 @@ def load_dataset(loaded: LoadedConfig) -> Dataset:
         syn_seed = seed if cfg.synthetic.seed is None else cfg.synthetic.seed
         images += synthetic_set(cfg.synthetic.kinds, cfg.synthetic.per_kind, syn_seed, cfg.image_size)
     for folder in cfg.folders:
-        found, bad = load_folder(loaded.resolve_path(folder.path), folder.kind, cfg.image_size)
+        path = loaded.resolve_path(folder.path)
+        found, bad = load_folder(path, folder.kind, cfg.image_size)
+        if not found:
+            raise VtoptError(f"{loaded.path}: data folder {path} holds no usable image ({len(bad)} rejected)"
+                             + (f"; first: {bad[0]}" if bad else ""))
         images += found
         rejected += bad
+    if scorer is not None:
+        usable = []
+        for im in images:
+            try:
+                scorer.defaults(im)
+                usable.append(im)
+            except (ConversionError, ValueError) as exc:
+                rejected.append(f"{im.source}: {exc}")
+        images = usable
     for line in rejected:
         log.warning("image_rejected", problem=line)
     if not images:

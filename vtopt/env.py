@@ -76,6 +76,7 @@ class VTracerEnv(gym.Env):
         self.best = self.default
         self.steps_left = self.conversions - 1
         self.failures = 0
+        self.errors: list[str] = []
         return self._observation(), {}
 
     def step(self, action):
@@ -93,6 +94,7 @@ class VTracerEnv(gym.Env):
         else:
             reward = FAILURE_REWARD
             self.failures += 1
+            self.errors.append(outcome.error)
         self.steps_left -= 1
         terminated = self.steps_left <= 0
         self.last = outcome
@@ -115,6 +117,7 @@ class VTracerEnv(gym.Env):
             "bytes": best.svg_bytes,
             "default_bytes": default.svg_bytes,
             "failures": self.failures,
+            "errors": list(self.errors),
             "params": best.params,
         }
 

@@ -36,6 +36,8 @@ def vtopt_register_algorithms() -> dict[str, Callable[..., Any]]:
     A factory returns an object implementing
     :class:`vtopt.components.Algorithm` (``learn``, ``save``, ``load``,
     ``predict``). Example: ``return {"ppo": PPOAlgorithm}``.
+
+    Called once per plugin manager; results of all plugins are collected.
     """
 
 
@@ -45,6 +47,8 @@ def vtopt_register_curricula() -> dict[str, Callable[..., Any]]:
 
     A factory returns an object implementing
     :class:`vtopt.components.Curriculum`. Example: ``return {"uniform": Uniform}``.
+
+    Called once per plugin manager; results of all plugins are collected.
     """
 
 
@@ -56,6 +60,8 @@ def vtopt_register_metrics() -> dict[str, Callable[..., Any]]:
     (``prepare(image)`` once per image, ``compute(sample, state)`` per
     conversion). A metric named ``ssim`` is also computed for every report.
     Example: ``return {"ssim": SSIM}``.
+
+    Called once per plugin manager; results of all plugins are collected.
     """
 
 
@@ -66,6 +72,8 @@ def vtopt_register_monitors() -> dict[str, Callable[..., Any]]:
     A factory returns an object whose methods implement any of the run-event
     hooks below; vtopt registers it as a plugin for the duration of the run.
     Example: ``return {"structlog": StructlogMonitor}``.
+
+    Called once per plugin manager; results of all plugins are collected.
     """
 
 
@@ -79,16 +87,21 @@ def vtopt_register_monitors() -> dict[str, Callable[..., Any]]:
 
 @hookspec
 def vtopt_run_started(run: Any) -> None:
-    """Once, after the environments are up and before the first step."""
+    """Once, after the environments are up and before the first step.
+
+    Every implementation is called; return values are ignored.
+    """
 
 
 @hookspec
 def vtopt_episode_finished(run: Any, episode: dict[str, Any], timesteps: int) -> None:
     """After every finished episode (one image).
 
-    ``episode`` holds scalars: image, kind, improvement (the episode's
-    return), score, default_score, ssim, default_ssim, bytes, default_bytes,
-    failures, params. ``timesteps``: total environment steps so far.
+    ``episode`` holds: image, kind, improvement (the episode's return,
+    best score minus the defaults' score), score, default_score, ssim,
+    default_ssim, bytes, default_bytes, failures, errors (messages of failed
+    conversions), params (the best). ``timesteps``: environment steps so far.
+    Every implementation is called; return values are ignored.
     """
 
 
@@ -96,15 +109,22 @@ def vtopt_episode_finished(run: Any, episode: dict[str, Any], timesteps: int) ->
 def vtopt_rollout_finished(run: Any, timesteps: int, stats: dict[str, float]) -> None:
     """When the algorithm finishes collecting a batch of experience.
 
-    ``stats`` holds means over the episodes finished since the previous
-    rollout (episodes, improvement, ssim, bytes_ratio, failures, steps_per_s);
-    empty values are left out.
+    Skipped when fewer than 2 seconds and 32 timesteps passed since the
+    previous one (off-policy learners end a rollout every step). ``stats`` summarises the episodes finished since the previous
+    event: images, mean_ssim, default_mean_ssim, mean_bytes,
+    default_mean_bytes, bytes_ratio, mean_score, default_mean_score,
+    mean_improvement (keys without a value are left out), failures, and
+    steps_per_s. Every implementation is called; return values are ignored.
     """
 
 
 @hookspec
 def vtopt_stage_changed(run: Any, previous: str | None, stage: str | None, timesteps: int) -> None:
-    """When the curriculum's stage changes (also once at start, with previous=None)."""
+    """When the curriculum's stage changes, and once at start with previous=None.
+
+    ``stage`` is the curriculum's name for it (None for unstaged curricula).
+    Every implementation is called; return values are ignored.
+    """
 
 
 @hookspec
@@ -113,15 +133,24 @@ def vtopt_evaluated(run: Any, evaluation: dict[str, Any], timesteps: int) -> Non
 
     ``evaluation`` holds images, mean_ssim, default_mean_ssim, mean_bytes,
     default_mean_bytes, bytes_ratio (geometric mean), mean_score,
-    default_mean_score, mean_improvement, per_kind, and rows (per image).
+    default_mean_score, mean_improvement, per_kind, baselines (the same
+    figures for simple strategies at the same budget), and rows (per image).
+    Every implementation is called; return values are ignored.
     """
 
 
 @hookspec
 def vtopt_checkpoint_saved(run: Any, path: Path, timesteps: int) -> None:
-    """After a checkpoint file has been written completely (and renamed into place)."""
+    """After a checkpoint file has been written completely (and renamed into place).
+
+    ``path`` is the model file; its curriculum state is beside it (``.json``).
+    Every implementation is called; return values are ignored.
+    """
 
 
 @hookspec
 def vtopt_run_finished(run: Any, summary: dict[str, Any]) -> None:
-    """Once, after ``summary.json`` is written; ``summary`` is its content."""
+    """Once, after ``summary.json`` is written; ``summary`` is its content.
+
+    Every implementation is called; return values are ignored.
+    """

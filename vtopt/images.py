@@ -20,6 +20,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".ti
 #: every comparison (the original and the rendered SVG).
 BACKGROUND = (255, 255, 255)
 N_FEATURES = 8
+MIN_SIZE = 8  # pixels, each side (SSIM's window is 7x7)
 
 
 class ImageError(Exception):
@@ -129,10 +130,12 @@ def load_image(path: Path, kind: str, max_size: int | None = None) -> LogoImage:
             rgba = im.convert("RGBA")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
-    if min(rgba.size) < 8:
-        raise ImageError(f"{path}: image is {rgba.size[0]}x{rgba.size[1]}; at least 8x8 is needed")
     if max_size is not None and max(rgba.size) > max_size:
         rgba.thumbnail((max_size, max_size), Image.LANCZOS)
+    if min(rgba.size) < MIN_SIZE:
+        raise ImageError(f"{path}: image is {rgba.size[0]}x{rgba.size[1]} (after fitting it in {max_size} px); "
+                         f"at least {MIN_SIZE}x{MIN_SIZE} is needed" if max_size else
+                         f"{path}: image is {rgba.size[0]}x{rgba.size[1]}; at least {MIN_SIZE}x{MIN_SIZE} is needed")
     return LogoImage.from_rgba(path.stem, kind, np.asarray(rgba), source=str(path))
 
 

@@ -95,7 +95,7 @@ class PluginManager:
             except Exception as exc:
                 raise PluginError(
                     f"plugin {ep.name!r} (entry point {ep.value} from {dist_name}) failed to load: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{type(exc).__name__}: {exc} (skip it with VTOPT_BLOCK_PLUGINS={ep.name})"
                 ) from exc
             self.register(plugin, name=ep.name)
             if ep.dist is not None:

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from functools import partial
@@ -33,6 +34,7 @@ from .scoring import REPORTED, Scorer
 from .search import search_image
 
 log = structlog.get_logger(__name__)
+ROLLOUT_MIN_SECONDS, ROLLOUT_MIN_STEPS = 2.0, 32
 
 
 @attrs.define
@@ -58,15 +60,11 @@ def build_scorer(pm: PluginManager, config: Config) -> Scorer:
     return Scorer({n: pm.create("metric", n) for n in names}, config.reward.weights)
 
 
-def _make_env(images, scorer, conversions):
-    return VTracerEnv(images, scorer, conversions)
-
-
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int):
     """n_envs environments, in subprocesses when more than one; never a silent fallback."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    fns = [partial(_make_env, list(images), scorer, conversions) for _ in range(n_envs)]
+    fns = [partial(VTracerEnv, list(images), scorer, conversions) for _ in range(n_envs)]
     if n_envs == 1:
         env = DummyVecEnv(fns)
     else:
@@ -84,20 +82,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions: int) -> dict[str, Any]:
-    """The deterministic policy on each image, against VTracer's defaults."""
-    rows = []
+#: Simple strategies every evaluation also runs at the same budget, where their plugins are present,
+#: so that a summary shows what the policy adds: (label, algorithm name, params).
+BASELINES = (("polygon", "preset", {"preset": "polygon"}), ("random", "random", {}))
+
+
+def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions: int,
+             baselines: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The deterministic policy on each image, against VTracer's defaults (and baselines)."""
     if not images:
         return {"images": 0, "rows": []}
-    env = VTracerEnv(images, scorer, conversions)
-    for i in range(len(images)):
-        row = search_image(algorithm, env, i)
-        row.pop("svg")
-        rows.append(row)
+
+    def run_all(algo):
+        env = VTracerEnv(images, scorer, conversions)
+        rows = [search_image(algo, env, i) for i in range(len(images))]
+        for row in rows:
+            row.pop("svg")
+        return rows
+
+    rows = run_all(algorithm)
     result = summarise(rows)
     kinds = sorted({r["kind"] for r in rows})
     result["per_kind"] = {k: {key: v for key, v in summarise([r for r in rows if r["kind"] == k]).items()}
                           for k in kinds}
+    result["baselines"] = {label: summarise(run_all(algo)) for label, algo in (baselines or {}).items()}
     result["rows"] = rows
     return result
 
@@ -172,6 +180,8 @@ class _Driver:
             episode = info.get("vtopt_episode")
             if episode is None:
                 continue
+            for error in episode["errors"]:
+                log.warning("conversion_failed", image=episode["image"], error=error, timesteps=timesteps)
             self.episodes.append(episode)
             self.pending.append(episode)
             self.pm.episode_finished(self.run, episode, timesteps)
@@ -186,6 +196,8 @@ class _Driver:
     def on_rollout_end(self, timesteps: int) -> None:
         now = time.perf_counter()
         t0, steps0 = self.last_rollout
+        if now - t0 < ROLLOUT_MIN_SECONDS and timesteps - steps0 < ROLLOUT_MIN_STEPS:
+            return  # off-policy learners end a "rollout" every step
         stats = summarise(self.pending) if self.pending else {"images": 0}
         stats = {k: v for k, v in stats.items() if v is not None}
         stats["steps_per_s"] = (timesteps - steps0) / max(now - t0, 1e-9)
@@ -218,6 +230,7 @@ def prepare_out_dir(out_dir: Path, force: bool) -> None:
             raise VtoptError(f"{out_dir}: already holds a run; choose another --out or pass --force to overwrite it")
         for f in ("summary.json", "model.zip", "events.jsonl"):
             (out_dir / f).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -234,13 +247,19 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     curriculum = pm.create("curriculum", cfg.curriculum.name, cfg.curriculum.params)
     monitors = [pm.create("monitor", m.name, m.params) for m in cfg.monitors]
     scorer = build_scorer(pm, cfg)
-    data = load_dataset(loaded)
+    data = load_dataset(loaded, scorer)
     kinds = data.kinds()
     if not data.train:
         raise VtoptError(f"{loaded.path}: no training images after the validation split")
+    if not data.validation:
+        raise VtoptError(f"{loaded.path}: no validation images (data.validation_split is "
+                         f"{cfg.data.validation_split}; each kind needs two images or more)")
     log.info("data", train=len(data.train), validation=len(data.validation), kinds=kinds,
              rejected=len(data.rejected))
-    curriculum.start(kinds)
+    try:
+        curriculum.start(kinds)
+    except (ValueError, TypeError) as exc:
+        raise VtoptError(f"{loaded.path}: curriculum {cfg.curriculum.name!r}: {exc}") from None
 
     run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds)
     registered = [pm.register(m, name=f"monitor:{spec.name}:{i}") for i, (m, spec) in enumerate(zip(monitors, cfg.monitors))]
@@ -258,7 +277,10 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         driver.save(out_dir / "model.zip")
         if cfg.run.checkpoint_every and driver.timesteps not in {int(Path(c).stem.split("_")[1]) for c in driver.checkpoints}:
             driver.checkpoint(driver.timesteps)
-        evaluation = evaluate(algorithm, data.validation, scorer, cfg.env.conversions_per_episode)
+        available = pm.components("algorithm")
+        baselines = {label: pm.create("algorithm", name, params) for label, name, params in BASELINES
+                     if name in available}
+        evaluation = evaluate(algorithm, data.validation, scorer, cfg.env.conversions_per_episode, baselines)
         pm.evaluated(run, evaluation, driver.timesteps)
         recent = driver.episodes[-100:]
         summary = {

@@ -31,10 +31,6 @@ def convert(image: LogoImage, params: dict[str, Any]) -> str:
         raise ConversionError(f"{image.source}: VTracer failed ({type(exc).__name__}: {exc})") from None
 
 
-def count_paths(svg: str) -> int:
-    return svg.count("<path")
-
-
 def render(svg: str, width: int, height: int) -> np.ndarray:
     """Rasterise SVG text to uint8 RGB (HxWx3) composited on BACKGROUND."""
     return _RENDERER(svg, width, height)

@@ -61,6 +61,9 @@ class Staged:
 
     def start(self, kinds: Sequence[str]) -> None:
         order = self.requested or list(ORDER)
+        unknown = [k for k in self.requested or [] if k not in kinds]
+        if unknown:
+            raise ValueError(f"stages {unknown} are not kinds in the data (kinds: {list(kinds)})")
         self.stages = [k for k in order if k in kinds] + sorted(k for k in kinds if k not in order)
         if not self.stages:
             raise ValueError(f"none of the stages {order} is a kind in the data ({list(kinds)})")

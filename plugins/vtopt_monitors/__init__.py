@@ -58,6 +58,7 @@ class StructlogMonitor:
         self._log = structlog.wrap_logger(
             structlog.PrintLogger(self._fh),
             processors=[structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.JSONRenderer()],
+            wrapper_class=structlog.BoundLogger,  # the file gets every event, whatever the console's level
         )
         self._emit("run_started", True, name=run.name, total_timesteps=run.total_timesteps, n_envs=run.n_envs,
                    kinds=run.kinds, out_dir=run.out_dir)

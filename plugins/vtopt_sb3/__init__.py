@@ -1,8 +1,12 @@
 """Built-in algorithms from stable-baselines3: ``ppo`` (the default), ``a2c``, ``sac``.
 
 ``algorithm.params`` are passed to the SB3 class as keywords (``policy``
-defaults to ``"MlpPolicy"``); a keyword the class does not take is a config
-error. ``seed`` and ``device`` come from ``run.seed`` and ``resources``.
+defaults to ``"MlpPolicy"``); a keyword the class does not take, or a value
+it rejects, is a config error (the model is built once on a stub
+environment to find out). ``seed`` and ``device`` come from ``run.seed`` and
+``resources``. For PPO and A2C, ``policy_kwargs.log_std_init`` defaults to
+-1 instead of SB3's 0: with std 1, a third of the Gaussian's samples fall
+outside the [-1, 1] action box and are clipped onto its bounds.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vtopt import hookimpl
-from vtopt.errors import ParamError
+from vtopt.errors import ParamError, VtoptError
 
 _MANAGED = {"self", "policy", "env", "seed", "device", "_init_setup_model", "verbose"}
 
@@ -41,8 +45,33 @@ class SB3Algorithm:
             if key not in accepted:
                 raise ParamError(key, f"{self.class_name} takes no parameter {key!r}; it takes: {', '.join(sorted(accepted))}")
         self.policy = policy
-        self.params = params
+        self.params = dict(params)
+        if self.class_name in ("PPO", "A2C"):
+            kwargs = self.params.get("policy_kwargs")
+            if kwargs is None or (isinstance(kwargs, dict) and "log_std_init" not in kwargs):
+                self.params["policy_kwargs"] = {"log_std_init": -1.0, **(kwargs or {})}
         self.model = None
+        if self.params.get("tensorboard_log") is not None:
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError:
+                raise ParamError("tensorboard_log", "needs the tensorboard package (pip install tensorboard)") from None
+        self._check(cls)
+
+    def _check(self, cls) -> None:
+        """Build the model once on a stub env, so that bad values fail at validation."""
+        import warnings
+
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cls(self.policy, DummyVecEnv([_StubEnv]), device="cpu", verbose=0, **self.params)
+        except Exception as exc:
+            text = f"{exc}".strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            key = next((k for k in self.params if k in text), None)
+            raise ParamError(key, f"{self.class_name} rejects these params: {type(exc).__name__}: {text}") from None
 
     def learn(self, ctx) -> None:
         import torch
@@ -51,7 +80,7 @@ class SB3Algorithm:
         torch.set_num_threads(ctx.threads)
         device = ctx.device
         if device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("resources.device is 'cuda' but torch sees no CUDA device")
+            raise VtoptError("resources.device is 'cuda' but torch sees no CUDA device (use auto or cpu)")
 
         class Bridge(BaseCallback):
             def _on_step(self) -> bool:
@@ -74,6 +103,25 @@ class SB3Algorithm:
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
         action, _ = self.model.predict(observation, deterministic=deterministic)
         return action
+
+
+def _StubEnv():
+    import gymnasium as gym
+
+    from vtopt.env import observation_size
+    from vtopt.params import action_size
+
+    class Stub(gym.Env):
+        observation_space = gym.spaces.Box(-1.0, 1.0, (observation_size(),), dtype=np.float32)
+        action_space = gym.spaces.Box(-1.0, 1.0, (action_size(),), dtype=np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(observation_size(), np.float32), {}
+
+        def step(self, action):
+            return np.zeros(observation_size(), np.float32), 0.0, True, False, {}
+
+    return Stub()
 
 
 class PPO(SB3Algorithm):
