@@ -22,6 +22,7 @@ run: install
 	$(BIN)/vtopt run configs/debug.yaml --out runs/debug --force
 
 test: install
+	$(BIN)/pip install --quiet -e examples/vtopt-extras
 	$(BIN)/python -m pytest -q
 
 clean:

