@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     with_config(run)
     run.add_argument("--out", type=Path, help="run directory (default: runs/<run.name>)")
     run.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its newest checkpoint to the configured total")
 
     val = sub.add_parser("validate", help="check a config without running it")
     with_config(val)
@@ -112,10 +114,16 @@ def _dispatch(args, argv: list[str]) -> int:
     if args.command == "validate":
         print(f"{args.config}: OK")
         return EXIT_OK
-    from .run import train
+    from .run import Interrupted, train
 
     out = args.out or Path("runs") / loaded.config.run.name
-    summary = train(loaded, out, pm, argv=argv, force=args.force)
+    if args.resume and args.force:
+        raise VtoptError("--resume and --force exclude each other")
+    try:
+        summary = train(loaded, out, pm, argv=argv, force=args.force, resume=args.resume)
+    except Interrupted as exc:
+        print(f"vtopt: {exc}", file=sys.stderr)
+        return exc.exit_code
     _print_summary(summary, out)
     return EXIT_OK
 

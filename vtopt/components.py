@@ -83,7 +83,10 @@ class TrainContext:
     common vector-env interface; non-SB3 algorithms can step it too).
     ``on_step`` must be called after every vector step with the step's
     infos and dones and the total timesteps so far; it returns False when
-    training must stop. ``on_rollout_end`` is called when a learner
+    training must stop (a signal, early stopping). With ``resume_from``,
+    load that file and train only up to ``total_timesteps`` in all.
+    An algorithm whose settings can change mid-run (for curriculum stages)
+    implements ``update(**settings)``. ``on_rollout_end`` is called when a learner
     finishes collecting a batch, if it has such a notion.
     """
 
@@ -97,6 +100,7 @@ class TrainContext:
     run_dir: Path
     on_step: Callable[[Sequence[dict], np.ndarray, int], bool]
     on_rollout_end: Callable[[int], None]
+    resume_from: Path | None = None  # a model file to continue from (its timesteps count as done)
 
 
 @runtime_checkable

@@ -10,10 +10,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import platform
+import random
 import shutil
+import signal
 import sys
+import threading
 import time
+import zipfile
+from collections import deque
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -60,11 +66,18 @@ def build_scorer(pm: PluginManager, config: Config) -> Scorer:
     return Scorer({n: pm.create("metric", n) for n in names}, config.reward.weights)
 
 
+def _subprocess_env(images, scorer, conversions):
+    # Ctrl-C reaches the whole process group: the main process decides when to stop and closes us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return VTracerEnv(images, scorer, conversions)
+
+
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int):
     """n_envs environments, in subprocesses when more than one; never a silent fallback."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    fns = [partial(VTracerEnv, list(images), scorer, conversions) for _ in range(n_envs)]
+    maker = VTracerEnv if n_envs == 1 else _subprocess_env
+    fns = [partial(maker, list(images), scorer, conversions) for _ in range(n_envs)]
     if n_envs == 1:
         env = DummyVecEnv(fns)
     else:
@@ -76,10 +89,18 @@ def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, 
     return env
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename: never a half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 #: Simple strategies every evaluation also runs at the same budget, where their plugins are present,
@@ -145,23 +166,65 @@ def versions() -> dict[str, str]:
 # -- training -------------------------------------------------------------------------
 
 
-class _Driver:
-    """Receives every vector step: episodes, curriculum, checkpoints, events."""
+class Interrupted(VtoptError):
+    """Training stopped by a signal after writing a checkpoint; exit code 128 + signal."""
 
-    def __init__(self, run: RunInfo, pm: PluginManager, env, curriculum, algorithm, checkpoint_every: int):
+    def __init__(self, signum: int, checkpoint: Path | None, out_dir: Path):
+        where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
+        super().__init__(f"stopped by {signal.Signals(signum).name} ({where}); "
+                         f"continue with: vtopt run {out_dir / 'config.yaml'} --out {out_dir} --resume")
+        self.exit_code = 128 + signum
+
+
+class _Driver:
+    """Receives every vector step: episodes, curriculum, evaluations, checkpoints, signals."""
+
+    def __init__(self, run: RunInfo, pm: PluginManager, env, curriculum, algorithm, scorer, validation):
+        cfg = run.config.run
         self.run, self.pm, self.env = run, pm, env
         self.curriculum, self.algorithm = curriculum, algorithm
-        self.checkpoint_every = checkpoint_every
-        self.next_checkpoint = checkpoint_every or math.inf
-        self.episodes: list[dict] = []
+        self.scorer, self.validation = scorer, validation
+        self.checkpoint_every, self.eval_every, self.patience = cfg.checkpoint_every, cfg.eval_every, cfg.early_stop
+        self.timesteps = 0
+        self.episodes = 0
+        self.recent: deque[dict] = deque(maxlen=100)
         self.pending: list[dict] = []
         self.checkpoints: list[str] = []
-        self.timesteps = 0
+        self.evaluations: list[dict] = []  # brief: timesteps, mean_score, mean_ssim, bytes_ratio, per_kind
+        self.best_score, self.stale = -math.inf, 0
+        self.seconds_before = 0.0  # training time of earlier segments (resumed runs)
+        self.signal: int | None = None
+        self.stop_reason: str | None = None
         self.last_rollout = (time.perf_counter(), 0)
         self.weights: dict[str, float] = {}
         self.stage: str | None = None
-        self._sync_curriculum(0, first=True)
 
+    # -- state -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"timesteps": self.timesteps, "episodes": self.episodes, "recent": list(self.recent),
+                "curriculum": self.curriculum.state_dict(), "stage": self.stage, "evaluations": self.evaluations,
+                "best_score": self.best_score, "stale": self.stale, "checkpoints": self.checkpoints,
+                "train_seconds": self.seconds_before + (time.perf_counter() - self.started)}
+
+    def restore(self, state: dict[str, Any], rng_file: Path) -> None:
+        self.timesteps, self.episodes = state["timesteps"], state["episodes"]
+        self.recent.extend(state["recent"])
+        self.curriculum.load_state_dict(state["curriculum"])
+        self.stage = state["stage"]
+        self.evaluations, self.checkpoints = state["evaluations"], state["checkpoints"]
+        self.best_score, self.stale = state["best_score"], state["stale"]
+        self.seconds_before = state["train_seconds"]
+        self.last_rollout = (time.perf_counter(), self.timesteps)
+        if rng_file.is_file():
+            _set_rng_state(pickle.loads(rng_file.read_bytes()))
+
+    def begin(self) -> None:
+        self.started = time.perf_counter()
+        self.next_checkpoint = _next(self.timesteps, self.checkpoint_every)
+        self.next_eval = _next(self.timesteps, self.eval_every)
+        self._sync_curriculum(self.timesteps, first=True)
+
+    # -- steps ---------------------------------------------------------------------------
     def _sync_curriculum(self, timesteps: int, first: bool = False) -> None:
         weights = dict(self.curriculum.weights())
         if weights != self.weights:
@@ -171,6 +234,12 @@ class _Driver:
             self.weights = weights
         stage = self.curriculum.stage()
         if first or stage != self.stage:
+            overrides = getattr(self.curriculum, "algorithm_overrides", lambda: {})()
+            if overrides:
+                if not hasattr(self.algorithm, "update"):
+                    raise VtoptError(f"the curriculum sets {sorted(overrides)} for stage {stage!r}, "
+                                     f"but algorithm {self.run.config.algorithm.name!r} cannot change settings mid-run")
+                self.algorithm.update(**overrides)
             self.pm.stage_changed(self.run, None if first else self.stage, stage, timesteps)
             self.stage = stage
 
@@ -182,16 +251,27 @@ class _Driver:
                 continue
             for error in episode["errors"]:
                 log.warning("conversion_failed", image=episode["image"], error=error, timesteps=timesteps)
-            self.episodes.append(episode)
+            self.episodes += 1
+            self.recent.append(episode)
             self.pending.append(episode)
             self.pm.episode_finished(self.run, episode, timesteps)
             self.curriculum.record(episode["kind"], episode["improvement"], timesteps)
             self._sync_curriculum(timesteps)
+        if self.signal is not None:
+            self.stop_reason = "signal"
+            return False
+        if timesteps >= self.next_eval:
+            self.next_eval = _next(timesteps, self.eval_every)
+            self.evaluate(timesteps)
+            if self.patience and self.stale >= self.patience:
+                log.info("early_stop", timesteps=timesteps, evaluations_without_improvement=self.stale)
+                self.stop_reason = "early_stop"
+                return False
         if timesteps >= self.next_checkpoint:
+            self.next_checkpoint = _next(timesteps, self.checkpoint_every)
             self.checkpoint(timesteps)
-            while self.next_checkpoint <= timesteps:
-                self.next_checkpoint += self.checkpoint_every
-        return True
+        # learners collect whole rollouts; stop at the configured total, not past it
+        return timesteps < self.run.total_timesteps
 
     def on_rollout_end(self, timesteps: int) -> None:
         now = time.perf_counter()
@@ -206,20 +286,75 @@ class _Driver:
         self.pending = []
         self.last_rollout = (now, timesteps)
 
+    # -- evaluation and files --------------------------------------------------------------
+    def evaluate(self, timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
+        """The policy on the validation images (never the training env); keeps the best model."""
+        evaluation = evaluate(self.algorithm, self.validation, self.scorer,
+                              self.run.config.env.conversions_per_episode, baselines)
+        brief = {k: evaluation[k] for k in ("mean_score", "mean_ssim", "bytes_ratio", "mean_improvement")}
+        brief["timesteps"] = timesteps
+        brief["per_kind"] = {k: v["mean_score"] for k, v in evaluation["per_kind"].items()}
+        if not self.evaluations or self.evaluations[-1]["timesteps"] != timesteps:
+            self.evaluations.append(brief)
+        if evaluation["mean_score"] > self.best_score:
+            self.best_score, self.stale = evaluation["mean_score"], 0
+            self.save(self.run.out_dir / "best_model.zip")
+        else:
+            self.stale += 1
+        self.pm.evaluated(self.run, evaluation, timesteps)
+        return evaluation
+
     def save(self, path: Path) -> Path:
         cfg = self.run.config
         return save_model(self.algorithm, path, cfg.algorithm.name, cfg.algorithm.params,
                           cfg.env.conversions_per_episode, cfg.reward.weights, {"timesteps": self.timesteps})
 
     def checkpoint(self, timesteps: int) -> Path:
+        """Model, then RNG states, then the JSON state last: a checkpoint counts once its JSON exists."""
         folder = self.run.out_dir / "checkpoints"
         folder.mkdir(exist_ok=True)
         path = self.save(folder / f"step_{timesteps:09d}.zip")
-        state = {"timesteps": timesteps, "curriculum": self.curriculum.state_dict(), "stage": self.stage}
-        atomic_write_text(path.with_suffix(".json"), json.dumps(state, indent=1))
-        self.checkpoints.append(str(path.relative_to(self.run.out_dir)))
+        atomic_write_bytes(path.with_suffix(".rng"), pickle.dumps(_rng_state()))
+        name = str(path.relative_to(self.run.out_dir))
+        if name not in self.checkpoints:
+            self.checkpoints.append(name)
+        atomic_write_text(path.with_suffix(".json"), json.dumps(self.state(), indent=1, default=_json_default))
         self.pm.checkpoint_saved(self.run, path, timesteps)
         return path
+
+
+def _next(timesteps: int, every: int) -> float:
+    return (timesteps // every + 1) * every if every else math.inf
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"random": random.getstate(), "numpy": np.random.get_state()}
+    if "torch" in sys.modules:
+        state["torch"] = sys.modules["torch"].get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["random"])
+    np.random.set_state(state["numpy"])
+    if "torch" in state:
+        import torch
+
+        torch.set_rng_state(state["torch"])
+
+
+def latest_checkpoint(out_dir: Path) -> tuple[Path, dict] | None:
+    """The newest complete checkpoint: its JSON parses and its model is a whole zip."""
+    for state_file in sorted((out_dir / "checkpoints").glob("step_*.json"), reverse=True):
+        model = state_file.with_suffix(".zip")
+        try:
+            state = json.loads(state_file.read_text())
+            with zipfile.ZipFile(model) as zf:
+                if zf.testzip() is None:
+                    return model, state
+        except (OSError, ValueError, zipfile.BadZipFile):
+            continue
+    return None
 
 
 def prepare_out_dir(out_dir: Path, force: bool) -> None:
@@ -231,16 +366,38 @@ def prepare_out_dir(out_dir: Path, force: bool) -> None:
         for f in ("summary.json", "model.zip", "events.jsonl"):
             (out_dir / f).unlink(missing_ok=True)
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        (out_dir / "best_model.zip").unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str] = (), force: bool = False) -> dict:
-    """Train as configured; write the run directory; return the summary."""
+def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str] = (), force: bool = False,
+          resume: bool = False) -> dict:
+    """Train as configured; write the run directory; return the summary.
+
+    With ``resume``, continue from the newest complete checkpoint in
+    ``out_dir`` to the configured total (the config must be the run's own).
+    SIGINT and SIGTERM stop training after the current step, write a
+    checkpoint and raise :class:`Interrupted`.
+    """
     cfg = loaded.config
-    prepare_out_dir(out_dir, force)
-    atomic_write_text(out_dir / "config.yaml", loaded.dump())
+    checkpoint = None
+    if resume:
+        saved = out_dir / "config.yaml"
+        if not saved.is_file():
+            raise VtoptError(f"{out_dir}: no run to resume (no config.yaml)")
+        if saved.read_text() != loaded.dump():
+            raise VtoptError(f"{loaded.path}: differs from the run's config; resume with: "
+                             f"vtopt run {saved} --out {out_dir} --resume")
+        checkpoint = latest_checkpoint(out_dir)
+        if checkpoint is None:
+            raise VtoptError(f"{out_dir}: no complete checkpoint to resume from")
+        (out_dir / "summary.json").unlink(missing_ok=True)
+    else:
+        prepare_out_dir(out_dir, force)
+        atomic_write_text(out_dir / "config.yaml", loaded.dump())
     atomic_write_text(out_dir / "run.json", json.dumps(
         {"argv": list(argv) or sys.argv, "config_file": str(loaded.path), "overrides": loaded.overrides,
+         "resumed_from": str(checkpoint[0]) if checkpoint else None,
          "versions": versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
 
     algorithm = pm.create("algorithm", cfg.algorithm.name, cfg.algorithm.params)
@@ -264,47 +421,73 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds)
     registered = [pm.register(m, name=f"monitor:{spec.name}:{i}") for i, (m, spec) in enumerate(zip(monitors, cfg.monitors))]
     env = None
+    handlers = {}
     start = time.perf_counter()
     try:
         env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, cfg.run.seed)
+        driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation)
+        if checkpoint:
+            driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
+            log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)
         pm.run_started(run)
-        driver = _Driver(run, pm, env, curriculum, algorithm, cfg.run.checkpoint_every)
-        ctx = TrainContext(env=env, images=data.train, scorer=scorer, total_timesteps=cfg.run.timesteps, seed=cfg.run.seed,
-                           device=cfg.resources.device, threads=cfg.resources.threads, run_dir=out_dir,
-                           on_step=driver.on_step, on_rollout_end=driver.on_rollout_end)
-        algorithm.learn(ctx)
-        train_seconds = time.perf_counter() - start
+        driver.begin()
+
+        def on_signal(signum, frame):
+            driver.signal = signum
+
+        if threading.current_thread() is threading.main_thread():
+            handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        ctx = TrainContext(env=env, images=data.train, scorer=scorer, total_timesteps=cfg.run.timesteps,
+                           seed=cfg.run.seed, device=cfg.resources.device, threads=cfg.resources.threads,
+                           run_dir=out_dir, on_step=driver.on_step, on_rollout_end=driver.on_rollout_end,
+                           resume_from=checkpoint[0] if checkpoint else None)
+        if driver.timesteps < cfg.run.timesteps:
+            algorithm.learn(ctx)
+        elif checkpoint:  # nothing left to learn: restore the policy itself
+            algorithm.load(checkpoint[0])
+        if driver.signal is not None:
+            path = driver.checkpoint(driver.timesteps)
+            raise Interrupted(driver.signal, path, out_dir)
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        handlers = {}
+        train_seconds = driver.seconds_before + (time.perf_counter() - driver.started)
         driver.save(out_dir / "model.zip")
-        if cfg.run.checkpoint_every and driver.timesteps not in {int(Path(c).stem.split("_")[1]) for c in driver.checkpoints}:
+        if cfg.run.checkpoint_every and f"checkpoints/step_{driver.timesteps:09d}.zip" not in driver.checkpoints:
             driver.checkpoint(driver.timesteps)
         available = pm.components("algorithm")
         baselines = {label: pm.create("algorithm", name, params) for label, name, params in BASELINES
                      if name in available}
-        evaluation = evaluate(algorithm, data.validation, scorer, cfg.env.conversions_per_episode, baselines)
-        pm.evaluated(run, evaluation, driver.timesteps)
-        recent = driver.episodes[-100:]
+        evaluation = driver.evaluate(driver.timesteps, baselines)
         summary = {
             "name": cfg.run.name,
             "algorithm": cfg.algorithm.name,
             "total_timesteps": driver.timesteps,
-            "episodes": len(driver.episodes),
+            "episodes": driver.episodes,
+            "stopped": driver.stop_reason or "completed",
+            "resumed": checkpoint is not None,
             "wall_seconds": round(time.perf_counter() - start, 3),
             "train_seconds": round(train_seconds, 3),
-            "env_steps_per_second": round(driver.timesteps / train_seconds, 2),
+            "env_steps_per_second": round(driver.timesteps / max(train_seconds, 1e-9), 2),
             "n_envs": cfg.env.parallel_envs,
             "conversions_per_episode": cfg.env.conversions_per_episode,
             "images": {"train": len(data.train), "validation": len(data.validation), "rejected": data.rejected},
             "final_stage": driver.stage,
-            "training_recent": {k: v for k, v in summarise(recent).items() if v is not None},
+            "training_recent": {k: v for k, v in summarise(list(driver.recent)).items() if v is not None},
             "evaluation": {k: v for k, v in evaluation.items() if k != "rows"},
             "evaluation_rows": evaluation.get("rows", []),
+            "evaluations": driver.evaluations,
+            "best_score": driver.best_score,
             "model": "model.zip",
+            "best_model": "best_model.zip",
             "checkpoints": driver.checkpoints,
         }
         atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1, default=_json_default))
         pm.run_finished(run, summary)
         return summary
     finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
         if env is not None:
             env.close()
         for name in registered:

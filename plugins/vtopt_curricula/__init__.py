@@ -1,4 +1,4 @@
-"""Built-in curriculum strategies: ``staged`` and ``uniform``."""
+"""Built-in curriculum strategies: ``staged``, ``uniform`` and ``adaptive``."""
 
 from __future__ import annotations
 
@@ -41,10 +41,16 @@ class Staged:
     ``max_timesteps`` timesteps in it. Earlier stages' kinds keep a ``replay``
     share of the episodes, so that what was learnt is not forgotten. Kinds
     in the data that ``stages`` does not name come last, in name order.
+    ``overrides`` maps a stage to algorithm settings that apply from its
+    start, e.g. ``{complex: {learning_rate: 0.0001, ent_coef: 0.01}}``.
     """
 
     def __init__(self, stages: list[str] | None = None, threshold: float = 0.01, window: int = 20,
-                 max_timesteps: int = 5000, replay: float = 0.2):
+                 max_timesteps: int = 5000, replay: float = 0.2, overrides: dict | None = None):
+        if overrides is not None and (not isinstance(overrides, dict) or not all(
+                isinstance(k, str) and isinstance(v, dict) for k, v in overrides.items())):
+            raise ParamError("overrides", "must map stage names to mappings of algorithm settings")
+        self.overrides = overrides or {}
         if stages is not None and (not isinstance(stages, list) or not all(isinstance(s, str) for s in stages) or not stages):
             raise ParamError("stages", "must be a non-empty list of kind names")
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
@@ -67,6 +73,9 @@ class Staged:
         self.stages = [k for k in order if k in kinds] + sorted(k for k in kinds if k not in order)
         if not self.stages:
             raise ValueError(f"none of the stages {order} is a kind in the data ({list(kinds)})")
+        unknown = sorted(set(self.overrides) - set(self.stages))
+        if unknown:
+            raise ValueError(f"overrides name stages that do not exist: {unknown} (stages: {self.stages})")
         self.index = 0
         self.stage_start = 0
         self.recent: deque[float] = deque(maxlen=self.window)
@@ -82,6 +91,9 @@ class Staged:
 
     def stage(self):
         return self.stages[self.index]
+
+    def algorithm_overrides(self):
+        return dict(self.overrides.get(self.stages[self.index], {}))
 
     def record(self, kind, score, timesteps):
         if kind == self.stages[self.index]:
@@ -104,6 +116,60 @@ class Staged:
         self.recent = deque(state["recent"], maxlen=self.window)
 
 
+class Adaptive:
+    """Kinds sampled in proportion to recent learning progress.
+
+    Learning progress of a kind is the absolute change of its mean return
+    between its last two windows of ``window`` episodes (as in
+    learning-progress curricula); kinds not yet seen twice ``window`` times
+    count as the most promising. ``floor`` is the share spread evenly over
+    all kinds, so that none is forgotten.
+    """
+
+    def __init__(self, window: int = 20, floor: float = 0.2):
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise ParamError("window", "must be an integer >= 1")
+        if not isinstance(floor, (int, float)) or not 0 < floor <= 1:
+            raise ParamError("floor", "must be in (0, 1]")
+        self.window, self.floor = window, float(floor)
+
+    def start(self, kinds: Sequence[str]) -> None:
+        self.kinds = list(kinds)
+        self.history: dict[str, list[float]] = {k: [] for k in self.kinds}
+
+    def progress(self) -> dict[str, float]:
+        out = {}
+        for kind, scores in self.history.items():
+            if len(scores) < 2 * self.window:
+                out[kind] = float("inf")
+            else:
+                last, before = scores[-self.window:], scores[-2 * self.window:-self.window]
+                out[kind] = abs(sum(last) - sum(before)) / self.window
+        return out
+
+    def weights(self):
+        lp = self.progress()
+        unseen = [k for k, v in lp.items() if v == float("inf")]
+        if unseen:
+            lp = {k: (1.0 if k in unseen else 0.0) for k in lp}
+        total = sum(lp.values())
+        n = len(self.kinds)
+        return {k: self.floor / n + (1 - self.floor) * (lp[k] / total if total > 0 else 1 / n) for k in self.kinds}
+
+    def stage(self):
+        return None
+
+    def record(self, kind, score, timesteps):
+        if kind in self.history:
+            self.history[kind] = (self.history[kind] + [float(score)])[-2 * self.window:]
+
+    def state_dict(self):
+        return {"history": self.history}
+
+    def load_state_dict(self, state):
+        self.history = {k: list(v) for k, v in state["history"].items()}
+
+
 @hookimpl
 def vtopt_register_curricula():
-    return {"staged": Staged, "uniform": Uniform}
+    return {"staged": Staged, "uniform": Uniform, "adaptive": Adaptive}

@@ -51,6 +51,7 @@ class SB3Algorithm:
             if kwargs is None or (isinstance(kwargs, dict) and "log_std_init" not in kwargs):
                 self.params["policy_kwargs"] = {"log_std_init": -1.0, **(kwargs or {})}
         self.model = None
+        self.pending: dict[str, Any] = {}
         if self.params.get("tensorboard_log") is not None:
             try:
                 import tensorboard  # noqa: F401
@@ -90,8 +91,39 @@ class SB3Algorithm:
                 ctx.on_rollout_end(self.num_timesteps)
 
         cls = _sb3_class(self.class_name)
-        self.model = cls(self.policy, ctx.env, seed=ctx.seed, device=device, verbose=0, **self.params)
+        if ctx.resume_from is not None:
+            self.model = cls.load(ctx.resume_from, env=ctx.env, device=device)
+            self.update(**self.pending)
+            remaining = ctx.total_timesteps - self.model.num_timesteps
+            if remaining > 0:
+                self.model.learn(total_timesteps=remaining, callback=Bridge(), progress_bar=False,
+                                 reset_num_timesteps=False)
+            return
+        params = {**self.params, **self.pending}
+        self.model = cls(self.policy, ctx.env, seed=ctx.seed, device=device, verbose=0, **params)
         self.model.learn(total_timesteps=ctx.total_timesteps, callback=Bridge(), progress_bar=False)
+
+    #: Settings a curriculum stage may change mid-run.
+    UPDATABLE = ("learning_rate", "ent_coef", "clip_range", "vf_coef", "max_grad_norm")
+
+    def update(self, **settings: Any) -> None:
+        """Change settings mid-run (e.g. for a curriculum stage); before ``learn``, they apply at its start."""
+        unknown = sorted(set(settings) - set(self.UPDATABLE))
+        if unknown:
+            raise VtoptError(f"{self.class_name} cannot change {unknown} mid-run; it can change {list(self.UPDATABLE)}")
+        if self.model is None:
+            self.pending.update(settings)
+            return
+        from stable_baselines3.common.utils import get_schedule_fn
+
+        for key, value in settings.items():
+            if not hasattr(self.model, key):
+                raise VtoptError(f"{self.class_name} has no setting {key!r}")
+            setattr(self.model, key, value)
+            if key == "learning_rate":
+                self.model.lr_schedule = get_schedule_fn(value)
+            elif key == "clip_range":
+                self.model.clip_range = get_schedule_fn(value)
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as fh:

@@ -1,0 +1,132 @@
+"""Checkpoints, exact resume, signals, periodic evaluation, curricula that change mid-run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vtopt.cli import main
+from vtopt.model import load_model
+from vtopt.plugin_manager import PluginManager
+from vtopt.run import latest_checkpoint
+
+from conftest import write_config
+
+LONG_RUN = """\
+run: {name: long, seed: 3, timesteps: 1600, checkpoint_every: 256}
+data: {synthetic: {per_kind: 3}, validation_split: 0.34, image_size: 48}
+env: {conversions_per_episode: 3, parallel_envs: 2}
+algorithm: {name: ppo, params: {n_steps: 64, batch_size: 64, n_epochs: 1}}
+curriculum: {name: staged, params: {window: 4, max_timesteps: 200}}
+monitors: [{name: structlog, params: {console: false}}]
+"""
+
+
+def _start(cfg, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "vtopt", "-q", "run", str(cfg), "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(proc, out, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if list((out / "checkpoints").glob("step_*.json")):
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before its first checkpoint: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("no checkpoint in time")
+
+
+def test_sigkill_then_resume_counts_every_timestep_once(tmp_path):
+    cfg, out = write_config(tmp_path, LONG_RUN), tmp_path / "run"
+    proc = _start(cfg, out)
+    _wait_for_checkpoint(proc, out)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    model, state = latest_checkpoint(out)
+    assert 256 <= state["timesteps"] < 1600 and not (out / "summary.json").exists()
+    assert main(["-q", "run", str(out / "config.yaml"), "--out", str(out), "--resume"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] and summary["total_timesteps"] == 1600
+    algorithm, meta = load_model(PluginManager(), out / "model.zip")
+    assert meta["timesteps"] == 1600 and algorithm.model.num_timesteps == 1600
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    saved = [e["timesteps"] for e in events if e["event"] == "checkpoint_saved"]
+    assert saved == sorted(set(saved)) and saved[-1] == 1600  # resumed from the newest, none twice
+    assert sum(e["event"] == "run_started" for e in events) == 2
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_writes_a_checkpoint_and_exits_128_plus_signal(tmp_path, signum, code):
+    cfg, out = write_config(tmp_path, LONG_RUN), tmp_path / "run"
+    proc = _start(cfg, out)
+    _wait_for_checkpoint(proc, out)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err[-2000:]
+    assert "--resume" in err and "Traceback" not in err
+    model, state = latest_checkpoint(out)
+    load_model(PluginManager(), model)  # a valid, loadable checkpoint
+    assert state["timesteps"] < 1600
+
+
+def test_resume_refuses_another_config_and_a_run_without_checkpoints(tmp_path, capsys):
+    cfg = write_config(tmp_path, LONG_RUN.replace("checkpoint_every: 256", "checkpoint_every: 0")
+                       .replace("timesteps: 1600", "timesteps: 64"))
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(cfg), "--out", str(out)]) == 0
+    assert main(["-q", "run", str(cfg), "--out", str(out), "--resume"]) == 1
+    assert "no complete checkpoint" in capsys.readouterr().err
+    assert main(["-q", "run", str(cfg), "--out", str(out), "--resume", "--set", "run.seed=9"]) == 1
+    assert "differs from the run's config" in capsys.readouterr().err
+
+
+def test_periodic_evaluation_keeps_the_best_model_and_can_stop_early(tmp_path):
+    cfg = write_config(tmp_path, LONG_RUN.replace("checkpoint_every: 256", "checkpoint_every: 0, eval_every: 128, early_stop: 2")
+                       .replace("parallel_envs: 2", "parallel_envs: 1"))
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(cfg), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    evals = summary["evaluations"]
+    assert len(evals) >= 3 and all(set(e["per_kind"]) == {"simple", "text", "gradient", "complex"} for e in evals)
+    assert summary["best_score"] == max(e["mean_score"] for e in evals)
+    assert (out / "best_model.zip").is_file()
+    if summary["stopped"] == "early_stop":
+        assert summary["total_timesteps"] < 1600
+    else:
+        assert summary["total_timesteps"] == 1600
+
+
+def test_stage_overrides_change_algorithm_settings(tmp_path):
+    pm = PluginManager()
+    ppo = pm.create("algorithm", "ppo", {"n_steps": 32, "batch_size": 32, "learning_rate": 0.001})
+    ppo.update(learning_rate=0.0001, ent_coef=0.05)
+    assert ppo.pending == {"learning_rate": 0.0001, "ent_coef": 0.05}
+    cfg = write_config(tmp_path, LONG_RUN.replace("timesteps: 1600", "timesteps: 256").replace(
+        "curriculum: {name: staged, params: {window: 4, max_timesteps: 200}}",
+        "curriculum: {name: staged, params: {window: 4, max_timesteps: 64, overrides: {complex: {ent_coef: 0.02}}}}"))
+    assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    model, _ = load_model(pm, tmp_path / "run" / "model.zip")
+    assert model.model.ent_coef == 0.02
+
+
+def test_adaptive_curriculum_follows_learning_progress(pm):
+    ad = pm.create("curriculum", "adaptive", {"window": 2, "floor": 0.2})
+    ad.start(["a", "b"])
+    assert ad.weights() == {"a": 0.5, "b": 0.5}
+    for score in (0.0, 0.0, 0.1, 0.1):  # a: progress 0.1
+        ad.record("a", score, 0)
+    for score in (0.0, 0.0, 0.0, 0.0):  # b: no progress
+        ad.record("b", score, 0)
+    w = ad.weights()
+    assert w["a"] == pytest.approx(0.9) and w["b"] == pytest.approx(0.1)
+    restored = pm.create("curriculum", "adaptive", {"window": 2})
+    restored.start(["a", "b"])
+    restored.load_state_dict(json.loads(json.dumps(ad.state_dict())))
+    assert restored.weights() == w
