@@ -54,7 +54,7 @@ data: {synthetic: {per_kind: 4}, validation_split: 0.25, image_size: 64}
 env: {conversions_per_episode: 3, parallel_envs: 1}
 algorithm: {name: ppo, params: {n_steps: 64, batch_size: 64, n_epochs: 2}}
 curriculum: {name: staged, params: {window: 4, max_timesteps: 48}}
-reward: {weights: {ssim: 1.0, size: -0.02, contrast: 0.05}}
+reward: {weights: {ssim_rgb: 1.0, size: -0.02, contrast: 0.05}}
 monitors: [{name: structlog, params: {console: false}}]
 """
 

@@ -21,10 +21,12 @@ def _pair(image, params):
 def test_ssim_agrees_with_scikit_image(pm, tiny_images, index):
     image = tiny_images[index]
     svg, rendered = _pair(image, {**DEFAULT_PARAMS, "mode": "polygon", "filter_speckle": 9})
-    ssim = pm.create("metric", "ssim")
+    ssim, ssim_rgb = pm.create("metric", "ssim"), pm.create("metric", "ssim_rgb")
     sample = Sample(image, svg, rendered, defaults=None)
     ours = ssim.compute(sample, ssim.prepare(image))
-    ref = structural_similarity(image.gray, sample.gray, data_range=255)
+    assert abs(ours - structural_similarity(image.gray, sample.gray, data_range=255)) < 1e-4
+    ours = ssim_rgb.compute(sample, ssim_rgb.prepare(image))
+    ref = structural_similarity(image.rgb, sample.rendered, channel_axis=2, data_range=255)
     assert abs(ours - ref) < 1e-4
 
 
@@ -48,6 +50,7 @@ def test_default_reward_is_ssim_minus_size_term(pm, tiny_images):
     assert default.score == pytest.approx(default.ssim)  # size term is 0 for the defaults
     params = {**DEFAULT_PARAMS, "mode": "polygon"}
     out = scorer.evaluate(image, params)
+    assert out.ssim == out.metrics["ssim_rgb"]
     expected = out.ssim - 0.02 * math.log2(out.svg_bytes / default.svg_bytes)
     assert out.score == pytest.approx(expected, abs=1e-12)
     assert out.metrics["size"] == pytest.approx(math.log2(out.svg_bytes / default.svg_bytes))

@@ -12,7 +12,7 @@ from vtopt.plugin_manager import PluginError, PluginManager
 
 from conftest import REPO
 
-BUILTINS = {"ppo", "a2c", "sac", "ssim", "size", "paths", "mse", "psnr", "staged", "uniform", "structlog"}
+BUILTINS = {"ppo", "a2c", "sac", "ssim", "ssim_rgb", "size", "paths", "mse", "psnr", "staged", "uniform", "structlog"}
 
 
 def test_builtins_come_from_entry_points(pm):

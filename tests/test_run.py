@@ -74,7 +74,7 @@ def test_code_registered_plugins_take_part_in_a_run(tmp_path, pm):
             calls["events"].append(stage)
 
     pm.register(Plugin(), name="mine")
-    cfg = write_config(tmp_path, TINY_RUN + "reward:\n  weights: {ssim: 1.0, size: -0.02, sharp: 0.1}\n")
+    cfg = write_config(tmp_path, TINY_RUN + "reward:\n  weights: {ssim_rgb: 1.0, size: -0.02, sharp: 0.1}\n")
     summary = train(load_config(cfg, pm=pm), tmp_path / "run", pm)
     assert calls["metric"] > 0 and calls["events"][0] == "simple"
     assert summary["total_timesteps"] >= 96

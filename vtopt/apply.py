@@ -28,7 +28,7 @@ from .scoring import REPORTED, Scorer
 from .search import search_image
 from .vectorize import ConversionError
 
-DEFAULT_WEIGHTS = {"ssim": 1.0, "size": -0.02}
+DEFAULT_WEIGHTS = {"ssim_rgb": 1.0, "size": -0.02}
 
 
 @attrs.frozen
@@ -219,6 +219,7 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
         if not s.get("images"):
             lines.append(f"{label:<12} {0:>6}   (every image failed)")
             continue
+        secs = f"{s['seconds']:>7.3f}" if s["seconds"] == s["seconds"] else f"{'-':>7}"
         lines.append(f"{label:<12} {s['images']:>6} {s['mean_ssim']:>10.4f} {s['bytes_ratio']:>10.3f} "
-                     f"{s['mean_score']:>11.4f} {s['conversions']:>9.1f} {s['seconds']:>7.3f}")
+                     f"{s['mean_score']:>11.4f} {s['conversions']:>9.1f} {secs}")
     return "\n".join(lines)

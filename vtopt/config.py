@@ -97,7 +97,7 @@ class CurriculumConfig:
 
 @frozen
 class RewardConfig:
-    weights: dict[str, float] = Factory(lambda: {"ssim": 1.0, "size": -0.02})
+    weights: dict[str, float] = Factory(lambda: {"ssim_rgb": 1.0, "size": -0.02})
 
 
 @frozen

@@ -58,7 +58,7 @@ def vtopt_register_metrics() -> dict[str, Callable[..., Any]]:
 
     A factory returns an object implementing :class:`vtopt.components.Metric`
     (``prepare(image)`` once per image, ``compute(sample, state)`` per
-    conversion). A metric named ``ssim`` is also computed for every report.
+    conversion). A metric named ``ssim_rgb`` is also computed for every report.
     Example: ``return {"ssim": SSIM}``.
 
     Called once per plugin manager; results of all plugins are collected.

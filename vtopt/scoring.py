@@ -25,7 +25,7 @@ from .vectorize import ConversionError, convert, render
 log = structlog.get_logger(__name__)
 
 #: Metrics always computed for reports (when a plugin provides them), whatever the weights.
-REPORTED = ("ssim",)
+REPORTED = ("ssim_rgb",)
 
 
 @attrs.frozen
@@ -47,12 +47,12 @@ class Outcome:
 
     @property
     def ssim(self) -> float:
-        return self.metrics.get("ssim", math.nan)
+        """The colour SSIM where computed, else the grayscale one."""
+        return self.metrics.get("ssim_rgb", self.metrics.get("ssim", math.nan))
 
 
 @attrs.define
 class _ImageCache:
-    states: dict[str, Any]
     defaults: Sample
     default_outcome: Outcome
 
@@ -60,26 +60,41 @@ class _ImageCache:
 class Scorer:
     """Scores conversions of images with weighted metrics, relative to the defaults."""
 
-    def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096):
+    def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096,
+                 state_cache_size: int = 48):
         missing = sorted(set(weights) - set(metrics))
         if missing:
             raise ValueError(f"reward weights name metrics that were not given: {missing}")
         self.metrics = dict(metrics)
         self.weights = dict(weights)
-        self.cache_size = cache_size
-        self._images: dict[LogoImage, _ImageCache] = {}  # keyed by identity
+        self.cache_size, self.state_cache_size = cache_size, state_cache_size
+        self._images: dict[LogoImage, _ImageCache] = {}  # keyed by identity; small, kept for good
+        # the metrics' prepared states are large (reference statistics): an LRU of them
+        self._states: OrderedDict[LogoImage, dict[str, Any]] = OrderedDict()
         self._results: OrderedDict[tuple, Outcome] = OrderedDict()
 
     def __getstate__(self):
-        return {"metrics": self.metrics, "weights": self.weights, "cache_size": self.cache_size}
+        return {"metrics": self.metrics, "weights": self.weights, "cache_size": self.cache_size,
+                "state_cache_size": self.state_cache_size}
 
     def __setstate__(self, state):
         self.__init__(**state)
 
+    def _states_of(self, image: LogoImage) -> dict[str, Any]:
+        states = self._states.get(image)
+        if states is None:
+            states = {name: m.prepare(image) for name, m in self.metrics.items()}
+            self._states[image] = states
+            if len(self._states) > self.state_cache_size:
+                self._states.popitem(last=False)
+        else:
+            self._states.move_to_end(image)
+        return states
+
     def _image(self, image: LogoImage) -> _ImageCache:
         cache = self._images.get(image)
         if cache is None:
-            states = {name: m.prepare(image) for name, m in self.metrics.items()}
+            states = self._states_of(image)
             start = time.perf_counter()
             try:
                 svg = convert(image, DEFAULT_PARAMS)
@@ -88,13 +103,14 @@ class Scorer:
                 raise ConversionError(f"{exc} (with VTracer's default parameters)") from None
             sample = Sample(image, svg, render(svg, *image.size), defaults=None)
             outcome = self._outcome(DEFAULT_PARAMS, sample, states, time.perf_counter() - start)
-            cache = _ImageCache(states, sample, outcome)
+            cache = _ImageCache(sample, outcome)
             self._images[image] = cache
         return cache
 
     def forget(self, image: LogoImage) -> None:
         """Drop everything cached for ``image`` (when it will not be seen again)."""
         self._images.pop(image, None)
+        self._states.pop(image, None)
         for key in [k for k in self._results if k[0] is image]:
             del self._results[key]
 
@@ -117,7 +133,7 @@ class Scorer:
         except (ConversionError, ValueError) as exc:
             log.warning("conversion_failed", image=image.source, params=params, error=str(exc))
             return Outcome(dict(params), -math.inf, {}, error=str(exc), seconds=time.perf_counter() - start)
-        outcome = self._outcome(params, sample, cache.states, time.perf_counter() - start, keep_svg)
+        outcome = self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, keep_svg)
         self._results[key] = outcome
         if len(self._results) > self.cache_size:
             self._results.popitem(last=False)

@@ -1,8 +1,9 @@
-"""Built-in metrics: ``ssim``, ``size``, ``paths``, ``mse``, ``psnr``.
+"""Built-in metrics: ``ssim``, ``ssim_rgb``, ``size``, ``paths``, ``mse``, ``psnr``.
 
 ``size`` and ``paths`` are log2 ratios to VTracer's defaults on the same
-image, so the default reward ``1.0 * ssim - 0.02 * size`` is
-``ssim - 0.02 * log2(bytes / default_bytes)``.
+image, so the default reward ``1.0 * ssim_rgb - 0.02 * size`` is
+``ssim - 0.02 * log2(bytes / default_bytes)`` with SSIM over the colour
+channels (a grayscale SSIM misses colour shifts that a viewer sees).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 
 from vtopt import hookimpl
 
@@ -17,11 +19,11 @@ WIN = 7  # scikit-image's default window
 K1, K2, DATA_RANGE = 0.01, 0.03, 255.0
 
 
-def _window_sums(x: np.ndarray) -> np.ndarray:
-    """Sums over every WIN x WIN window lying wholly inside ``x`` (integral image)."""
-    c = np.zeros((x.shape[0] + 1, x.shape[1] + 1))
-    np.cumsum(np.cumsum(x, axis=0), axis=1, out=c[1:, 1:])
-    return c[WIN:, WIN:] - c[:-WIN, WIN:] - c[WIN:, :-WIN] + c[:-WIN, :-WIN]
+def _window_means(x: np.ndarray) -> np.ndarray:
+    """Means over every WIN x WIN window lying wholly inside ``x`` (HxW or HxWxC)."""
+    size = (WIN, WIN) + (1,) * (x.ndim - 2)
+    pad = WIN // 2
+    return uniform_filter(x, size=size)[pad:-pad, pad:-pad]
 
 
 class SSIM:
@@ -32,26 +34,37 @@ class SSIM:
     statistics are prepared once per image.
     """
 
+    def _pixels(self, holder) -> np.ndarray:
+        return holder.gray
+
     def prepare(self, image):
-        x = image.gray
-        if min(x.shape) < WIN:
+        x = self._pixels(image)
+        if min(x.shape[:2]) < WIN:
             raise ValueError(f"{image.source}: image smaller than the {WIN}x{WIN} SSIM window")
         n = WIN * WIN
-        ux = _window_sums(x) / n
-        vx = (_window_sums(x * x) / n - ux * ux) * (n / (n - 1))
-        return x, ux, vx
+        ux = _window_means(x)
+        vx = (_window_means(x * x) - ux * ux) * (n / (n - 1))
+        return image, ux, vx
 
     def compute(self, sample, state) -> float:
-        x, ux, vx = state
-        y = sample.gray
+        image, ux, vx = state
+        x = self._pixels(image)
+        y = self._pixels(sample)
         n = WIN * WIN
         cov = n / (n - 1)
-        uy = _window_sums(y) / n
-        vy = (_window_sums(y * y) / n - uy * uy) * cov
-        vxy = (_window_sums(x * y) / n - ux * uy) * cov
+        uy = _window_means(y)
+        vy = (_window_means(y * y) - uy * uy) * cov
+        vxy = (_window_means(x * y) - ux * uy) * cov
         c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
         return float(s.mean())
+
+
+class SSIMRGB(SSIM):
+    """SSIM over the R, G and B channels, averaged: ``structural_similarity(..., channel_axis=2)``."""
+
+    def _pixels(self, holder) -> np.ndarray:
+        return holder.rendered.astype(np.float64) if hasattr(holder, "rendered") else holder.rgb.astype(np.float64)
 
 
 class Size:
@@ -99,4 +112,4 @@ class PSNR(MSE):
 
 @hookimpl
 def vtopt_register_metrics():
-    return {"ssim": SSIM, "size": Size, "paths": Paths, "mse": MSE, "psnr": PSNR}
+    return {"ssim": SSIM, "ssim_rgb": SSIMRGB, "size": Size, "paths": Paths, "mse": MSE, "psnr": PSNR}

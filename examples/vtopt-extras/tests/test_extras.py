@@ -39,7 +39,7 @@ def test_a_run_with_all_four_components(vtopt_run):
     summary, run_dir = vtopt_run(
         "algorithm: {name: cem, params: {init_std: 0.6}}\n"
         "curriculum: {name: round_robin, params: {episodes_per_kind: 2}}\n"
-        "reward: {weights: {ssim: 1.0, size: -0.02, edges: 0.05}}\n"
+        "reward: {weights: {ssim_rgb: 1.0, size: -0.02, edges: 0.05}}\n"
         "monitors: [{name: structlog, params: {console: false}}, {name: jsonl_metrics}]\n"
     )
     ev = summary["evaluation"]
