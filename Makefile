@@ -23,6 +23,8 @@ run: install
 
 test: install
 	$(BIN)/pip install --quiet -e examples/vtopt-extras
+	@# the report test opens a page in Debian's headless Chromium (needs root to install; skipped without it outside CI)
+	-command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/python -m pytest -q
 
 clean:

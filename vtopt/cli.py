@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="list plugins and the components they provide")
 
+    rep = sub.add_parser("report", help="write RUN_DIR/report.html: curves, stages, evaluation, gallery")
+    rep.add_argument("run_dir", type=Path)
+
     def with_images(sp):
         sp.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="an image or a folder of images")
         sp.add_argument("--model", type=Path, help="a model file (default: the policy shipped with vtopt)")
@@ -104,6 +107,11 @@ def _dispatch(args, argv: list[str]) -> int:
     if args.command in ("optimize", "evaluate"):
         return _apply(args)
     pm = PluginManager()
+    if args.command == "report":
+        from .report import write_report
+
+        print(f"wrote {write_report(args.run_dir, pm)}")
+        return EXIT_OK
     if args.command == "plugins":
         for info in pm.plugins():
             where = f"{info.distribution} {info.version}" if info.distribution else "registered from code"

@@ -149,6 +149,16 @@ def vtopt_checkpoint_saved(run: Any, path: Path, timesteps: int) -> None:
 
 
 @hookspec
+def vtopt_alert(run: Any, alert: str, message: str, timesteps: int) -> None:
+    """When something in the run needs a person's attention (raised with ``run.alert(...)``).
+
+    ``alert`` names the condition (e.g. ``no_improvement``, ``failures``,
+    ``score_drop``), ``message`` says it in a sentence. Every implementation
+    is called; return values are ignored.
+    """
+
+
+@hookspec
 def vtopt_run_finished(run: Any, summary: dict[str, Any]) -> None:
     """Once, after ``summary.json`` is written; ``summary`` is its content.
 

@@ -212,6 +212,9 @@ class PluginManager:
     def checkpoint_saved(self, run, path, timesteps: int) -> None:
         self.pm.hook.vtopt_checkpoint_saved(run=run, path=path, timesteps=timesteps)
 
+    def alert(self, run, alert: str, message: str, timesteps: int) -> None:
+        self.pm.hook.vtopt_alert(run=run, alert=alert, message=message, timesteps=timesteps)
+
     def run_finished(self, run, summary: dict) -> None:
         self.pm.hook.vtopt_run_finished(run=run, summary=summary)
 

@@ -54,6 +54,13 @@ class RunInfo:
     n_envs: int
     kinds: list[str]
     started: float = attrs.field(factory=time.time)
+    notify: Any = attrs.field(default=None, repr=False)  # the plugin manager's alert facade
+
+    def alert(self, alert: str, message: str, timesteps: int) -> None:
+        """Raise an alert: every plugin's ``vtopt_alert`` hears it, and the console shows it."""
+        log.warning("alert", alert=alert, message=message, timesteps=timesteps)
+        if self.notify is not None:
+            self.notify(self, alert, message, timesteps)
 
 
 # -- building blocks -------------------------------------------------------------------
@@ -418,7 +425,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     except (ValueError, TypeError) as exc:
         raise VtoptError(f"{loaded.path}: curriculum {cfg.curriculum.name!r}: {exc}") from None
 
-    run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds)
+    run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds, notify=pm.alert)
     registered = [pm.register(m, name=f"monitor:{spec.name}:{i}") for i, (m, spec) in enumerate(zip(monitors, cfg.monitors))]
     env = None
     handlers = {}
@@ -484,6 +491,12 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         }
         atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1, default=_json_default))
         pm.run_finished(run, summary)
+        from .report import write_report  # matplotlib is imported only here
+
+        try:
+            write_report(out_dir, pm)
+        except Exception as exc:  # the run itself succeeded; say what failed and go on
+            log.warning("report_failed", error=f"{type(exc).__name__}: {exc}", hint=f"vtopt report {out_dir}")
         return summary
     finally:
         for s, h in handlers.items():
