@@ -47,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="list plugins and the components they provide")
 
+    bench = sub.add_parser("bench", help="measure the inner loop against VTracer alone; print the figures")
+    bench.add_argument("--images", type=Path, help="a folder of real images (e.g. ../shared/data/fluent-emoji)")
+    bench.add_argument("--sizes", default="256,512", help="image sizes in pixels (default 256,512)")
+    bench.add_argument("--seconds", type=float, default=8.0, help="seconds per env-stepping measurement")
+    bench.add_argument("--per-kind", type=int, default=6, help="synthetic images per kind")
+    bench.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="optimize workers")
+    bench.add_argument("--model", type=Path, help="policy for the optimize figure (default: the shipped one)")
+    bench.add_argument("--json", type=Path, help="also write the figures here")
+
     rep = sub.add_parser("report", help="write RUN_DIR/report.html: curves, stages, evaluation, gallery")
     rep.add_argument("run_dir", type=Path)
 
@@ -106,6 +115,14 @@ def _dispatch(args, argv: list[str]) -> int:
         return EXIT_OK
     if args.command in ("optimize", "evaluate"):
         return _apply(args)
+    if args.command == "bench":
+        from .bench import run_bench
+
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+        results = run_bench(args.images, sizes, args.seconds, args.per_kind, args.workers, args.model)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return EXIT_OK
     pm = PluginManager()
     if args.command == "report":
         from .report import write_report

@@ -121,6 +121,12 @@ class VTracerEnv(gym.Env):
             "params": best.params,
         }
 
+    def peak_rss_mb(self) -> float:
+        """Peak resident memory of the process holding this env (for benchmarks)."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
     def _observation(self) -> np.ndarray:
         default, best = self.default, self.best
         head = [

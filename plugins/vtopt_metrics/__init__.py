@@ -20,10 +20,9 @@ K1, K2, DATA_RANGE = 0.01, 0.03, 255.0
 
 
 def _window_means(x: np.ndarray) -> np.ndarray:
-    """Means over every WIN x WIN window lying wholly inside ``x`` (HxW or HxWxC)."""
-    size = (WIN, WIN) + (1,) * (x.ndim - 2)
+    """Means over every WIN x WIN window lying wholly inside ``x`` (HxWxC, per channel)."""
     pad = WIN // 2
-    return uniform_filter(x, size=size)[pad:-pad, pad:-pad]
+    return uniform_filter(x, size=(WIN, WIN, 1))[pad:-pad, pad:-pad]
 
 
 class SSIM:
@@ -35,7 +34,8 @@ class SSIM:
     """
 
     def _pixels(self, holder) -> np.ndarray:
-        return holder.gray
+        """HxWxC float32 pixels of an image (the original) or a sample (the rendering)."""
+        return holder.gray.astype(np.float32)[..., None]
 
     def prepare(self, image):
         x = self._pixels(image)
@@ -44,11 +44,10 @@ class SSIM:
         n = WIN * WIN
         ux = _window_means(x)
         vx = (_window_means(x * x) - ux * ux) * (n / (n - 1))
-        return image, ux, vx
+        return x, ux, vx
 
     def compute(self, sample, state) -> float:
-        image, ux, vx = state
-        x = self._pixels(image)
+        x, ux, vx = state
         y = self._pixels(sample)
         n = WIN * WIN
         cov = n / (n - 1)
@@ -64,7 +63,7 @@ class SSIMRGB(SSIM):
     """SSIM over the R, G and B channels, averaged: ``structural_similarity(..., channel_axis=2)``."""
 
     def _pixels(self, holder) -> np.ndarray:
-        return holder.rendered.astype(np.float64) if hasattr(holder, "rendered") else holder.rgb.astype(np.float64)
+        return (holder.rendered if hasattr(holder, "rendered") else holder.rgb).astype(np.float32)
 
 
 class Size:

@@ -1,0 +1,197 @@
+"""``vtopt bench``: where an environment step's time goes, measured against VTracer itself.
+
+Every figure comes from this run, on the same images: VTracer alone, the
+stages of an env step, env steps/s with 1 and 2 subprocess envs, PPO
+training steps/s, ``optimize`` throughput, peak memory; then the ratios
+that the project's targets are stated in.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import vtracer
+
+from .components import Sample
+from .config import Config
+from .images import list_images, load_image
+from .params import action_size, action_to_params, check_params
+from .plugin_manager import PluginManager
+from .run import build_scorer, make_vec_env
+from .synthetic import KINDS, generate
+from .vectorize import render
+
+TARGETS = {
+    "env step / VTracer alone (256 px)": ("<=", 1.3),
+    "2 envs / 1 env steps/s": (">=", 1.7),
+    "PPO training / env-only steps/s": (">=", 0.85),
+    "optimize / bare VTracer x4 images/s": (">=", 0.8),
+    "peak RSS per env process (MB)": ("<=", 300.0),
+}
+
+
+def _median_ms(values: list[float]) -> float:
+    return 1000.0 * statistics.median(values)
+
+
+def _image_sets(folder: Path | None, size: int, per_kind: int) -> dict[str, list]:
+    sets = {"synthetic": [generate(k, i, seed=123, size=size) for k in KINDS for i in range(per_kind)]}
+    if folder is not None and folder.is_dir():
+        sets[folder.name] = [load_image(p, "real", max_size=size) for p in list_images(folder)]
+        if size > 256:  # the shared icons are 256 px: scale them up to measure the larger size
+            from PIL import Image
+
+            from .images import LogoImage
+
+            sets[folder.name] = [LogoImage.from_rgba(im.name, im.kind, np.asarray(
+                Image.fromarray(im.rgba).resize((size, size), Image.LANCZOS)), im.source) for im in sets[folder.name]]
+    return sets
+
+
+def stage_times(images, scorer, actions) -> dict[str, float]:
+    """Median ms per conversion of VTracer alone and of each stage of an env step."""
+    from .env import VTracerEnv
+
+    params = [check_params(action_to_params(a)) for a in actions]
+    alone, conv, rend, metr, step, feat = [], [], [], [], [], []
+    for image in images:
+        t = time.perf_counter()
+        image.features  # noqa: B018  (computed once per image, timed once)
+        feat.append(time.perf_counter() - t)
+        scorer.defaults(image)
+    for image in images:
+        for p in params:
+            t0 = time.perf_counter()
+            svg = vtracer.convert_raw_image_to_svg(image.png, img_format="png", **p)
+            t1 = time.perf_counter()
+            pixels = render(svg, *image.size)
+            t2 = time.perf_counter()
+            sample = Sample(image, svg, pixels, scorer.defaults(image) and scorer._images[image].defaults)
+            states = scorer._states_of(image)
+            for name, metric in scorer.metrics.items():
+                metric.compute(sample, states[name])
+            t3 = time.perf_counter()
+            alone.append(t1 - t0), conv.append(t1 - t0), rend.append(t2 - t1), metr.append(t3 - t2)
+    env = VTracerEnv(images, scorer, len(actions) + 1)
+    scorer._results.clear()
+    for i in range(len(images)):
+        env.reset(options={"image": i})
+        for a in actions:
+            t = time.perf_counter()
+            env.step(a)
+            step.append(time.perf_counter() - t)
+    out = {"vtracer_alone": _median_ms(alone), "convert": _median_ms(conv), "render": _median_ms(rend),
+           "metrics": _median_ms(metr), "env_step": _median_ms(step), "features_per_image": _median_ms(feat)}
+    out["overhead"] = out["env_step"] - out["convert"] - out["render"] - out["metrics"]
+    return out
+
+
+def env_rate(images, scorer, n_envs: int, seconds: float) -> tuple[float, list[float]]:
+    env = make_vec_env(images, scorer, 4, n_envs, seed=0)
+    try:
+        rng = np.random.default_rng(0)
+        env.reset()
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            env.step(rng.uniform(-1, 1, (n_envs, action_size())).astype(np.float32))
+            steps += n_envs
+        rate = steps / (time.perf_counter() - start)
+        rss = env.env_method("peak_rss_mb")
+        return rate, rss
+    finally:
+        env.close()
+
+
+def training_rate(images, scorer, n_envs: int, timesteps: int) -> float:
+    from stable_baselines3 import PPO
+
+    env = make_vec_env(images, scorer, 4, n_envs, seed=0)
+    try:
+        model = PPO("MlpPolicy", env, n_steps=256, batch_size=128, n_epochs=10, seed=0, device="cpu", verbose=0)
+        start = time.perf_counter()
+        model.learn(total_timesteps=timesteps)
+        return model.num_timesteps / (time.perf_counter() - start)
+    finally:
+        env.close()
+
+
+def optimize_rate(images, policy: Path | None, workers: int) -> tuple[float, float]:
+    """(optimize images/s at budget 4, bare VTracer images/s doing 4 conversions each in one process)."""
+    from . import apply
+
+    rng = np.random.default_rng(1)
+    params = [check_params(action_to_params(rng.uniform(-1, 1, action_size()))) for _ in range(3)]
+    start = time.perf_counter()
+    for image in images:
+        vtracer.convert_raw_image_to_svg(image.png, img_format="png", **check_params({}))
+        for p in params:
+            vtracer.convert_raw_image_to_svg(image.png, img_format="png", **p)
+    bare = len(images) / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for image in images:
+            path = Path(tmp) / f"{image.name}.png"
+            path.write_bytes(image.png)
+            files.append(path)
+        method, meta = apply.model_method(policy, 4)
+        outputs = [str(Path(tmp) / n) for n in apply.output_names(files)]
+        start = time.perf_counter()
+        rows = apply.run_images(files, outputs, [method], meta["reward_weights"], workers)
+        rate = len(rows) / (time.perf_counter() - start)
+    return rate, bare
+
+
+def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: int, workers: int,
+              policy: Path | None, printer=print) -> dict[str, Any]:
+    pm = PluginManager()
+    scorer = build_scorer(pm, Config())
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(-1, 1, action_size()).astype(np.float32) for _ in range(3)]
+    results: dict[str, Any] = {"stages": {}}
+    printer(f"{'set':<14} {'px':>4} {'VTracer':>8} {'convert':>8} {'render':>7} {'metrics':>8} {'overhead':>9} "
+            f"{'env step':>9} {'step/VT':>8} {'features':>9}   (median ms)")
+    for size in sizes:
+        for name, images in _image_sets(folder, size, per_kind).items():
+            t = stage_times(images, scorer, actions)
+            results["stages"][f"{name}@{size}"] = t
+            printer(f"{name:<14} {size:>4} {t['vtracer_alone']:>8.2f} {t['convert']:>8.2f} {t['render']:>7.2f} "
+                    f"{t['metrics']:>8.2f} {t['overhead']:>9.2f} {t['env_step']:>9.2f} "
+                    f"{t['env_step'] / t['vtracer_alone']:>8.2f} {t['features_per_image']:>9.2f}")
+            scorer = build_scorer(pm, Config())  # fresh caches per set
+    sets = _image_sets(folder, 256, per_kind)
+    images = sets.get(folder.name if folder else "", sets["synthetic"])
+    r1, rss1 = env_rate(images, scorer, 1, seconds)
+    r2, rss2 = env_rate(images, scorer, 2, seconds)
+    train = training_rate(images, scorer, 2, 2048)
+    opt, bare = optimize_rate(images[:48], policy, workers)
+    main_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    key = f"{images[0].source.split(':')[0] if images[0].source.startswith('synthetic') else folder.name}@256"
+    step_ratio = results["stages"][key]["env_step"] / results["stages"][key]["vtracer_alone"]
+    results.update(env_steps_per_s_1=r1, env_steps_per_s_2=r2, train_steps_per_s_2=train,
+                   optimize_images_per_s=opt, bare_vtracer_x4_images_per_s=bare,
+                   peak_rss_mb={"main": main_rss, "env_processes": rss2})
+    ratios = {
+        "env step / VTracer alone (256 px)": step_ratio,
+        "2 envs / 1 env steps/s": r2 / r1,
+        "PPO training / env-only steps/s": train / r2,
+        "optimize / bare VTracer x4 images/s": opt / bare,
+        "peak RSS per env process (MB)": max(rss2),
+    }
+    results["ratios"] = ratios
+    printer("")
+    printer(f"env steps/s: 1 env {r1:.1f}, 2 envs {r2:.1f}; PPO training with 2 envs {train:.1f} steps/s")
+    printer(f"optimize (budget 4, {workers} workers): {opt:.2f} images/s; bare VTracer x4 in one process: {bare:.2f} images/s")
+    printer(f"peak RSS: main {main_rss:.0f} MB, env processes {', '.join(f'{r:.0f}' for r in rss2)} MB")
+    printer("")
+    printer(f"{'ratio':<40} {'measured':>9} {'target':>10}  met")
+    for name, value in ratios.items():
+        op, bound = TARGETS[name]
+        ok = value <= bound if op == "<=" else value >= bound
+        printer(f"{name:<40} {value:>9.2f} {op + ' ' + str(bound):>10}  {'yes' if ok else 'NO'}")
+    return results
