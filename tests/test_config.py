@@ -51,6 +51,16 @@ def test_shipped_configs_validate(pm, preset):
     ("data:\n  synthetic: {kinds: []}\n", 2, "$.data.synthetic.kinds", "non-empty list"),
     ("data:\n  synthetic: {kinds: [text, text]}\n", 2, "$.data.synthetic.kinds", "named once"),
     ("data:\n  synthetic: {kinds: [logos]}\n", 2, "$.data.synthetic.kinds", "'logos' is not one of"),
+    ("env:\n  conversions_per_episode: -4\n", 2, "$.env.conversions_per_episode", "out of range"),
+    ("run:\n  timesteps: 0\n", 2, "$.run.timesteps", "at least 1"),
+    ("data:\n  image_size: 100000\n", 2, "$.data.image_size", "must be in [16, 4096]"),
+    ("data:\n  validation_split: 1.5\n", 2, "$.data.validation_split", "must be in [0, 0.9]"),
+    ("env:\n  conversion_timeout: -1\n", 2, "$.env.conversion_timeout", "at least 0"),
+    ("monitors: structlog\n", 1, "$.monitors", "expected a list"),
+    ("algorithm:\n  params: [1, 2]\n", 2, "$.algorithm.params", "expected a mapping"),
+    ("training:\n  steps: 5\n", 1, "$.training", "unknown key 'training'"),
+    ("run:\n  name: a/b\n", 2, "$.run.name", "not a valid name"),
+    ("data:\n  folders:\n    - {kind: simple}\n", 3, "$.data.folders[0].path", "required key missing"),
 ])
 def test_bad_configs_exit_2_with_file_line_path(tmp_path, capsys, text, line, path, message):
     cfg = write_config(tmp_path, text)

@@ -32,6 +32,15 @@ DEFAULT_WEIGHTS = {"ssim_rgb": 1.0, "size": -0.02}
 
 
 @attrs.frozen
+class Limits:
+    """What a worker refuses or abandons."""
+
+    max_pixels: int = 16_000_000
+    downscale: bool = False
+    conversion_timeout: float = 60.0
+
+
+@attrs.frozen
 class Method:
     """One way to optimise an image: a model file, or a registered algorithm with params."""
 
@@ -75,14 +84,16 @@ def output_names(files: Sequence[Path]) -> list[str]:
 
 
 class Worker:
-    def __init__(self, methods: Sequence[Method], weights: dict[str, float]):
+    def __init__(self, methods: Sequence[Method], weights: dict[str, float], limits: Limits = Limits()):
         import torch
 
         torch.set_num_threads(1)
         self.pm = PluginManager()
         available = self.pm.components("metric")
         names = list(weights) + [n for n in REPORTED if n in available and n not in weights]
-        self.scorer = Scorer({n: self.pm.create("metric", n) for n in names}, weights)
+        self.limits = limits
+        self.scorer = Scorer({n: self.pm.create("metric", n) for n in names}, weights,
+                             timeout=limits.conversion_timeout)
         self.methods = list(methods)
         self.algorithms = {}
         for m in self.methods:
@@ -94,7 +105,8 @@ class Worker:
     def run(self, path: str, output: str | None) -> list[dict[str, Any]]:
         start = time.perf_counter()
         try:
-            image = load_image(Path(path), "input")
+            image = load_image(Path(path), "input", max_pixels=self.limits.max_pixels,
+                               downscale=self.limits.downscale)
             self.scorer.defaults(image)
         except (ImageError, ConversionError) as exc:
             return [_error_row(path, m.label, str(exc), time.perf_counter() - start) for m in self.methods]
@@ -129,7 +141,7 @@ class Worker:
             "input": path, "output": output, "method": method.label, "parameters": row["params"],
             "ssim": row["ssim"], "bytes": row["bytes"], "default_ssim": row["default_ssim"],
             "default_bytes": row["default_bytes"], "score": row["score"], "default_score": row["default_score"],
-            "conversions": row["conversions"], "error": None,
+            "conversions": row["conversions"], "error": None, "notes": list(image.notes),
             # the defaults' conversion (made once per image, shared by the methods) counts for each
             "seconds": time.perf_counter() - start + self.scorer.defaults(image).seconds,
         }
@@ -138,15 +150,15 @@ class Worker:
 def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, Any]:
     return {"input": path, "output": None, "method": label, "parameters": None, "ssim": None, "bytes": None,
             "default_ssim": None, "default_bytes": None, "score": None, "default_score": None,
-            "conversions": 0, "seconds": seconds, "error": error}
+            "conversions": 0, "seconds": seconds, "error": error, "notes": []}
 
 
 _WORKER: Worker | None = None
 
 
-def _init_worker(methods, weights):
+def _init_worker(methods, weights, limits):
     global _WORKER
-    _WORKER = Worker(methods, weights)
+    _WORKER = Worker(methods, weights, limits)
 
 
 def _work(path: str, output: str | None):
@@ -154,13 +166,14 @@ def _work(path: str, output: str | None):
 
 
 def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Sequence[Method],
-               weights: dict[str, float], workers: int, progress=None) -> list[dict[str, Any]]:
+               weights: dict[str, float], workers: int, progress=None, limits: Limits = Limits()
+               ) -> list[dict[str, Any]]:
     """Every file through every method; rows in input order, then method order."""
     jobs = list(zip(map(str, files), outputs))
     results: dict[int, list[dict]] = {}
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
-        worker = Worker(methods, weights)
+        worker = Worker(methods, weights, limits)
         for i, job in enumerate(jobs):
             results[i] = worker.run(*job)
             if progress:
@@ -168,7 +181,7 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
     else:
         ctx = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(list(methods), weights)) as pool:
+                                 initargs=(list(methods), weights, limits)) as pool:
             futures = {pool.submit(_work, *job): i for i, job in enumerate(jobs)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
@@ -203,7 +216,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def print_progress(done: int, total: int, rows: list[dict]) -> None:
     row = rows[0]
-    name = Path(row["input"]).name
+    name = Path(row["input"]).name + (f" ({'; '.join(row['notes'])})" if row.get("notes") else "")
     if row["error"]:
         line = f"FAILED {row['error']}"
     else:

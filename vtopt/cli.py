@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: what the model was trained for)")
         sp.add_argument("--report", type=Path, help="write the per-image rows as JSON here")
         sp.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+        sp.add_argument("--max-pixels", type=int, default=16_000_000,
+                        help="refuse larger images (default 16,000,000), unless --downscale")
+        sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels instead")
+        sp.add_argument("--conversion-timeout", type=float, default=60.0,
+                        help="seconds one VTracer conversion may take before it is abandoned (default 60; 0: no limit)")
 
     opt = sub.add_parser("optimize", help="convert images with a trained policy, keeping the best SVG of each")
     with_images(opt)
@@ -201,8 +206,9 @@ def _apply(args) -> int:
     else:
         outputs = [None] * len(files)
         methods = _eval_methods(args, policy, load_model, shipped)
+    limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout)
     rows = apply.run_images(files, outputs, methods, weights, args.workers,
-                            progress=None if args.quiet else apply.print_progress)
+                            progress=None if args.quiet else apply.print_progress, limits=limits)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.report.with_name(f".{args.report.name}.tmp")

@@ -30,6 +30,7 @@ Budget = NewType("Budget", int)  # conversions per image, the defaults' included
 ImageSize = NewType("ImageSize", int)
 Fraction = NewType("Fraction", float)  # 0 <= x < 1
 Name = NewType("Name", str)
+NonNegFloat = NewType("NonNegFloat", float)
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = ("debug", "cpu", "default")
@@ -69,12 +70,14 @@ class DataConfig:
     folders: list[FolderConfig] = Factory(list)
     validation_split: Fraction = 0.2
     image_size: ImageSize = 128  # images larger than this are downscaled to fit
+    max_pixels: PosInt = 16_000_000  # larger files are rejected unread (decompression bombs)
 
 
 @frozen
 class EnvConfig:
     conversions_per_episode: Budget = 4
     parallel_envs: PosInt = 1
+    conversion_timeout: NonNegFloat = 0.0  # seconds; past it a conversion is abandoned (0: no limit)
 
 
 @frozen
@@ -176,6 +179,7 @@ converter.register_structure_hook(ImageSize, _bounded(16, 4096, what="must be in
 converter.register_structure_hook(
     Fraction, _bounded(0.0, 0.9, what="must be in [0, 0.9]"))
 converter.register_structure_hook(Name, _name)
+converter.register_structure_hook(NonNegFloat, _bounded(0.0, what="must be at least 0"))
 
 
 def _kinds(value, _type):
@@ -191,6 +195,21 @@ def _kinds(value, _type):
 
 
 converter.register_structure_hook(SyntheticKinds, _kinds)
+
+
+def _strict_list(t):
+    inner = converter.get_structure_hook(t)
+
+    def hook(value, typ):
+        if not isinstance(value, list):  # a string is iterable, but not a list of sections
+            raise TypeError(f"expected a list, got {_describe(value)}")
+        return inner(value, typ)
+
+    converter.register_structure_hook_func(lambda typ: typ == t, hook)
+
+
+for _t in (list[ComponentConfig], list[FolderConfig]):
+    _strict_list(_t)
 
 
 def _describe(value) -> str:

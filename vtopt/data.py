@@ -29,7 +29,8 @@ class Dataset:
         return sorted({im.kind for im in self.train})
 
 
-def load_folder(folder: Path, kind: str | None, max_size: int) -> tuple[list[LogoImage], list[str]]:
+def load_folder(folder: Path, kind: str | None, max_size: int, max_pixels: int = 16_000_000
+                ) -> tuple[list[LogoImage], list[str]]:
     """Images of a folder: sub-folders are kinds (unless ``kind`` is given)."""
     groups: list[tuple[Path, str]] = [(folder, kind or FLAT_KIND)]
     if kind is None:
@@ -38,7 +39,7 @@ def load_folder(folder: Path, kind: str | None, max_size: int) -> tuple[list[Log
     for path, group_kind in groups:
         for file in list_images(path):
             try:
-                images.append(load_image(file, group_kind, max_size))
+                images.append(load_image(file, group_kind, max_size, max_pixels=max_pixels))
             except ImageError as exc:
                 rejected.append(str(exc))
     return images, rejected
@@ -56,7 +57,7 @@ def load_dataset(loaded: LoadedConfig, scorer=None) -> Dataset:
         images += synthetic_set(cfg.synthetic.kinds, cfg.synthetic.per_kind, syn_seed, cfg.image_size)
     for folder in cfg.folders:
         path = loaded.resolve_path(folder.path)
-        found, bad = load_folder(path, folder.kind, cfg.image_size)
+        found, bad = load_folder(path, folder.kind, cfg.image_size, cfg.max_pixels)
         if not found:
             raise VtoptError(f"{loaded.path}: data folder {path} holds no usable image ({len(bad)} rejected)"
                              + (f"; first: {bad[0]}" if bad else ""))

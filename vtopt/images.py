@@ -35,6 +35,7 @@ class LogoImage:
         self.kind = kind
         self.png = png  # what VTracer converts, encoded once
         self.source = source or name
+        self.notes: list[str] = []  # what loading did to it (first frame of an animation, downscaled ...)
 
     @classmethod
     def from_rgba(cls, name: str, kind: str, rgba: np.ndarray, source: str = "") -> LogoImage:
@@ -43,7 +44,7 @@ class LogoImage:
         return cls(name, kind, buf.getvalue(), source)
 
     def __getstate__(self):
-        return {"name": self.name, "kind": self.kind, "png": self.png, "source": self.source}
+        return {"name": self.name, "kind": self.kind, "png": self.png, "source": self.source, "notes": self.notes}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -121,22 +122,66 @@ def image_features(image: LogoImage) -> np.ndarray:
     ).clip(0.0, 1.0)
 
 
-def load_image(path: Path, kind: str, max_size: int | None = None) -> LogoImage:
-    """Read an image file, downscale it to fit ``max_size`` (if given); raise ImageError."""
+#: Images with more pixels than this are refused (or downscaled when asked): a guard
+#: against decompression bombs and against conversions that would take minutes.
+MAX_PIXELS = 16_000_000
+
+
+def load_image(path: Path, kind: str, max_size: int | None = None, max_pixels: int = MAX_PIXELS,
+               downscale: bool = False) -> LogoImage:
+    """Read an image file as RGBA; raise ImageError naming the file and the problem.
+
+    Animated images give their first frame; EXIF orientation is applied;
+    16-bit and float images are scaled to 8 bits. Images over ``max_pixels``
+    are refused unless ``downscale``; images larger than ``max_size`` on a
+    side are downscaled to fit. What was done is kept in ``image.notes``.
+    """
+    notes: list[str] = []
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                if not downscale:
+                    raise ImageError(f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
+                                     "(downscale it, or ask vtopt to)")
+                scale = (max_pixels / (w * h)) ** 0.5
+                im.draft(im.mode, (int(w * scale), int(h * scale)))  # JPEG: decode at reduced size
+                notes.append(f"downscaled from {w}x{h} to fit {max_pixels:,} pixels")
+            if getattr(im, "n_frames", 1) > 1:
+                notes.append(f"first frame of {im.n_frames}")
+                im.seek(0)
             im.load()
             im = ImageOps.exif_transpose(im)
-            rgba = im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            rgba = _to_rgba(im)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+    if rgba.size[0] * rgba.size[1] > max_pixels:
+        scale = (max_pixels / (rgba.size[0] * rgba.size[1])) ** 0.5
+        rgba = rgba.resize((max(1, int(rgba.size[0] * scale)), max(1, int(rgba.size[1] * scale))), Image.LANCZOS)
     if max_size is not None and max(rgba.size) > max_size:
         rgba.thumbnail((max_size, max_size), Image.LANCZOS)
     if min(rgba.size) < MIN_SIZE:
-        raise ImageError(f"{path}: image is {rgba.size[0]}x{rgba.size[1]} (after fitting it in {max_size} px); "
-                         f"at least {MIN_SIZE}x{MIN_SIZE} is needed" if max_size else
-                         f"{path}: image is {rgba.size[0]}x{rgba.size[1]}; at least {MIN_SIZE}x{MIN_SIZE} is needed")
-    return LogoImage.from_rgba(path.stem, kind, np.asarray(rgba), source=str(path))
+        raise ImageError(f"{path}: image is {rgba.size[0]}x{rgba.size[1]}; at least {MIN_SIZE}x{MIN_SIZE} is needed"
+                         + (f" (after fitting it in {max_size} px)" if max_size else ""))
+    image = LogoImage.from_rgba(path.stem, kind, np.asarray(rgba), source=str(path))
+    image.notes = notes
+    return image
+
+
+def _to_rgba(im: Image.Image) -> Image.Image:
+    """RGBA, with high-bit-depth modes scaled (PIL's convert would clip them)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        if im.mode == "F":
+            top = max(float(a.max()), 1.0) if a.max() > 1.0 else 1.0
+        gray = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGBA")
+    return im.convert("RGBA")
 
 
 def list_images(folder: Path) -> list[Path]:

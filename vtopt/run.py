@@ -70,7 +70,8 @@ def build_scorer(pm: PluginManager, config: Config) -> Scorer:
     """The metrics of the reward (plus the reported ones, where provided)."""
     available = pm.components("metric")
     names = list(config.reward.weights) + [n for n in REPORTED if n in available and n not in config.reward.weights]
-    return Scorer({n: pm.create("metric", n) for n in names}, config.reward.weights)
+    return Scorer({n: pm.create("metric", n) for n in names}, config.reward.weights,
+                  timeout=config.env.conversion_timeout)
 
 
 def _subprocess_env(images, scorer, conversions):

@@ -20,7 +20,7 @@ import structlog
 from .components import Metric, Sample
 from .images import LogoImage
 from .params import DEFAULT_PARAMS, params_key
-from .vectorize import ConversionError, convert, render
+from .vectorize import ConversionError, IsolatedConverter, convert, render
 
 log = structlog.get_logger(__name__)
 
@@ -61,13 +61,15 @@ class Scorer:
     """Scores conversions of images with weighted metrics, relative to the defaults."""
 
     def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096,
-                 state_cache_size: int = 48):
+                 state_cache_size: int = 48, timeout: float = 0.0):
         missing = sorted(set(weights) - set(metrics))
         if missing:
             raise ValueError(f"reward weights name metrics that were not given: {missing}")
         self.metrics = dict(metrics)
         self.weights = dict(weights)
         self.cache_size, self.state_cache_size = cache_size, state_cache_size
+        self.timeout = timeout  # seconds a conversion may take (0: no limit, converted in-process)
+        self._isolated = IsolatedConverter(timeout) if timeout > 0 else None
         self._images: dict[LogoImage, _ImageCache] = {}  # keyed by identity; small, kept for good
         # the metrics' prepared states are large (reference statistics): an LRU of them
         self._states: OrderedDict[LogoImage, dict[str, Any]] = OrderedDict()
@@ -75,10 +77,13 @@ class Scorer:
 
     def __getstate__(self):
         return {"metrics": self.metrics, "weights": self.weights, "cache_size": self.cache_size,
-                "state_cache_size": self.state_cache_size}
+                "state_cache_size": self.state_cache_size, "timeout": self.timeout}
 
     def __setstate__(self, state):
         self.__init__(**state)
+
+    def _convert(self, image: LogoImage, params: dict[str, Any]) -> str:
+        return self._isolated.convert(image, params) if self._isolated is not None else convert(image, params)
 
     def _states_of(self, image: LogoImage) -> dict[str, Any]:
         states = self._states.get(image)
@@ -97,7 +102,7 @@ class Scorer:
             states = self._states_of(image)
             start = time.perf_counter()
             try:
-                svg = convert(image, DEFAULT_PARAMS)
+                svg = self._convert(image, DEFAULT_PARAMS)
             except ConversionError as exc:
                 # Without the defaults there is nothing to compare with: the image is unusable.
                 raise ConversionError(f"{exc} (with VTracer's default parameters)") from None
@@ -128,7 +133,7 @@ class Scorer:
             return hit
         start = time.perf_counter()
         try:
-            svg = convert(image, params)
+            svg = self._convert(image, params)
             sample = Sample(image, svg, render(svg, *image.size), defaults=cache.defaults)
         except (ConversionError, ValueError) as exc:
             log.warning("conversion_failed", image=image.source, params=params, error=str(exc))

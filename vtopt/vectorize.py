@@ -31,6 +31,94 @@ def convert(image: LogoImage, params: dict[str, Any]) -> str:
         raise ConversionError(f"{image.source}: VTracer failed ({type(exc).__name__}: {exc})") from None
 
 
+class IsolatedConverter:
+    """VTracer in a child process, so that a conversion past ``timeout`` seconds can be abandoned.
+
+    VTracer holds the GIL and cannot be interrupted in-process. The child is
+    a plain ``python -m vtopt.vectorize`` over pipes (allowed inside
+    daemonic subprocess environments, unlike multiprocessing children); on a
+    timeout it is killed and a fresh one started for the next conversion.
+    """
+
+    def __init__(self, timeout: float):
+        self.timeout = float(timeout)
+        self._proc = None
+
+    def __getstate__(self):
+        return {"timeout": self.timeout}
+
+    def __setstate__(self, state):
+        self.__init__(state["timeout"])
+
+    def _child(self):
+        import subprocess
+        import sys
+
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen([sys.executable, "-m", "vtopt.vectorize"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return self._proc
+
+    def convert(self, image: LogoImage, params: dict[str, Any]) -> str:
+        import pickle
+        import select
+        import struct
+
+        full = check_params(params)
+        proc = self._child()
+        payload = pickle.dumps((image.png, full))
+        try:
+            proc.stdin.write(struct.pack("<Q", len(payload)) + payload)
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
+            if not ready:
+                raise TimeoutError
+            size = struct.unpack("<Q", _read(proc.stdout, 8))[0]
+            ok, value = pickle.loads(_read(proc.stdout, size))
+        except (TimeoutError, OSError, EOFError, struct.error):
+            proc.kill()
+            proc.wait()
+            self._proc = None
+            raise ConversionError(f"{image.source}: VTracer did not finish within {self.timeout:g} s; abandoned") from None
+        if not ok:
+            raise ConversionError(f"{image.source}: VTracer failed ({value})")
+        return value
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+
+def _read(stream, n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise EOFError
+    return data
+
+
+def _serve() -> None:
+    """The child's loop: length-prefixed pickles in, (ok, svg or error) out."""
+    import pickle
+    import struct
+    import sys
+
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = stdin.read(8)
+        if len(head) != 8:
+            return
+        png, params = pickle.loads(_read(stdin, struct.unpack("<Q", head)[0]))
+        try:
+            reply = (True, vtracer.convert_raw_image_to_svg(png, img_format="png", **params))
+        except BaseException as exc:  # noqa: BLE001 - PanicException included
+            reply = (False, f"{type(exc).__name__}: {exc}")
+        data = pickle.dumps(reply)
+        stdout.write(struct.pack("<Q", len(data)) + data)
+        stdout.flush()
+
+
 def render(svg: str, width: int, height: int) -> np.ndarray:
     """Rasterise SVG text to uint8 RGB (HxWx3) composited on BACKGROUND."""
     return _RENDERER(svg, width, height)
@@ -82,3 +170,7 @@ def _pick_renderer():
 
 
 _RENDERER = _pick_renderer()
+
+
+if __name__ == "__main__":
+    _serve()
