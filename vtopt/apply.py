@@ -7,12 +7,10 @@ image is a report row with an error, never a failed job.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -153,40 +151,24 @@ def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, A
             "conversions": 0, "seconds": seconds, "error": error, "notes": []}
 
 
-_WORKER: Worker | None = None
-
-
-def _init_worker(methods, weights, limits):
-    global _WORKER
-    _WORKER = Worker(methods, weights, limits)
-
-
-def _work(path: str, output: str | None):
-    return _WORKER.run(path, output)
-
-
 def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Sequence[Method],
-               weights: dict[str, float], workers: int, progress=None, limits: Limits = Limits()
-               ) -> list[dict[str, Any]]:
-    """Every file through every method; rows in input order, then method order."""
+               weights: dict[str, float], workers: int, progress=None, limits: Limits = Limits(),
+               executor: Any = None) -> list[dict[str, Any]]:
+    """Every file through every method on an executor; rows in input order, then method order."""
+    if executor is None:
+        executor = PluginManager().create("executor", "local")
     jobs = list(zip(map(str, files), outputs))
     results: dict[int, list[dict]] = {}
-    workers = max(1, min(workers, len(jobs)))
-    if workers == 1:
-        worker = Worker(methods, weights, limits)
-        for i, job in enumerate(jobs):
-            results[i] = worker.run(*job)
-            if progress:
-                progress(len(results), len(jobs), results[i])
-    else:
-        ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(list(methods), weights, limits)) as pool:
-            futures = {pool.submit(_work, *job): i for i, job in enumerate(jobs)}
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                if progress:
-                    progress(len(results), len(jobs), results[futures[fut]])
+
+    def on_result(index: int, rows: list[dict]) -> None:
+        results[index] = rows
+        if progress:
+            progress(len(results), len(jobs), rows)
+
+    executor.run_images(jobs, (list(methods), weights, limits), max(1, workers), on_result)
+    missing = [str(files[i]) for i in range(len(jobs)) if i not in results]
+    if missing:
+        raise VtoptError(f"the executor returned no result for {len(missing)} image(s), e.g. {missing[0]}")
     return [row for i in range(len(jobs)) for row in results[i]]
 
 

@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", type=Path, help="policy for the optimize figure (default: the shipped one)")
     bench.add_argument("--json", type=Path, help="also write the figures here")
 
+    sw = sub.add_parser("sweep", help="run many trials over the search space in the config's sweep section")
+    with_config(sw)
+    sw.add_argument("--samples", type=int, required=True, help="number of trials")
+    sw.add_argument("--out", type=Path, help="folder for the trials and the results (default: runs/<name>-sweep)")
+    sw.add_argument("--executor", default="local", help="local (one trial after another), ray (Ray Tune)")
+    sw.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
+
     rep = sub.add_parser("report", help="write RUN_DIR/report.html: curves, stages, evaluation, gallery")
     rep.add_argument("run_dir", type=Path)
 
@@ -69,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--max-pixels", type=int, default=16_000_000,
                         help="refuse larger images (default 16,000,000), unless --downscale")
         sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels instead")
+        sp.add_argument("--executor", default="local", help="where images run: local (default), ray, or a plugin's")
+        sp.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
         sp.add_argument("--conversion-timeout", type=float, default=60.0,
                         help="seconds one VTracer conversion may take before it is abandoned (default 60; 0: no limit)")
 
@@ -144,6 +153,8 @@ def _dispatch(args, argv: list[str]) -> int:
     if args.command == "validate":
         print(f"{args.config}: OK")
         return EXIT_OK
+    if args.command == "sweep":
+        return _sweep(args, loaded)
     from .run import Interrupted, train
 
     out = args.out or Path("runs") / loaded.config.run.name
@@ -207,8 +218,9 @@ def _apply(args) -> int:
         outputs = [None] * len(files)
         methods = _eval_methods(args, policy, load_model, shipped)
     limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout)
+    executor = _executor(args)
     rows = apply.run_images(files, outputs, methods, weights, args.workers,
-                            progress=None if args.quiet else apply.print_progress, limits=limits)
+                            progress=None if args.quiet else apply.print_progress, limits=limits, executor=executor)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.report.with_name(f".{args.report.name}.tmp")
@@ -269,3 +281,24 @@ def _eval_methods(args, policy, load_model, shipped):
         if m.model is not None:
             load_model(pm, Path(m.model))
     return methods
+
+
+def _executor(args):
+    pm = PluginManager()
+    params = {"address": args.address} if args.address else {}
+    return pm.create("executor", args.executor, params)
+
+
+def _sweep(args, loaded) -> int:
+    from .sweep import sweep_space, write_results
+
+    if args.samples < 1:
+        raise VtoptError(f"--samples {args.samples}: must be at least 1")
+    space = sweep_space(loaded)
+    out = args.out or Path("runs") / f"{loaded.config.run.name}-sweep"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _executor(args).run_sweep(str(loaded.path), list(args.overrides), space, args.samples, out,
+                                     loaded.config.sweep)
+    print(write_results(rows, out, loaded.config.sweep.metric))
+    print(f"{len(rows)} trials; results in {out / 'sweep.json'} and {out / 'sweep.csv'}")
+    return EXIT_OK if all(r.get("score") is not None for r in rows) else EXIT_FAILED

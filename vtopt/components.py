@@ -129,6 +129,22 @@ class Algorithm(Protocol):
 
 
 @runtime_checkable
+class Executor(Protocol):
+    """Runs many independent jobs: images to optimise, trials of a sweep."""
+
+    def run_images(self, jobs: Sequence[tuple[str, str | None]], worker_args: tuple, workers: int,
+                   on_result: Callable[[int, list[dict]], None]) -> None:
+        """Each job is (input path, output path or None); build ``vtopt.apply.Worker(*worker_args)``
+        once per worker process and call ``on_result(job index, worker.run(*job))`` as each job
+        finishes, in any order. A failed image is a row with an error, never an exception."""
+
+    def run_sweep(self, config_path: str, overrides: Sequence[str], space: Mapping[str, Any], samples: int,
+                  out_dir: Path, sweep: Any) -> list[dict]:
+        """Run ``samples`` trials of ``vtopt.sweep.run_trial`` with values drawn from ``space``
+        (config key path -> ``vtopt.sweep.Distribution``); return one row per trial."""
+
+
+@runtime_checkable
 class Monitor(Protocol):
     """Any object with event hooks (``vtopt_run_started`` ...); registered for one run.
 

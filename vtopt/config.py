@@ -110,6 +110,14 @@ class ResourcesConfig:
 
 
 @frozen
+class SweepConfig:
+    space: dict[str, str] = Factory(dict)  # config key path -> distribution, e.g. loguniform(1e-4, 1e-3)
+    metric: Literal["mean_score", "mean_ssim", "mean_improvement"] = "mean_score"
+    scheduler: Literal["fifo", "asha"] = "fifo"  # asha: stop weak trials early on evaluations (ray)
+    seed: NonNegInt = 0
+
+
+@frozen
 class Config:
     run: RunConfig = Factory(RunConfig)
     data: DataConfig = Factory(DataConfig)
@@ -119,6 +127,7 @@ class Config:
     reward: RewardConfig = Factory(RewardConfig)
     monitors: list[ComponentConfig] = Factory(lambda: [ComponentConfig("structlog")])
     resources: ResourcesConfig = Factory(ResourcesConfig)
+    sweep: Union[SweepConfig, None] = None
 
 
 # -- strict scalars ----------------------------------------------------------------
@@ -449,6 +458,14 @@ def check_config(loaded: LoadedConfig, pm) -> list[tuple[list, str]]:
         p = loaded.resolve_path(folder.path)
         if not p.is_dir():
             problems.append((["data", "folders", i, "path"], f"{p} is not a folder"))
+    if cfg.sweep is not None:
+        from .sweep import parse_distribution
+
+        for key, text in cfg.sweep.space.items():
+            try:
+                parse_distribution(text)
+            except ValueError as exc:
+                problems.append((["sweep", "space", key], str(exc)))
     if cfg.data.synthetic is None and not cfg.data.folders:
         problems.append((["data"], "no images: enable data.synthetic or list data.folders"))
     return problems

@@ -77,6 +77,17 @@ def vtopt_register_monitors() -> dict[str, Callable[..., Any]]:
     """
 
 
+@hookspec
+def vtopt_register_executors() -> dict[str, Callable[..., Any]]:
+    """Executors, selected by ``--executor`` of ``optimize``, ``evaluate`` and ``sweep``.
+
+    A factory returns an object implementing :class:`vtopt.components.Executor`
+    (``run_images`` and ``run_sweep``). Example: ``return {"ray": RayExecutor}``.
+
+    Called once per plugin manager; results of all plugins are collected.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Run events: called in the training process, in this order. Every
 # registered plugin receives them (monitors from the YAML are registered for

@@ -28,6 +28,7 @@ KINDS = {
     "curriculum": "vtopt_register_curricula",
     "metric": "vtopt_register_metrics",
     "monitor": "vtopt_register_monitors",
+    "executor": "vtopt_register_executors",
 }
 
 

@@ -1,0 +1,118 @@
+"""The ``ray`` executor: images as Ray tasks and sweeps on Ray Tune (``pip install 'vtopt[ray]'``).
+
+Without ``address`` it starts a local Ray instance (``num_cpus``: all cores
+by default); with one (``--address ray://host:10001`` or ``auto``) it joins
+that cluster. Each Ray worker builds its vtopt Worker (policy, metrics)
+once; results stream back as images finish.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vtopt import hookimpl
+from vtopt.errors import ParamError
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ParamError(None, "the ray executor needs Ray: pip install 'vtopt[ray]'") from None
+    return ray
+
+
+class _ImageActor:
+    def __init__(self, worker_args):
+        import torch
+
+        torch.set_num_threads(1)
+        from vtopt.apply import Worker
+
+        self.worker = Worker(*worker_args)
+
+    def run(self, index, job):
+        return index, self.worker.run(*job)
+
+
+class RayExecutor:
+    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+        _ray()
+        if address is not None and not isinstance(address, str):
+            raise ParamError("address", "must be a Ray address such as 'auto' or 'ray://host:10001'")
+        if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
+            raise ParamError("num_cpus", "must be a positive integer")
+        self.address, self.num_cpus = address, num_cpus
+
+    def _init(self):
+        ray = _ray()
+        if not ray.is_initialized():
+            kwargs = {"address": self.address} if self.address else {"num_cpus": self.num_cpus}
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
+        return ray
+
+    def run_images(self, jobs, worker_args, workers, on_result) -> None:
+        ray = self._init()
+        from ray.util import ActorPool
+
+        n = max(1, min(workers, len(jobs), int(ray.cluster_resources().get("CPU", 1))))
+        actor = ray.remote(num_cpus=1)(_ImageActor)
+        pool = ActorPool([actor.remote(worker_args) for _ in range(n)])
+        for i, job in enumerate(jobs):
+            pool.submit(lambda a, v: a.run.remote(*v), (i, job))
+        while pool.has_next():
+            index, rows = pool.get_next_unordered()
+            on_result(index, rows)
+
+    def run_sweep(self, config_path, overrides, space, samples, out_dir: Path, sweep) -> list[dict]:
+        self._init()
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler
+
+        from vtopt.config import load_config
+        from vtopt.sweep import run_trial
+
+        total = load_config(config_path, list(overrides)).config.run.timesteps
+        trials_dir = Path(out_dir).resolve()
+
+        def trainable(values):
+            name = f"trial-{tune.get_context().get_trial_id()}"
+            run_dir = str(trials_dir / name)
+
+            def report(metrics):
+                tune.report({**metrics, "run_dir": run_dir})
+
+            row = run_trial(config_path, overrides, values, run_dir, on_evaluated=report)
+            tune.report({"mean_score": row["score"], "timesteps": row["timesteps"], "run_dir": run_dir,
+                         "final": True})
+
+        scheduler = None
+        if sweep.scheduler == "asha":
+            scheduler = ASHAScheduler(time_attr="timesteps", max_t=total, grace_period=max(1, total // 4))
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            param_space={key: _to_tune(tune, dist) for key, dist in space.items()},
+            tune_config=tune.TuneConfig(num_samples=samples, metric=sweep.metric, mode="max", scheduler=scheduler),
+            run_config=tune.RunConfig(storage_path=str(trials_dir / "ray"), name="tune", verbose=0),
+        )
+        rows = []
+        for result in tuner.fit():
+            m = result.metrics or {}
+            row = {"trial": Path(m.get("run_dir", "?")).name, "score": m.get(sweep.metric), **result.config,
+                   "timesteps": m.get("timesteps"), "stopped": "completed" if m.get("final") else "early_stop",
+                   "run_dir": m.get("run_dir")}
+            if result.error:
+                row.update(score=None, error=str(result.error).splitlines()[0])
+            rows.append(row)
+        return rows
+
+
+def _to_tune(tune, dist):
+    lo_hi = dist.args
+    return {"uniform": lambda: tune.uniform(*lo_hi), "loguniform": lambda: tune.loguniform(*lo_hi),
+            "randint": lambda: tune.randint(*lo_hi), "choice": lambda: tune.choice(list(lo_hi))}[dist.kind]()
+
+
+@hookimpl
+def vtopt_register_executors():
+    return {"ray": RayExecutor}

@@ -1,0 +1,80 @@
+"""The executors on a real local Ray instance: optimize (byte-identical to local) and sweeps."""
+
+import json
+
+import pytest
+
+from vtopt.cli import main
+
+from conftest import ICONS, TINY_RUN, write_config
+
+ray = pytest.importorskip("ray")
+
+SWEEP = TINY_RUN + """\
+sweep:
+  metric: mean_score
+  space:
+    algorithm.params.learning_rate: loguniform(0.0001, 0.001)
+    algorithm.params.n_epochs: choice([1, 2])
+"""
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("raymodel")
+    assert main(["-q", "run", str(write_config(tmp, TINY_RUN)), "--out", str(tmp / "run")]) == 0
+    return tmp / "run" / "model.zip"
+
+
+def test_optimize_on_ray_writes_the_same_svgs_as_local(local_ray, model, tmp_path):
+    outs = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        code = main(["-q", "optimize", str(ICONS), "--out", str(out), "--model", str(model), "--budget", "3",
+                     "--executor", executor, "--report", str(tmp_path / f"{executor}.json")])
+        assert code == 0
+        outs[executor] = {p.name: p.read_bytes() for p in out.glob("*.svg")}
+    assert len(outs["local"]) == 4 and outs["local"] == outs["ray"]
+    rows = json.loads((tmp_path / "ray.json").read_text())
+    assert [r["input"] for r in rows] == sorted(str(p) for p in ICONS.glob("*.png"))
+
+
+def test_a_failed_image_on_ray_is_a_row(local_ray, model, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.png").write_text("nope")
+    (tmp_path / "in" / "crown.png").write_bytes((ICONS / "crown.png").read_bytes())
+    code = main(["-q", "optimize", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--model", str(model),
+                 "--executor", "ray", "--report", str(tmp_path / "r.json")])
+    assert code == 1
+    rows = {r["input"].rsplit("/", 1)[1]: r for r in json.loads((tmp_path / "r.json").read_text())}
+    assert rows["bad.png"]["error"] and rows["crown.png"]["error"] is None
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_two_trial_sweep(local_ray, tmp_path, capsys, executor):
+    cfg = write_config(tmp_path, SWEEP)
+    out = tmp_path / "sweep"
+    assert main(["-q", "sweep", str(cfg), "--samples", "2", "--out", str(out), "--executor", executor]) == 0
+    rows = json.loads((out / "sweep.json").read_text())
+    assert len(rows) == 2 and rows[0]["score"] >= rows[1]["score"]
+    for row in rows:
+        assert 0.0001 <= row["algorithm.params.learning_rate"] <= 0.001
+        assert row["algorithm.params.n_epochs"] in (1, 2)
+        assert (tmp_path / "sweep" / row["trial"] / "summary.json").is_file()
+    assert (out / "sweep.csv").read_text().count("\n") == 3
+    printed = capsys.readouterr().out
+    assert "learning_rate" in printed and "2 trials" in printed
+
+
+def test_bad_sweep_space_is_a_config_error(tmp_path, capsys):
+    cfg = write_config(tmp_path, TINY_RUN + "sweep:\n  space:\n    run.seed: normal(0, 1)\n")
+    assert main(["sweep", str(cfg), "--samples", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "$.sweep.space.run.seed" in err and "is not one of uniform" in err
