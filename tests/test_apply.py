@@ -85,3 +85,38 @@ def test_unknown_method_and_bad_model_are_one_line_errors(models, tmp_path, caps
     assert main(["optimize", str(ICONS), "--out", str(tmp_path / "o"), "--model", str(fake)]) == 1
     err = capsys.readouterr().err
     assert "not a vtopt model file" in err and "Traceback" not in err
+
+
+def test_a_crashing_worker_process_fails_only_its_images(models, tmp_path, monkeypatch, capsys):
+    """A worker that dies (segfault, out of memory) makes error rows; the other images complete."""
+    import textwrap
+
+    (tmp_path / "vtopt_crasher.py").write_text(textwrap.dedent("""
+        import os
+        from vtopt import hookimpl
+
+        class Crasher:
+            def learn(self, ctx): pass
+            def save(self, path): pass
+            def load(self, path): pass
+            def start_image(self, image):
+                if image.name == "crown":
+                    os._exit(3)  # the whole worker process dies
+            def predict(self, observation, deterministic=True):
+                return None
+
+        @hookimpl
+        def vtopt_register_algorithms():
+            return {"crasher": Crasher}
+    """))
+    info = tmp_path / "vtopt_crasher-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vtopt-crasher\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[vtopt]\ncrasher = vtopt_crasher\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = tmp_path / "r.json"
+    code = main(["-q", "evaluate", str(ICONS), "--methods", "crasher", "--workers", "2", "--report", str(report)])
+    assert code == 1
+    rows = {r["input"].rsplit("/", 1)[1]: r for r in json.loads(report.read_text())}
+    assert "worker process failed" in rows["crown.png"]["error"]
+    assert all(r["error"] is None for name, r in rows.items() if name != "crown.png")  # the others complete

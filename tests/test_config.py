@@ -60,6 +60,9 @@ def test_shipped_configs_validate(pm, preset):
     ("algorithm:\n  params: [1, 2]\n", 2, "$.algorithm.params", "expected a mapping"),
     ("training:\n  steps: 5\n", 1, "$.training", "unknown key 'training'"),
     ("run:\n  name: a/b\n", 2, "$.run.name", "not a valid name"),
+    ("curriculum:\n  params:\n    overrides: {complex: {learning_rte: 0.1}}\n", 3,
+     "$.curriculum.params.overrides.complex", "cannot change ['learning_rte'] mid-run"),
+    ("sweep:\n  space:\n    run.timestepz: randint(1, 5)\n", 3, "$.sweep.space.run.timestepz", "unknown key 'timestepz'"),
     ("data:\n  folders:\n    - {kind: simple}\n", 3, "$.data.folders[0].path", "required key missing"),
 ])
 def test_bad_configs_exit_2_with_file_line_path(tmp_path, capsys, text, line, path, message):

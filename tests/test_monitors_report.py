@@ -71,8 +71,9 @@ def test_alerts_monitor_rules(pm):
 
     mon = pm.create("monitor", "alerts", {"patience": 2, "failure_rate": 0.1, "drop": 0.01})
     run = Run()
-    for score in (0.95, 0.96, 0.94, 0.955):
-        mon.vtopt_evaluated(run=run, evaluation={"mean_score": score}, timesteps=0)
+    for t, score in enumerate((0.95, 0.96, 0.94, 0.955)):
+        mon.vtopt_evaluated(run=run, evaluation={"mean_score": score}, timesteps=t)
+    mon.vtopt_evaluated(run=run, evaluation={"mean_score": 0.9}, timesteps=3)  # the final repeat: ignored
     assert alerts == ["score_drop", "no_improvement"]
     mon.vtopt_rollout_finished(run=run, timesteps=0, stats={"images": 10, "failures": 1.0})  # 5%: fine
     mon.vtopt_rollout_finished(run=run, timesteps=0, stats={"images": 10, "failures": 5.0})  # 25%

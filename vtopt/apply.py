@@ -7,7 +7,6 @@ image is a report row with an error, never a failed job.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -19,6 +18,7 @@ import numpy as np
 
 from .env import VTracerEnv
 from .errors import VtoptError
+from .files import atomic_write_text
 from .images import ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
 from .plugin_manager import PluginManager
@@ -108,6 +108,9 @@ class Worker:
             self.scorer.defaults(image)
         except (ImageError, ConversionError) as exc:
             return [_error_row(path, m.label, str(exc), time.perf_counter() - start) for m in self.methods]
+        except Exception as exc:  # anything else about this image is this image's error
+            return [_error_row(path, m.label, f"{path}: {type(exc).__name__}: {exc}", time.perf_counter() - start)
+                    for m in self.methods]
         rows = []
         try:
             for m in self.methods:
@@ -131,11 +134,8 @@ class Worker:
         except Exception as exc:  # a plugin's bug on one image is that image's error
             return _error_row(path, method.label, f"{path}: {type(exc).__name__}: {exc}", time.perf_counter() - start)
         svg = row.pop("svg")
-        if output is not None:
-            tmp = Path(output).with_name(f".{Path(output).name}.tmp")
-            tmp.write_text(svg, encoding="utf-8")
-            os.replace(tmp, output)
         return {
+            "svg": svg if output is not None else None,  # written by the driver (workers may be other machines)
             "input": path, "output": output, "method": method.label, "parameters": row["params"],
             "ssim": row["ssim"], "bytes": row["bytes"], "default_ssim": row["default_ssim"],
             "default_bytes": row["default_bytes"], "score": row["score"], "default_score": row["default_score"],
@@ -145,8 +145,13 @@ class Worker:
         }
 
 
+def error_rows(job: tuple[str, str | None], worker_args: tuple, error: str) -> list[dict[str, Any]]:
+    """The rows of a job whose worker failed as a whole (a crashed process, a lost node)."""
+    return [_error_row(job[0], m.label, f"{job[0]}: {error}", 0.0) for m in worker_args[0]]
+
+
 def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, Any]:
-    return {"input": path, "output": None, "method": label, "parameters": None, "ssim": None, "bytes": None,
+    return {"input": path, "output": None, "svg": None, "method": label, "parameters": None, "ssim": None, "bytes": None,
             "default_ssim": None, "default_bytes": None, "score": None, "default_score": None,
             "conversions": 0, "seconds": seconds, "error": error, "notes": []}
 
@@ -161,6 +166,15 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
     results: dict[int, list[dict]] = {}
 
     def on_result(index: int, rows: list[dict]) -> None:
+        for row in rows:
+            svg = row.pop("svg", None)
+            if svg is not None and row["output"]:
+                try:
+                    atomic_write_text(Path(row["output"]), svg)
+                except OSError as exc:
+                    row.update(error=f"{row['output']}: cannot write ({exc.strerror or exc})", output=None)
+            elif row["error"]:
+                row["output"] = None
         results[index] = rows
         if progress:
             progress(len(results), len(jobs), rows)

@@ -12,6 +12,7 @@ from typing import Sequence
 from . import __version__
 from .config import PRESETS, load_config, preset_text
 from .errors import ConfigError, ParamError, VtoptError
+from .files import atomic_write_text
 from .logs import configure
 from .plugin_manager import PluginManager
 
@@ -72,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--budget", type=int, help="VTracer conversions per image, the defaults' included "
                         "(default: what the model was trained for)")
         sp.add_argument("--report", type=Path, help="write the per-image rows as JSON here")
-        sp.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+        sp.add_argument("--workers", type=int, help="worker processes (default: this machine's cores; "
+                        "ray: the cluster's CPUs)")
         sp.add_argument("--max-pixels", type=int, default=16_000_000,
                         help="refuse larger images (default 16,000,000), unless --downscale")
         sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels instead")
@@ -93,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
                          "name, or NAME=MODEL.zip, compares a plugin's algorithm the same way")
     ev.add_argument("--preset-model", type=Path, help="the tuned fixed preset (default: the shipped one)")
     ev.add_argument("--tpe-budget", type=int, default=40, help="conversions per image for tpe (default 40)")
+    ev.add_argument("--force", action="store_true", help="overwrite an existing --report")
     return p
 
 
@@ -194,11 +197,10 @@ EVAL_METHODS = ("policy", "defaults", "poster", "photo", "polygon", "tuned", "ra
 
 def _apply(args) -> int:
     from . import apply
-    from .model import load_model, shipped
 
     if args.budget is not None and not 1 <= args.budget <= 1000:
         raise VtoptError(f"--budget {args.budget}: must be in [1, 1000]")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise VtoptError(f"--workers {args.workers}: must be at least 1")
     files = apply.collect_inputs(args.paths)
     wants_policy = args.command == "optimize" or "policy" in args.methods.split(",") or args.model is not None
@@ -207,6 +209,8 @@ def _apply(args) -> int:
         weights = meta.get("reward_weights") or apply.DEFAULT_WEIGHTS
     else:
         policy, weights = apply.Method("policy", args.budget or 4), apply.DEFAULT_WEIGHTS
+    if args.report and args.report.exists() and not args.force:
+        raise VtoptError(f"{args.report}: exists; pass --force to overwrite it")
     if args.command == "optimize":
         args.out.mkdir(parents=True, exist_ok=True)
         outputs = [str(args.out / n) for n in apply.output_names(files)]
@@ -216,16 +220,15 @@ def _apply(args) -> int:
         methods = [policy]
     else:
         outputs = [None] * len(files)
-        methods = _eval_methods(args, policy, load_model, shipped)
+        methods = _eval_methods(args, policy)
     limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout)
     executor = _executor(args)
-    rows = apply.run_images(files, outputs, methods, weights, args.workers,
+    workers = args.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
+    rows = apply.run_images(files, outputs, methods, weights, workers,
                             progress=None if args.quiet else apply.print_progress, limits=limits, executor=executor)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.report.with_name(f".{args.report.name}.tmp")
-        tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
-        os.replace(tmp, args.report)
+        atomic_write_text(args.report, json.dumps(rows, indent=1))
     summaries = {m.label: apply.summarise(r for r in rows if r["method"] == m.label) for m in methods}
     if args.command == "optimize":
         summaries = {"defaults": apply.summarise(
@@ -242,14 +245,22 @@ def _apply(args) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _eval_methods(args, policy, load_model, shipped):
+def _eval_methods(args, policy):
     from .apply import Method
+    from .model import load_model, shipped
 
     budget = policy.budget
     preset_path = args.preset_model
     methods = []
     tuned_params = None
-    for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if "tpe" in names and args.methods == ",".join(EVAL_METHODS):
+        try:
+            import optuna  # noqa: F401
+        except ImportError:  # an optional extra: leave its row out of the default table, and say so
+            print("note: tpe needs Optuna (pip install 'vtopt[tune]'); its row is left out", file=sys.stderr)
+            names.remove("tpe")
+    for name in names:
         if name == "policy":
             methods.append(policy)
         elif name == "defaults":
@@ -296,6 +307,8 @@ def _sweep(args, loaded) -> int:
         raise VtoptError(f"--samples {args.samples}: must be at least 1")
     space = sweep_space(loaded)
     out = args.out or Path("runs") / f"{loaded.config.run.name}-sweep"
+    if (out / "sweep.json").exists() or list(out.glob("trial-*")):
+        raise VtoptError(f"{out}: holds an earlier sweep; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     rows = _executor(args).run_sweep(str(loaded.path), list(args.overrides), space, args.samples, out,
                                      loaded.config.sweep)

@@ -10,6 +10,7 @@ back as one ``FILE:LINE: $.path: message`` line.
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any, Literal, NewType, Union
@@ -269,7 +270,7 @@ def to_yaml(data) -> str:
     return buf.getvalue()
 
 
-def load_config(path: str | Path, overrides: list[str] = (), pm=None) -> LoadedConfig:
+def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_check: bool = True) -> LoadedConfig:
     """Load, override, structure and (with a plugin manager) check a config file.
 
     Raises ConfigError with every problem found.
@@ -306,7 +307,7 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None) -> LoadedC
         raise ConfigError([_line(where, doc, parts, msg, set_lines) for parts, msg in _walk(exc, [])]) from None
     loaded = LoadedConfig(config, path, doc, list(overrides))
     if pm is not None:
-        problems = check_config(loaded, pm)
+        problems = check_config(loaded, pm, sweep_check)
         if problems:
             raise ConfigError([_line(where, doc, parts, msg, set_lines) for parts, msg in problems])
     return loaded
@@ -430,21 +431,33 @@ def _line(where: str, doc, parts, message: str, set_lines: dict) -> str:
 # -- semantic checks ------------------------------------------------------------------
 
 
-def check_config(loaded: LoadedConfig, pm) -> list[tuple[list, str]]:
+def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tuple[list, str]]:
     """Checks that need the plugin registries and the file system."""
     cfg = loaded.config
     problems: list[tuple[list, str]] = []
 
     def component(kind: str, comp, parts: list):
         try:
-            pm.create(kind, comp.name, comp.params)
+            return pm.create(kind, comp.name, comp.params)
         except UnknownComponent as exc:
             problems.append((parts + ["name"], str(exc)))
         except ParamError as exc:
             problems.append((parts + ["params"] + ([exc.key] if exc.key else []), exc.message))
+        return None
 
-    component("algorithm", cfg.algorithm, ["algorithm"])
-    component("curriculum", cfg.curriculum, ["curriculum"])
+    algorithm = component("algorithm", cfg.algorithm, ["algorithm"])
+    curriculum = component("curriculum", cfg.curriculum, ["curriculum"])
+    for stage, settings in (getattr(curriculum, "overrides", None) or {}).items():
+        if algorithm is None:
+            break
+        where = ["curriculum", "params", "overrides", stage]
+        if not hasattr(algorithm, "check_update"):
+            problems.append((where, f"algorithm {cfg.algorithm.name!r} cannot change settings mid-run"))
+            continue
+        try:
+            algorithm.check_update(**settings)
+        except (ValueError, TypeError) as exc:
+            problems.append((where, str(exc)))
     for i, mon in enumerate(cfg.monitors):
         component("monitor", mon, ["monitors", i])
     metrics = pm.components("metric")
@@ -458,14 +471,22 @@ def check_config(loaded: LoadedConfig, pm) -> list[tuple[list, str]]:
         p = loaded.resolve_path(folder.path)
         if not p.is_dir():
             problems.append((["data", "folders", i, "path"], f"{p} is not a folder"))
-    if cfg.sweep is not None:
+    if cfg.sweep is not None and sweep_check:
         from .sweep import parse_distribution
 
+        rng = __import__("numpy").random.default_rng(0)
         for key, text in cfg.sweep.space.items():
             try:
-                parse_distribution(text)
+                value = parse_distribution(text).sample(rng)
             except ValueError as exc:
                 problems.append((["sweep", "space", key], str(exc)))
+                continue
+            try:  # the key must name a value the config takes
+                load_config(loaded.path, list(loaded.overrides) + [f"{key}={json.dumps(value)}"], pm,
+                            sweep_check=False)
+            except ConfigError as exc:
+                detail = exc.lines[0].split(": ", 1)[-1]
+                problems.append((["sweep", "space", key], f"setting it to {value!r} fails: {detail}"))
     if cfg.data.synthetic is None and not cfg.data.folders:
         problems.append((["data"], "no images: enable data.synthetic or list data.folders"))
     return problems

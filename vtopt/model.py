@@ -40,6 +40,8 @@ def save_model(algorithm, path: Path, name: str, params: dict, conversions: int,
     except zipfile.BadZipFile:
         tmp.unlink(missing_ok=True)
         raise VtoptError(f"algorithm {name!r} must save a zip file") from None
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
 

@@ -22,6 +22,7 @@ from .config import load_config
 from .data import load_dataset
 from .env import VTracerEnv
 from .errors import VtoptError
+from .files import atomic_write_text
 from .model import load_model
 from .plugin_manager import PluginManager
 from .run import build_scorer
@@ -73,7 +74,8 @@ def _curves(events: list[dict], summary: dict) -> str:
         ax.set_xlabel("timesteps")
         for e in stages:
             ax.axvline(e["timesteps"], color="grey", lw=0.6, alpha=0.6)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     parts = [f'<img alt="learning curves" src="{_png_uri(fig)}">']
     plt.close(fig)
     if episodes:
@@ -216,7 +218,5 @@ def write_report(run_dir: Path, pm: PluginManager | None = None) -> Path:
     page = PAGE.format(name=html.escape(summary["name"]), facts=facts, curves=_curves(events, summary),
                        stages=_stages(events), evaluation=_evaluation(summary), gallery=_gallery(run_dir, pm))
     out = run_dir / "report.html"
-    tmp = out.with_name(".report.html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_text(out, page)
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
 import platform
 import random
@@ -33,6 +32,7 @@ from .config import Config, LoadedConfig
 from .data import load_dataset
 from .env import VTracerEnv
 from .errors import VtoptError
+from .files import atomic_write_bytes, atomic_write_text
 from .images import LogoImage
 from .model import save_model
 from .plugin_manager import PluginManager
@@ -95,20 +95,6 @@ def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, 
             raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc
     env.seed(seed)
     return env
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 #: Simple strategies every evaluation also runs at the same budget, where their plugins are present,
@@ -302,12 +288,13 @@ class _Driver:
         brief = {k: evaluation[k] for k in ("mean_score", "mean_ssim", "bytes_ratio", "mean_improvement")}
         brief["timesteps"] = timesteps
         brief["per_kind"] = {k: v["mean_score"] for k, v in evaluation["per_kind"].items()}
-        if not self.evaluations or self.evaluations[-1]["timesteps"] != timesteps:
+        repeat = bool(self.evaluations) and self.evaluations[-1]["timesteps"] == timesteps
+        if not repeat:
             self.evaluations.append(brief)
         if evaluation["mean_score"] > self.best_score:
             self.best_score, self.stale = evaluation["mean_score"], 0
             self.save(self.run.out_dir / "best_model.zip")
-        else:
+        elif not repeat:
             self.stale += 1
         self.pm.evaluated(self.run, evaluation, timesteps)
         return evaluation
@@ -408,6 +395,9 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
          "resumed_from": str(checkpoint[0]) if checkpoint else None,
          "versions": versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
 
+    import torch  # resources.threads applies before any component does torch work
+
+    torch.set_num_threads(cfg.resources.threads)
     algorithm = pm.create("algorithm", cfg.algorithm.name, cfg.algorithm.params)
     curriculum = pm.create("curriculum", cfg.curriculum.name, cfg.curriculum.params)
     monitors = [pm.create("monitor", m.name, m.params) for m in cfg.monitors]
@@ -432,7 +422,9 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     handlers = {}
     start = time.perf_counter()
     try:
-        env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, cfg.run.seed)
+        # a resumed run's environments continue with other images than the first segment's
+        env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
+        env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed)
         driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation)
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))

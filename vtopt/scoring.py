@@ -128,7 +128,7 @@ class Scorer:
         cache = self._image(image)
         key = (image, params_key(params))
         hit = self._results.get(key)
-        if hit is not None and (hit.svg is not None or not keep_svg):
+        if hit is not None and (hit.svg is not None or not keep_svg or not hit.ok):
             self._results.move_to_end(key)
             return hit
         start = time.perf_counter()
@@ -137,7 +137,9 @@ class Scorer:
             sample = Sample(image, svg, render(svg, *image.size), defaults=cache.defaults)
         except (ConversionError, ValueError) as exc:
             log.warning("conversion_failed", image=image.source, params=params, error=str(exc))
-            return Outcome(dict(params), -math.inf, {}, error=str(exc), seconds=time.perf_counter() - start)
+            failed = Outcome(dict(params), -math.inf, {}, error=str(exc), seconds=time.perf_counter() - start)
+            self._results[key] = failed  # a parameter set that failed (or timed out) is not tried again
+            return failed
         outcome = self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, keep_svg)
         self._results[key] = outcome
         if len(self._results) > self.cache_size:

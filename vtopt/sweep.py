@@ -16,6 +16,7 @@ code. Each trial is a run with its own directory; the executor plugin
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -29,6 +30,7 @@ from ruamel.yaml import YAML
 
 from .config import LoadedConfig, load_config
 from .errors import VtoptError
+from .files import atomic_write_text
 
 _SPEC = re.compile(r"^\s*(uniform|loguniform|randint|choice)\s*\((.*)\)\s*$", re.S)
 
@@ -92,14 +94,14 @@ def run_trial(config_path: str, overrides: list[str], values: dict[str, Any], tr
         class Reporter:
             @hookimpl
             def vtopt_evaluated(self, evaluation, timesteps):
-                on_evaluated({"mean_score": evaluation["mean_score"], "mean_ssim": evaluation["mean_ssim"],
-                              "bytes_ratio": evaluation["bytes_ratio"], "timesteps": timesteps})
+                keys = ("mean_score", "mean_ssim", "mean_improvement", "bytes_ratio")
+                on_evaluated({**{k: evaluation[k] for k in keys}, "timesteps": timesteps})
 
         pm.register(Reporter(), name="sweep-reporter")
     sets = [f"{k}={json.dumps(v)}" for k, v in values.items()]
     loaded = load_config(config_path, list(overrides) + sets, pm)
     start = time.perf_counter()
-    summary = train(loaded, Path(trial_dir), pm, force=True)
+    summary = train(loaded, Path(trial_dir), pm)
     metric = loaded.config.sweep.metric if loaded.config.sweep else "mean_score"
     return {"trial": Path(trial_dir).name, "score": summary["evaluation"].get(metric), **values,
             "timesteps": summary["total_timesteps"], "seconds": round(time.perf_counter() - start, 2),
@@ -109,19 +111,21 @@ def run_trial(config_path: str, overrides: list[str], values: dict[str, Any], tr
 def write_results(rows: list[dict[str, Any]], out_dir: Path, metric: str) -> str:
     rows = sorted(rows, key=lambda r: -math.inf if r.get("score") is None else r["score"], reverse=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "sweep.json").write_text(json.dumps(rows, indent=1))
+    atomic_write_text(out_dir / "sweep.json", json.dumps(rows, indent=1))
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out_dir / "sweep.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    params = [k for k in keys if k not in ("trial", "score", "timesteps", "seconds", "stopped", "run_dir")]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out_dir / "sweep.csv", buf.getvalue())
+    params = [k for k in keys if k not in ("trial", "score", "timesteps", "seconds", "stopped", "run_dir", "error")]
     head = f"{'trial':<10} {metric:>11} " + " ".join(f"{p.split('.')[-1]:>14}" for p in params) + f" {'timesteps':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
         score = f"{r['score']:.4f}" if r.get("score") is not None else "failed"
         vals = " ".join(f"{_fmt(r.get(p)):>14}" for p in params)
-        lines.append(f"{r['trial']:<10} {score:>11} {vals} {r.get('timesteps', 0):>9}")
+        lines.append(f"{r['trial']:<10} {score:>11} {vals} {r.get('timesteps') or '-':>9}"
+                     + (f"  {r['error']}" if r.get("error") else ""))
     return "\n".join(lines)
 
 

@@ -55,8 +55,10 @@ class IsolatedConverter:
         import sys
 
         if self._proc is None or self._proc.poll() is not None:
+            # its own session: Ctrl-C on the terminal reaches us, and we decide what the child does
             self._proc = subprocess.Popen([sys.executable, "-m", "vtopt.vectorize"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                          start_new_session=True)
         return self._proc
 
     def convert(self, image: LogoImage, params: dict[str, Any]) -> str:
@@ -75,11 +77,14 @@ class IsolatedConverter:
                 raise TimeoutError
             size = struct.unpack("<Q", _read(proc.stdout, 8))[0]
             ok, value = pickle.loads(_read(proc.stdout, size))
-        except (TimeoutError, OSError, EOFError, struct.error):
-            proc.kill()
-            proc.wait()
-            self._proc = None
+        except TimeoutError:
+            self.close()
             raise ConversionError(f"{image.source}: VTracer did not finish within {self.timeout:g} s; abandoned") from None
+        except (OSError, EOFError, struct.error, pickle.UnpicklingError) as exc:
+            code = proc.poll()
+            self.close()
+            raise ConversionError(f"{image.source}: the VTracer process died (exit code {code}, "
+                                  f"{type(exc).__name__})") from None
         if not ok:
             raise ConversionError(f"{image.source}: VTracer failed ({value})")
         return value

@@ -5,12 +5,14 @@ from __future__ import annotations
 import multiprocessing
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import structlog
 
 from vtopt import hookimpl
+from vtopt.apply import error_rows
 from vtopt.errors import ParamError
 
 log = structlog.get_logger(__name__)
@@ -29,27 +31,51 @@ def _run(job):
 
 
 class LocalExecutor:
-    """Images over a pool of worker processes (one per core by default); sweep trials one after another."""
+    """Images over a pool of worker processes (one per core by default); sweep trials one after another.
 
-    def __init__(self, start_method: str = "forkserver"):
+    With ``fork`` (the default where available) the workers start from this
+    process with torch and stable-baselines3 already imported, which saves
+    each of them seconds; ``forkserver`` and ``spawn`` start clean ones.
+    """
+
+    def __init__(self, start_method: str | None = None):
+        if start_method is None:
+            start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         if start_method not in multiprocessing.get_all_start_methods():
             raise ParamError("start_method", f"must be one of {multiprocessing.get_all_start_methods()}")
         self.start_method = start_method
 
     def run_images(self, jobs, worker_args, workers, on_result) -> None:
-        workers = max(1, min(workers, len(jobs)))
-        if workers == 1:
-            _init(worker_args)
-            for i, job in enumerate(jobs):
-                on_result(i, _run(job))
-            return
+        """A crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
+        so that only the job that crashes again is lost (as an error row)."""
+        if self.start_method == "fork":
+            import stable_baselines3  # noqa: F401  (inherited by the workers; no torch work done yet)
+        left = self._pool(list(enumerate(jobs)), worker_args, max(1, min(workers, len(jobs))), on_result)
+        for index, job in left:
+            if self._pool([(index, job)], worker_args, 1, on_result):
+                on_result(index, error_rows(job, worker_args, "worker process failed (it crashed on this image)"))
+
+    def _pool(self, indexed_jobs, worker_args, workers, on_result) -> list:
+        """Run jobs on a fresh pool; return those left unfinished because the pool broke."""
         ctx = multiprocessing.get_context(self.start_method)
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(worker_args,)) as pool:
-            futures = {pool.submit(_run, job): i for i, job in enumerate(jobs)}
-            for fut in as_completed(futures):
-                on_result(futures[fut], fut.result())
+        done = set()
+        try:
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(worker_args,)) as pool:
+                futures = {pool.submit(_run, job): (i, job) for i, job in indexed_jobs}
+                for fut in as_completed(futures):
+                    index, job = futures[fut]
+                    try:
+                        rows = fut.result()
+                    except BrokenProcessPool:
+                        continue
+                    done.add(index)
+                    on_result(index, rows)
+        except BrokenProcessPool:
+            pass
+        return [(i, job) for i, job in indexed_jobs if i not in done]
 
     def run_sweep(self, config_path, overrides, space, samples, out_dir: Path, sweep) -> list[dict]:
+        from vtopt.run import Interrupted
         from vtopt.sweep import run_trial
 
         rng = np.random.default_rng(sweep.seed)
@@ -60,6 +86,8 @@ class LocalExecutor:
             log.info("trial", trial=name, of=samples, **values)
             try:
                 rows.append(run_trial(config_path, overrides, values, str(out_dir / name)))
+            except Interrupted:
+                raise  # Ctrl-C / SIGTERM stops the sweep, not just this trial
             except Exception as exc:  # one failed trial is a row, not a failed sweep
                 log.warning("trial_failed", trial=name, error=traceback.format_exception_only(exc)[-1].strip())
                 rows.append({"trial": name, "score": None, **values, "error": str(exc)})

@@ -144,7 +144,7 @@ class ProgressMonitor:
 
     @hookimpl
     def vtopt_episode_finished(self, episode, timesteps):
-        self.recent = (self.recent + [episode["improvement"]])[-100:]
+        self.recent = (self.recent + [(episode["score"], episode["improvement"])])[-100:]
         self._show(timesteps)
 
     def _show(self, timesteps, force=False):
@@ -156,9 +156,11 @@ class ProgressMonitor:
         self.last_print = now
         rate = (timesteps - self.start_steps) / max(now - self.t0, 1e-9)
         eta = (self.total - timesteps) / rate if rate > 0 else math.inf
-        mean = sum(self.recent) / len(self.recent) if self.recent else float("nan")
+        n = len(self.recent) or float("nan")
+        score = sum(s for s, _ in self.recent) / n if self.recent else float("nan")
+        gain = sum(g for _, g in self.recent) / n if self.recent else float("nan")
         line = (f"[{self.stage or '-'}] {timesteps}/{self.total} timesteps ({100 * timesteps / self.total:.0f}%) "
-                f"{rate:.1f} steps/s  mean improvement {mean:+.4f}  ETA {_duration(eta)}")
+                f"{rate:.1f} steps/s  recent score {score:.4f} ({gain:+.4f} vs defaults)  ETA {_duration(eta)}")
         if self.tty:
             self.stream.write("\r" + line.ljust(100))
         else:
@@ -275,6 +277,9 @@ class AlertsMonitor:
 
     @hookimpl
     def vtopt_evaluated(self, run, evaluation, timesteps):
+        if timesteps == getattr(self, "last_timesteps", None):
+            return  # the final evaluation repeats the last periodic one
+        self.last_timesteps = timesteps
         score = evaluation["mean_score"]
         if score < self.best - self.drop:
             run.alert("score_drop", f"evaluation score {score:.4f} is {self.best - score:.4f} below the best "

@@ -44,6 +44,10 @@ class RayExecutor:
             raise ParamError("num_cpus", "must be a positive integer")
         self.address, self.num_cpus = address, num_cpus
 
+    def default_workers(self) -> int:
+        """One actor per CPU of the cluster (not of this machine)."""
+        return max(1, int(self._init().cluster_resources().get("CPU", 1)))
+
     def _init(self):
         ray = _ray()
         if not ray.is_initialized():
@@ -60,9 +64,19 @@ class RayExecutor:
         pool = ActorPool([actor.remote(worker_args) for _ in range(n)])
         for i, job in enumerate(jobs):
             pool.submit(lambda a, v: a.run.remote(*v), (i, job))
+        from vtopt.apply import error_rows
+
+        pending, lost = set(range(len(jobs))), "Ray worker failed"
         while pool.has_next():
-            index, rows = pool.get_next_unordered()
+            try:
+                index, rows = pool.get_next_unordered()
+            except Exception as exc:  # an actor died: its job cannot be named, so finish the others first
+                lost = f"Ray worker failed ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                continue
+            pending.discard(index)
             on_result(index, rows)
+        for index in sorted(pending):
+            on_result(index, error_rows(jobs[index], worker_args, lost))
 
     def run_sweep(self, config_path, overrides, space, samples, out_dir: Path, sweep) -> list[dict]:
         self._init()
@@ -83,7 +97,7 @@ class RayExecutor:
                 tune.report({**metrics, "run_dir": run_dir})
 
             row = run_trial(config_path, overrides, values, run_dir, on_evaluated=report)
-            tune.report({"mean_score": row["score"], "timesteps": row["timesteps"], "run_dir": run_dir,
+            tune.report({sweep.metric: row["score"], "timesteps": row["timesteps"], "run_dir": run_dir,
                          "final": True})
 
         scheduler = None

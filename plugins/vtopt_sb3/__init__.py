@@ -106,11 +106,18 @@ class SB3Algorithm:
     #: Settings a curriculum stage may change mid-run.
     UPDATABLE = ("learning_rate", "ent_coef", "clip_range", "vf_coef", "max_grad_norm")
 
-    def update(self, **settings: Any) -> None:
-        """Change settings mid-run (e.g. for a curriculum stage); before ``learn``, they apply at its start."""
+    def check_update(self, **settings: Any) -> None:
+        """Raise ValueError unless :meth:`update` would accept ``settings`` (used at validation)."""
         unknown = sorted(set(settings) - set(self.UPDATABLE))
         if unknown:
-            raise VtoptError(f"{self.class_name} cannot change {unknown} mid-run; it can change {list(self.UPDATABLE)}")
+            raise ValueError(f"{self.class_name} cannot change {unknown} mid-run; it can change {list(self.UPDATABLE)}")
+        for key, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+
+    def update(self, **settings: Any) -> None:
+        """Change settings mid-run (e.g. for a curriculum stage); before ``learn``, they apply at its start."""
+        self.check_update(**settings)
         if self.model is None:
             self.pending.update(settings)
             return
@@ -162,10 +169,12 @@ class PPO(SB3Algorithm):
 
 class A2C(SB3Algorithm):
     class_name = "A2C"
+    UPDATABLE = ("learning_rate", "ent_coef", "vf_coef", "max_grad_norm")
 
 
 class SAC(SB3Algorithm):
     class_name = "SAC"
+    UPDATABLE = ("learning_rate",)
 
 
 @hookimpl
