@@ -61,7 +61,7 @@ class Scorer:
     """Scores conversions of images with weighted metrics, relative to the defaults."""
 
     def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096,
-                 state_cache_size: int = 48, timeout: float = 0.0):
+                 state_cache_size: int = 16, timeout: float = 0.0):
         missing = sorted(set(weights) - set(metrics))
         if missing:
             raise ValueError(f"reward weights name metrics that were not given: {missing}")
