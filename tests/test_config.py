@@ -40,6 +40,7 @@ def test_shipped_configs_validate(pm, preset):
     ("resources:\n  device: gpu\n", 2, "$.resources.device", "'gpu' is not one of 'auto', 'cpu', 'cuda'"),
     ("data:\n  folders:\n    - path: no/such/folder\n", 3, "$.data.folders[0].path", "is not a folder"),
     ("data:\n  synthetic: null\n", 1, "$.data", "no images"),
+    ("data:\n  folders: [{path: .}]\n", 2, "$.data.folders[0].path", "holds no image files"),
     ("run: [1, 2]\n", 1, "$.run", "expected a mapping"),
     ("- a\n- b\n", 1, "$", "must be a mapping"),
     ("run:\n  name: a\n  name: b\n", 3, "$", "duplicate key"),

@@ -24,6 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import ConfigError, ParamError, UnknownComponent
+from .images import IMAGE_SUFFIXES
 
 PosInt = NewType("PosInt", int)
 NonNegInt = NewType("NonNegInt", int)
@@ -71,7 +72,8 @@ class DataConfig:
     folders: list[FolderConfig] = Factory(list)
     validation_split: Fraction = 0.2
     image_size: ImageSize = 128  # images larger than this are downscaled to fit
-    max_pixels: PosInt = 16_000_000  # larger files are rejected unread (decompression bombs)
+    max_pixels: PosInt = 16_000_000  # larger files are rejected unread (decompression bombs) ...
+    downscale: bool = False  # ... or, when true, downscaled to fit
 
 
 @frozen
@@ -471,6 +473,9 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
         p = loaded.resolve_path(folder.path)
         if not p.is_dir():
             problems.append((["data", "folders", i, "path"], f"{p} is not a folder"))
+        elif not _has_images(p, folder.kind is None):
+            problems.append((["data", "folders", i, "path"], f"{p} holds no image files "
+                             f"({', '.join(IMAGE_SUFFIXES)})"))
     if cfg.sweep is not None and sweep_check:
         from .sweep import parse_distribution
 
@@ -490,6 +495,14 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
     if cfg.data.synthetic is None and not cfg.data.folders:
         problems.append((["data"], "no images: enable data.synthetic or list data.folders"))
     return problems
+
+
+def _has_images(folder: Path, with_subfolders: bool) -> bool:
+    from .images import list_images
+
+    if list_images(folder):
+        return True
+    return with_subfolders and any(sub.is_dir() and list_images(sub) for sub in folder.iterdir())
 
 
 def preset_text(name: str) -> str:

@@ -29,8 +29,8 @@ class Dataset:
         return sorted({im.kind for im in self.train})
 
 
-def load_folder(folder: Path, kind: str | None, max_size: int, max_pixels: int = 16_000_000
-                ) -> tuple[list[LogoImage], list[str]]:
+def load_folder(folder: Path, kind: str | None, max_size: int, max_pixels: int = 16_000_000,
+                downscale: bool = False) -> tuple[list[LogoImage], list[str]]:
     """Images of a folder: sub-folders are kinds (unless ``kind`` is given)."""
     groups: list[tuple[Path, str]] = [(folder, kind or FLAT_KIND)]
     if kind is None:
@@ -39,7 +39,10 @@ def load_folder(folder: Path, kind: str | None, max_size: int, max_pixels: int =
     for path, group_kind in groups:
         for file in list_images(path):
             try:
-                images.append(load_image(file, group_kind, max_size, max_pixels=max_pixels))
+                image = load_image(file, group_kind, max_size, max_pixels=max_pixels, downscale=downscale)
+                if image.notes:
+                    log.info("image_loaded", image=str(file), notes=image.notes)
+                images.append(image)
             except ImageError as exc:
                 rejected.append(str(exc))
     return images, rejected
@@ -57,7 +60,7 @@ def load_dataset(loaded: LoadedConfig, scorer=None) -> Dataset:
         images += synthetic_set(cfg.synthetic.kinds, cfg.synthetic.per_kind, syn_seed, cfg.image_size)
     for folder in cfg.folders:
         path = loaded.resolve_path(folder.path)
-        found, bad = load_folder(path, folder.kind, cfg.image_size, cfg.max_pixels)
+        found, bad = load_folder(path, folder.kind, cfg.image_size, cfg.max_pixels, cfg.downscale)
         if not found:
             raise VtoptError(f"{loaded.path}: data folder {path} holds no usable image ({len(bad)} rejected)"
                              + (f"; first: {bad[0]}" if bad else ""))
