@@ -22,6 +22,19 @@ def tiny_images():
     return [generate(kind, i, seed=0, size=64) for kind in ("simple", "text", "gradient", "complex") for i in range(2)]
 
 
+def install_fake_plugin(tmp_path: Path, monkeypatch, entry: str, module: str, dist: str, version: str,
+                        source: str) -> None:
+    """A real distribution on sys.path (a module and its .dist-info), found through entry points."""
+    import textwrap
+
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    info = tmp_path / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[vtopt]\n{entry} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
 def write_config(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)

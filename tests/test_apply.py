@@ -6,7 +6,7 @@ import pytest
 from vtopt.cli import main
 from vtopt.model import read_meta
 
-from conftest import ICONS, TINY_RUN, write_config
+from conftest import ICONS, TINY_RUN, install_fake_plugin, write_config
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +89,7 @@ def test_unknown_method_and_bad_model_are_one_line_errors(models, tmp_path, caps
 
 def test_a_crashing_worker_process_fails_only_its_images(models, tmp_path, monkeypatch, capsys):
     """A worker that dies (segfault, out of memory) makes error rows; the other images complete."""
-    import textwrap
-
-    (tmp_path / "vtopt_crasher.py").write_text(textwrap.dedent("""
+    install_fake_plugin(tmp_path, monkeypatch, "crasher", "vtopt_crasher", "vtopt-crasher", "1.0", """
         import os
         from vtopt import hookimpl
 
@@ -108,12 +106,7 @@ def test_a_crashing_worker_process_fails_only_its_images(models, tmp_path, monke
         @hookimpl
         def vtopt_register_algorithms():
             return {"crasher": Crasher}
-    """))
-    info = tmp_path / "vtopt_crasher-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vtopt-crasher\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[vtopt]\ncrasher = vtopt_crasher\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    """)
     report = tmp_path / "r.json"
     code = main(["-q", "evaluate", str(ICONS), "--methods", "crasher", "--workers", "2", "--report", str(report)])
     assert code == 1

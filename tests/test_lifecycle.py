@@ -1,7 +1,6 @@
 """Checkpoints, exact resume, signals, periodic evaluation, curricula that change mid-run."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,7 +1,5 @@
 import ast
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -10,7 +8,7 @@ from vtopt.cli import main
 from vtopt.errors import UnknownComponent
 from vtopt.plugin_manager import PluginError, PluginManager
 
-from conftest import REPO
+from conftest import REPO, install_fake_plugin
 
 BUILTINS = {"ppo", "a2c", "sac", "ssim", "ssim_rgb", "size", "paths", "mse", "psnr", "staged", "uniform", "structlog"}
 
@@ -92,7 +90,7 @@ def test_two_plugins_with_one_name_is_an_error(pm):
 @pytest.fixture
 def installed_plugin(tmp_path, monkeypatch):
     """A real distribution on sys.path, found through importlib.metadata entry points."""
-    (tmp_path / "vtopt_extra_metric.py").write_text(textwrap.dedent("""
+    install_fake_plugin(tmp_path, monkeypatch, "extra", "vtopt_extra_metric", "vtopt-extra-metric", "2.5", """
         from vtopt import hookimpl
 
         class Quarter:
@@ -104,12 +102,7 @@ def installed_plugin(tmp_path, monkeypatch):
         @hookimpl
         def vtopt_register_metrics():
             return {"quarter": Quarter}
-    """))
-    info = tmp_path / "vtopt_extra_metric-2.5.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vtopt-extra-metric\nVersion: 2.5\n")
-    (info / "entry_points.txt").write_text("[vtopt]\nextra = vtopt_extra_metric\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    """)
     yield
     sys.modules.pop("vtopt_extra_metric", None)
 

@@ -22,7 +22,7 @@ from .files import atomic_write_text
 from .images import ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
 from .plugin_manager import PluginManager
-from .scoring import REPORTED, Scorer
+from .scoring import make_scorer
 from .search import search_image
 from .vectorize import ConversionError
 
@@ -87,11 +87,8 @@ class Worker:
 
         torch.set_num_threads(1)
         self.pm = PluginManager()
-        available = self.pm.components("metric")
-        names = list(weights) + [n for n in REPORTED if n in available and n not in weights]
         self.limits = limits
-        self.scorer = Scorer({n: self.pm.create("metric", n) for n in names}, weights,
-                             timeout=limits.conversion_timeout)
+        self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout)
         self.methods = list(methods)
         self.algorithms = {}
         for m in self.methods:

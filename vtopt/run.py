@@ -36,7 +36,7 @@ from .files import atomic_write_bytes, atomic_write_text
 from .images import LogoImage
 from .model import save_model
 from .plugin_manager import PluginManager
-from .scoring import REPORTED, Scorer
+from .scoring import Scorer, make_scorer
 from .search import search_image
 
 log = structlog.get_logger(__name__)
@@ -67,11 +67,8 @@ class RunInfo:
 
 
 def build_scorer(pm: PluginManager, config: Config) -> Scorer:
-    """The metrics of the reward (plus the reported ones, where provided)."""
-    available = pm.components("metric")
-    names = list(config.reward.weights) + [n for n in REPORTED if n in available and n not in config.reward.weights]
-    return Scorer({n: pm.create("metric", n) for n in names}, config.reward.weights,
-                  timeout=config.env.conversion_timeout)
+    """The scorer of a config's reward."""
+    return make_scorer(pm, config.reward.weights, config.env.conversion_timeout)
 
 
 def _subprocess_env(images, scorer, conversions):

@@ -57,6 +57,13 @@ class _ImageCache:
     default_outcome: Outcome
 
 
+def make_scorer(pm, weights: Mapping[str, float], timeout: float = 0.0) -> "Scorer":
+    """A Scorer with the reward's metrics (plus the reported ones, where a plugin provides them)."""
+    available = pm.components("metric")
+    names = list(weights) + [n for n in REPORTED if n in available and n not in weights]
+    return Scorer({n: pm.create("metric", n) for n in names}, weights, timeout=timeout)
+
+
 class Scorer:
     """Scores conversions of images with weighted metrics, relative to the defaults."""
 
