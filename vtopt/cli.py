@@ -310,8 +310,14 @@ def _sweep(args, loaded) -> int:
     if (out / "sweep.json").exists() or list(out.glob("trial-*")):
         raise VtoptError(f"{out}: holds an earlier sweep; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    rows = _executor(args).run_sweep(str(loaded.path), list(args.overrides), space, args.samples, out,
-                                     loaded.config.sweep)
+    from .run import Interrupted
+
+    try:
+        rows = _executor(args).run_sweep(str(loaded.path), list(args.overrides), space, args.samples, out,
+                                         loaded.config.sweep)
+    except Interrupted as exc:
+        print(f"vtopt: sweep {exc}", file=sys.stderr)
+        return exc.exit_code
     print(write_results(rows, out, loaded.config.sweep.metric))
     print(f"{len(rows)} trials; results in {out / 'sweep.json'} and {out / 'sweep.csv'}")
     return EXIT_OK if all(r.get("score") is not None for r in rows) else EXIT_FAILED
