@@ -73,6 +73,8 @@ def test_signal_writes_a_checkpoint_and_exits_128_plus_signal(tmp_path, signum, 
     model, state = latest_checkpoint(out)
     load_model(PluginManager(), model)  # a valid, loadable checkpoint
     assert state["timesteps"] < 1600
+    last = json.loads((out / "events.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "run_aborted" and "Interrupted" in last["reason"]
 
 
 def test_resume_refuses_another_config_and_a_run_without_checkpoints(tmp_path, capsys):

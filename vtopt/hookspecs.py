@@ -170,6 +170,15 @@ def vtopt_alert(run: Any, alert: str, message: str, timesteps: int) -> None:
 
 
 @hookspec
+def vtopt_run_aborted(run: Any, reason: str) -> None:
+    """Once, instead of ``vtopt_run_finished``, when a started run ends early.
+
+    ``reason`` says why (a signal, an error). Monitors close their files
+    here. Every implementation is called; return values are ignored.
+    """
+
+
+@hookspec
 def vtopt_run_finished(run: Any, summary: dict[str, Any]) -> None:
     """Once, after ``summary.json`` is written; ``summary`` is its content.
 

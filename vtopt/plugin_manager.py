@@ -216,6 +216,9 @@ class PluginManager:
     def alert(self, run, alert: str, message: str, timesteps: int) -> None:
         self.pm.hook.vtopt_alert(run=run, alert=alert, message=message, timesteps=timesteps)
 
+    def run_aborted(self, run, reason: str) -> None:
+        self.pm.hook.vtopt_run_aborted(run=run, reason=reason)
+
     def run_finished(self, run, summary: dict) -> None:
         self.pm.hook.vtopt_run_finished(run=run, summary=summary)
 

@@ -417,6 +417,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     registered = [pm.register(m, name=f"monitor:{spec.name}:{i}") for i, (m, spec) in enumerate(zip(monitors, cfg.monitors))]
     env = None
     handlers = {}
+    started = False
     start = time.perf_counter()
     try:
         # a resumed run's environments continue with other images than the first segment's
@@ -427,6 +428,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
             log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)
         pm.run_started(run)
+        started = True
         driver.begin()
 
         def on_signal(signum, frame):
@@ -488,6 +490,10 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         except Exception as exc:  # the run itself succeeded; say what failed and go on
             log.warning("report_failed", error=f"{type(exc).__name__}: {exc}", hint=f"vtopt report {out_dir}")
         return summary
+    except BaseException as exc:
+        if started:
+            pm.run_aborted(run, f"{type(exc).__name__}: {exc}".strip())
+        raise
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)

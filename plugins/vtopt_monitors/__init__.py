@@ -98,6 +98,13 @@ class StructlogMonitor:
         self._emit("alert", False, alert=alert, message=message, timesteps=timesteps)
 
     @hookimpl
+    def vtopt_run_aborted(self, reason):
+        self._emit("run_aborted", True, reason=reason)
+        if self._fh is not None:
+            self._fh.close()
+            self._fh, self._log = None, None
+
+    @hookimpl
     def vtopt_run_finished(self, summary):
         self._emit("run_finished", True, total_timesteps=summary["total_timesteps"],
                    wall_seconds=summary["wall_seconds"], env_steps_per_second=summary["env_steps_per_second"])
@@ -173,6 +180,11 @@ class ProgressMonitor:
         if self.tty:
             self.stream.write("\n")
 
+    @hookimpl
+    def vtopt_run_aborted(self):
+        if self.tty:
+            self.stream.write("\n")
+
 
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
@@ -211,6 +223,9 @@ class CsvMonitor:
     def vtopt_run_finished(self):
         if self._fh is not None:
             self._fh.close()
+            self._fh = None
+
+    vtopt_run_aborted = hookimpl(vtopt_run_finished)
 
 
 class TensorBoardMonitor:
@@ -249,6 +264,9 @@ class TensorBoardMonitor:
     def vtopt_run_finished(self):
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
+
+    vtopt_run_aborted = hookimpl(vtopt_run_finished)
 
 
 class AlertsMonitor:

@@ -134,9 +134,12 @@ class JsonlMetrics:
         self._fh.write(json.dumps({"timesteps": timesteps, **{k: episode[k] for k in keep}}) + "\n")
 
     @hookimpl
-    def vtopt_run_finished(self, summary):
+    def vtopt_run_finished(self):
         if self._fh is not None:
             self._fh.close()
+            self._fh = None
+
+    vtopt_run_aborted = hookimpl(vtopt_run_finished)
 
 
 @hookimpl
