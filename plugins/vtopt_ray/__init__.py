@@ -82,6 +82,7 @@ class RayExecutor:
         self._init()
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.search import BasicVariantGenerator
 
         from vtopt.config import load_config
         from vtopt.sweep import run_trial
@@ -106,7 +107,8 @@ class RayExecutor:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
             param_space={key: _to_tune(tune, dist) for key, dist in space.items()},
-            tune_config=tune.TuneConfig(num_samples=samples, metric=sweep.metric, mode="max", scheduler=scheduler),
+            tune_config=tune.TuneConfig(num_samples=samples, metric=sweep.metric, mode="max", scheduler=scheduler,
+                                        search_alg=BasicVariantGenerator(random_state=sweep.seed)),
             run_config=tune.RunConfig(storage_path=str(trials_dir / "ray"), name="tune", verbose=0),
         )
         rows = []
