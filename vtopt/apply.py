@@ -23,6 +23,7 @@ from .images import ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
 from .plugin_manager import PluginManager
 from .scoring import make_scorer
+from .scoring import summarise as summarise_rows
 from .search import search_image
 from .vectorize import ConversionError
 
@@ -191,20 +192,12 @@ def model_method(model: Path | None, budget: int | None, label: str = "policy") 
 
 
 def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The shared means of the rows that succeeded, plus conversions and seconds per image."""
     rows = [r for r in rows if r["error"] is None]
     if not rows:
         return {"images": 0}
-    get = lambda k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
-    return {
-        "images": len(rows),
-        "mean_ssim": float(get("ssim").mean()),
-        "default_mean_ssim": float(get("default_ssim").mean()),
-        "bytes_ratio": float(np.exp(np.mean(np.log(get("bytes") / get("default_bytes"))))),
-        "mean_score": float(get("score").mean()),
-        "default_mean_score": float(get("default_score").mean()),
-        "conversions": float(get("conversions").mean()),
-        "seconds": float(get("seconds").mean()),
-    }
+    return {**summarise_rows(rows), "conversions": float(np.mean([r["conversions"] for r in rows])),
+            "seconds": float(np.mean([r["seconds"] for r in rows]))}
 
 
 def print_progress(done: int, total: int, rows: list[dict]) -> None:

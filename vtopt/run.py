@@ -36,7 +36,7 @@ from .files import atomic_write_bytes, atomic_write_text
 from .images import LogoImage
 from .model import save_model
 from .plugin_manager import PluginManager
-from .scoring import Scorer, make_scorer
+from .scoring import Scorer, make_scorer, summarise
 from .search import search_image
 
 log = structlog.get_logger(__name__)
@@ -120,26 +120,6 @@ def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions
     result["baselines"] = {label: summarise(run_all(algo)) for label, algo in (baselines or {}).items()}
     result["rows"] = rows
     return result
-
-
-def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Means over episode rows; bytes as a geometric-mean ratio to the defaults."""
-    def mean(key):
-        values = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
-        return float(np.mean(values)) if values else None
-
-    ratios = [r["bytes"] / r["default_bytes"] for r in rows if r.get("default_bytes")]
-    return {
-        "images": len(rows),
-        "mean_ssim": mean("ssim"),
-        "default_mean_ssim": mean("default_ssim"),
-        "mean_bytes": mean("bytes"),
-        "default_mean_bytes": mean("default_bytes"),
-        "bytes_ratio": float(np.exp(np.mean(np.log(ratios)))) if ratios else None,
-        "mean_score": mean("score"),
-        "default_mean_score": mean("default_score"),
-        "mean_improvement": mean("improvement"),
-    }
 
 
 def versions() -> dict[str, str]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import attrs
+import numpy as np
 import structlog
 
 from .components import Metric, Sample
@@ -161,3 +162,23 @@ class Scorer:
         score = sum(w * values[name] for name, w in self.weights.items())
         return Outcome(dict(params), float(score), values, sample.svg_bytes, sample.paths,
                        sample.svg if keep_svg else None, None, seconds)
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means over result rows (episodes, optimised images); bytes as a geometric-mean ratio to the defaults."""
+    def mean(key):
+        values = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
+        return float(np.mean(values)) if values else None
+
+    ratios = [r["bytes"] / r["default_bytes"] for r in rows if r.get("default_bytes")]
+    return {
+        "images": len(rows),
+        "mean_ssim": mean("ssim"),
+        "default_mean_ssim": mean("default_ssim"),
+        "mean_bytes": mean("bytes"),
+        "default_mean_bytes": mean("default_bytes"),
+        "bytes_ratio": float(np.exp(np.mean(np.log(ratios)))) if ratios else None,
+        "mean_score": mean("score"),
+        "default_mean_score": mean("default_score"),
+        "mean_improvement": mean("improvement"),
+    }
