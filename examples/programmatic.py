@@ -14,7 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 from vtopt import PluginManager, hookimpl
 from vtopt.config import load_config
 from vtopt.run import train

@@ -2,11 +2,10 @@ import json
 import shutil
 
 import pytest
+from conftest import ICONS, TINY_RUN, install_fake_plugin, write_config
 
 from vtopt.cli import main
 from vtopt.model import read_meta
-
-from conftest import ICONS, TINY_RUN, install_fake_plugin, write_config
 
 
 @pytest.fixture(scope="module")

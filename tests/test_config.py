@@ -1,12 +1,11 @@
 import re
 
 import pytest
+from conftest import REPO, write_config
 
 from vtopt.cli import main
 from vtopt.config import PRESETS, load_config, preset_text
 from vtopt.errors import ConfigError
-
-from conftest import REPO, write_config
 
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<path>\$[^:]*): (?P<msg>.+)$")
 
@@ -98,7 +97,7 @@ def test_overrides_take_effect_and_errors_name_them(tmp_path, capsys, pm):
 def test_alias_bomb_is_refused(tmp_path, pm):
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for i in range(1, 9):
-        bomb += f"{chr(97 + i)}: &{chr(97 + i)} [*{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}]\n"
+        bomb += f"{chr(97 + i)}: &{chr(97 + i)} [*{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}]\n"  # noqa: E501
     with pytest.raises(ConfigError, match="alias bomb"):
         load_config(write_config(tmp_path, bomb), pm=pm)
 

@@ -3,9 +3,9 @@
 import inspect
 import re
 
-import vtopt.hookspecs as hookspecs
-
 from conftest import REPO
+
+import vtopt.hookspecs as hookspecs
 
 DOC = (REPO / "docs" / "plugins.md").read_text()
 

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from conftest import TINY_RUN, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -14,8 +15,6 @@ from vtopt.cli import main
 from vtopt.images import ImageError, load_image
 from vtopt.params import DEFAULT_PARAMS
 from vtopt.vectorize import convert
-
-from conftest import TINY_RUN, write_config
 
 
 def _logo(size=(40, 40), mode="RGBA"):
@@ -129,7 +128,7 @@ def test_optimize_completes_the_good_images_and_reports_the_bad(corpus, tmp_path
 
 def test_training_reports_bad_images_at_load_and_completes(corpus, tmp_path):
     folder, cases = corpus
-    cfg = write_config(tmp_path, TINY_RUN.replace("  synthetic: {per_kind: 3}\n", f"  synthetic: {{per_kind: 3}}\n  folders: [{{path: {folder}, kind: simple}}]\n"))
+    cfg = write_config(tmp_path, TINY_RUN.replace("  synthetic: {per_kind: 3}\n", f"  synthetic: {{per_kind: 3}}\n  folders: [{{path: {folder}, kind: simple}}]\n"))  # noqa: E501
     assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     rejected = " ".join(summary["images"]["rejected"])

@@ -7,13 +7,12 @@ import sys
 import time
 
 import pytest
+from conftest import write_config
 
 from vtopt.cli import main
 from vtopt.model import load_model
 from vtopt.plugin_manager import PluginManager
 from vtopt.run import latest_checkpoint
-
-from conftest import write_config
 
 LONG_RUN = """\
 run: {name: long, seed: 3, timesteps: 1600, checkpoint_every: 256}

@@ -7,11 +7,10 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import TINY_RUN, write_config
 
 from vtopt import hookimpl
 from vtopt.cli import main
-
-from conftest import TINY_RUN, write_config
 
 MONITORS = """\
 monitors:

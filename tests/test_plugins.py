@@ -2,13 +2,12 @@ import ast
 import sys
 
 import pytest
+from conftest import REPO, install_fake_plugin
 
 from vtopt import hookimpl
 from vtopt.cli import main
 from vtopt.errors import UnknownComponent
 from vtopt.plugin_manager import PluginError, PluginManager
-
-from conftest import REPO, install_fake_plugin
 
 BUILTINS = {"ppo", "a2c", "sac", "ssim", "ssim_rgb", "size", "paths", "mse", "psnr", "staged", "uniform", "structlog"}
 

@@ -3,10 +3,9 @@
 import json
 
 import pytest
+from conftest import ICONS, TINY_RUN, write_config
 
 from vtopt.cli import main
-
-from conftest import ICONS, TINY_RUN, write_config
 
 ray = pytest.importorskip("ray")
 

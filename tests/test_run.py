@@ -1,14 +1,13 @@
 import json
 
 import pytest
+from conftest import TINY_RUN, write_config
 from stable_baselines3 import PPO
 
 from vtopt import hookimpl
 from vtopt.cli import main
 from vtopt.config import load_config
 from vtopt.run import train
-
-from conftest import TINY_RUN, write_config
 
 
 def _events(run_dir):

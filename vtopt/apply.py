@@ -22,7 +22,7 @@ from .files import atomic_write_text
 from .images import ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
 from .plugin_manager import PluginManager
-from .scoring import make_scorer
+from .scoring import MAX_SSIM_LOSS, make_scorer
 from .scoring import summarise as summarise_rows
 from .search import search_image
 from .vectorize import ConversionError
@@ -37,6 +37,7 @@ class Limits:
     max_pixels: int = 16_000_000
     downscale: bool = False
     conversion_timeout: float = 60.0
+    max_ssim_loss: float = MAX_SSIM_LOSS  # the quality floor (see vtopt.scoring.Scorer)
 
 
 @attrs.frozen
@@ -89,7 +90,7 @@ class Worker:
         torch.set_num_threads(1)
         self.pm = PluginManager()
         self.limits = limits
-        self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout)
+        self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss)
         self.methods = list(methods)
         self.algorithms = {}
         for m in self.methods:
@@ -212,13 +213,15 @@ def print_progress(done: int, total: int, rows: list[dict]) -> None:
 
 
 def format_table(summaries: dict[str, dict[str, Any]]) -> str:
-    head = f"{'method':<12} {'images':>6} {'mean SSIM':>10} {'bytes/def':>10} {'mean score':>11} {'conv/img':>9} {'s/img':>7}"
+    head = (f"{'method':<12} {'images':>6} {'mean SSIM':>10} {'worst loss':>10} {'bytes/def':>10} {'mean score':>11} "
+            f"{'conv/img':>9} {'s/img':>7}")
     lines = [head, "-" * len(head)]
     for label, s in summaries.items():
         if not s.get("images"):
             lines.append(f"{label:<12} {0:>6}   (every image failed)")
             continue
         secs = f"{s['seconds']:>7.3f}" if s["seconds"] == s["seconds"] else f"{'-':>7}"
-        lines.append(f"{label:<12} {s['images']:>6} {s['mean_ssim']:>10.4f} {s['bytes_ratio']:>10.3f} "
+        lines.append(f"{label:<12} {s['images']:>6} {s['mean_ssim']:>10.4f} {s['worst_ssim_loss']:>10.4f} "
+                     f"{s['bytes_ratio']:>10.3f} "
                      f"{s['mean_score']:>11.4f} {s['conversions']:>9.1f} {secs}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from .errors import ConfigError, ParamError, VtoptError
 from .files import atomic_write_text
 from .logs import configure
 from .plugin_manager import PluginManager
+from .scoring import MAX_SSIM_LOSS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -64,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--executor", default="local", help="local (one trial after another), ray (Ray Tune)")
     sw.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
 
+    corpus = sub.add_parser("corpus", help="build a training corpus of real icons from npm's @iconify-json sets")
+    corpus.add_argument("out", type=Path, help="folder for OUT/<set>/<icon>.png (one kind per set)")
+    corpus.add_argument("--sets", default=None,
+                        help="comma-separated icon sets (default: all of them: noto, twemoji, openmoji, "
+                             "flat-color-icons, streamline-emojis, fxemoji, emojione)")
+    corpus.add_argument("--per-set", type=int, default=400, help="icons sampled per set (default 400)")
+    corpus.add_argument("--size", type=int, default=256, help="pixels on the long side (default 256)")
+    corpus.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+
     rep = sub.add_parser("report", help="write RUN_DIR/report.html: curves, stages, evaluation, gallery")
     rep.add_argument("run_dir", type=Path)
 
@@ -82,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
         sp.add_argument("--conversion-timeout", type=float, default=60.0,
                         help="seconds one VTracer conversion may take before it is abandoned (default 60; 0: no limit)")
+        sp.add_argument("--max-ssim-loss", type=float, default=None,
+                        help="the quality floor: a result more than this below the defaults' SSIM never wins "
+                             "(default: the model's reward.max_ssim_loss, else 0.005)")
 
     opt = sub.add_parser("optimize", help="convert images with a trained policy, keeping the best SVG of each")
     with_images(opt)
@@ -91,9 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="compare the policy with baselines at the same budget")
     with_images(ev)
     ev.add_argument("--methods", default=",".join(EVAL_METHODS),
-                    help=f"comma-separated; built-in: {', '.join(EVAL_METHODS)}; any registered algorithm "
-                         "name, or NAME=MODEL.zip, compares a plugin's algorithm the same way")
+                    help=f"comma-separated; built-in: {', '.join(EVAL_METHODS + EXTRA_METHODS)} (oracle: the "
+                         "per-image best of the portfolio's whole candidate pool, an upper reference, not a method); "
+                         "any registered algorithm name, or NAME=MODEL.zip, compares a plugin's algorithm the same way")
     ev.add_argument("--preset-model", type=Path, help="the tuned fixed preset (default: the shipped one)")
+    ev.add_argument("--portfolio-model", type=Path,
+                    help="the fixed portfolio, also the oracle's pool (default: the shipped one)")
     ev.add_argument("--tpe-budget", type=int, default=40, help="conversions per image for tpe (default 40)")
     ev.add_argument("--force", action="store_true", help="overwrite an existing --report")
     return p
@@ -139,6 +155,15 @@ def _dispatch(args, argv: list[str]) -> int:
         results = run_bench(args.images, sizes, args.seconds, args.per_kind, args.workers, args.model)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
+        return EXIT_OK
+    if args.command == "corpus":
+        from .corpus import DEFAULT_SETS, build_corpus
+
+        if args.per_set < 1 or not 8 <= args.size <= 4096:
+            raise VtoptError("--per-set must be >= 1 and --size in [8, 4096]")
+        sets = [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else list(DEFAULT_SETS)
+        counts = build_corpus(args.out, sets, args.per_set, args.size, args.seed)
+        print(f"{sum(counts.values())} icons in {args.out} ({len(counts)} sets; licences in each set's LICENSE.txt)")
         return EXIT_OK
     pm = PluginManager()
     if args.command == "report":
@@ -192,7 +217,9 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"  (each row: the best of the defaults and {summary['conversions_per_episode'] - 1} more conversions)")
 
 
-EVAL_METHODS = ("policy", "defaults", "poster", "photo", "polygon", "tuned", "random", "tpe")
+EVAL_METHODS = ("policy", "defaults", "poster", "photo", "polygon", "tuned", "portfolio", "random", "tpe")
+#: Rows left out unless asked for: ``oracle`` is an upper reference (the per-image best of the whole pool).
+EXTRA_METHODS = ("oracle",)
 
 
 def _apply(args) -> int:
@@ -221,7 +248,11 @@ def _apply(args) -> int:
     else:
         outputs = [None] * len(files)
         methods = _eval_methods(args, policy)
-    limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout)
+    floor = args.max_ssim_loss if args.max_ssim_loss is not None else (
+        meta.get("max_ssim_loss", MAX_SSIM_LOSS) if wants_policy else MAX_SSIM_LOSS)
+    if not 0 <= floor <= 1:
+        raise VtoptError(f"--max-ssim-loss {floor}: must be in [0, 1]")
+    limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout, floor)
     executor = _executor(args)
     workers = args.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
     rows = apply.run_images(files, outputs, methods, weights, workers,
@@ -236,6 +267,8 @@ def _apply(args) -> int:
              "conversions": 1} for r in rows), **summaries}
         summaries["defaults"]["seconds"] = float("nan")
     print(apply.format_table(summaries))
+    if "oracle" in summaries:
+        print("(oracle: the per-image best of the portfolio's whole candidate pool, an upper reference, not a method)")
     failed = sorted({r["input"] for r in rows if r["error"]})
     for r in rows:
         if r["error"] and r["method"] == methods[0].label:
@@ -276,6 +309,13 @@ def _eval_methods(args, policy):
             else:
                 methods.append(Method(f"tpe{args.tpe_budget}", args.tpe_budget, algorithm="tpe",
                                       params={"start": tuned_params}))
+        elif name in ("portfolio", "oracle"):
+            fitted = load_model(PluginManager(), args.portfolio_model or shipped("portfolio"))[0]
+            if name == "portfolio":
+                methods.append(Method("portfolio", budget, algorithm="portfolio", params={"sets": fitted.sets}))
+            else:
+                methods.append(Method("oracle", len(fitted.pool) + 1, algorithm="portfolio",
+                                      params={"sets": fitted.pool}))
         elif name == "random":
             methods.append(Method("random", budget, algorithm="random"))
         elif "=" in name:

@@ -123,8 +123,10 @@ class Algorithm(Protocol):
         parameter dict (completed with VTracer's defaults), or None to stop
         searching this image before its budget is spent. Search algorithms
         may also implement ``start_image(image)`` (called before an image's
-        first proposal) and ``observe(params, score)`` (after each
-        conversion; ``score`` is -inf for a failed one).
+        first proposal; a ``default`` keyword, if it takes one, receives the
+        defaults' :class:`vtopt.scoring.Outcome`) and ``observe(params, score)``
+        (after each conversion; ``score`` is -inf for a failed one; an
+        ``outcome`` keyword, if it takes one, receives the whole Outcome).
         """
 
 

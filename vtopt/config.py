@@ -25,6 +25,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import ConfigError, ParamError, UnknownComponent
 from .images import IMAGE_SUFFIXES
+from .scoring import MAX_SSIM_LOSS
 
 PosInt = NewType("PosInt", int)
 NonNegInt = NewType("NonNegInt", int)
@@ -104,6 +105,8 @@ class CurriculumConfig:
 @frozen
 class RewardConfig:
     weights: dict[str, float] = Factory(lambda: {"ssim_rgb": 1.0, "size": -0.02})
+    # the quality floor: a result whose SSIM is more than this below the defaults' never wins
+    max_ssim_loss: NonNegFloat = MAX_SSIM_LOSS
 
 
 @frozen

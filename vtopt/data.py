@@ -12,8 +12,8 @@ import structlog
 from .config import DataConfig, LoadedConfig
 from .errors import VtoptError
 from .images import ImageError, LogoImage, list_images, load_image
-from .vectorize import ConversionError
 from .synthetic import synthetic_set
+from .vectorize import ConversionError
 
 log = structlog.get_logger(__name__)
 FLAT_KIND = "mixed"

@@ -184,7 +184,7 @@ class PluginManager:
     def plugins(self) -> list[PluginInfo]:
         registry = self._registry()
         out = []
-        for name, plugin in self.pm.list_name_plugin():
+        for name, _plugin in self.pm.list_name_plugin():
             dist = self._dists.get(name)
             provides = {
                 kind: sorted(c.name for c in comps.values() if c.plugin == name)

@@ -68,7 +68,7 @@ class RunInfo:
 
 def build_scorer(pm: PluginManager, config: Config) -> Scorer:
     """The scorer of a config's reward."""
-    return make_scorer(pm, config.reward.weights, config.env.conversion_timeout)
+    return make_scorer(pm, config.reward.weights, config.env.conversion_timeout, config.reward.max_ssim_loss)
 
 
 def _subprocess_env(images, scorer, conversions):
@@ -279,7 +279,8 @@ class _Driver:
     def save(self, path: Path) -> Path:
         cfg = self.run.config
         return save_model(self.algorithm, path, cfg.algorithm.name, cfg.algorithm.params,
-                          cfg.env.conversions_per_episode, cfg.reward.weights, {"timesteps": self.timesteps})
+                          cfg.env.conversions_per_episode, cfg.reward.weights,
+                          {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss})
 
     def checkpoint(self, timesteps: int) -> Path:
         """Model, then RNG states, then the JSON state last: a checkpoint counts once its JSON exists."""

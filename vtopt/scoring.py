@@ -27,6 +27,8 @@ log = structlog.get_logger(__name__)
 
 #: Metrics always computed for reports (when a plugin provides them), whatever the weights.
 REPORTED = ("ssim_rgb",)
+#: The quality floor: a result whose SSIM is more than this below the defaults' never wins.
+MAX_SSIM_LOSS = 0.005
 
 
 @attrs.frozen
@@ -41,6 +43,8 @@ class Outcome:
     svg: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    #: how far the SSIM fell below the quality floor (0: it qualifies); such a result scores below the defaults
+    floor_excess: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -58,23 +62,31 @@ class _ImageCache:
     default_outcome: Outcome
 
 
-def make_scorer(pm, weights: Mapping[str, float], timeout: float = 0.0) -> "Scorer":
+def make_scorer(pm, weights: Mapping[str, float], timeout: float = 0.0,
+                max_ssim_loss: float = MAX_SSIM_LOSS) -> "Scorer":
     """A Scorer with the reward's metrics (plus the reported ones, where a plugin provides them)."""
     available = pm.components("metric")
     names = list(weights) + [n for n in REPORTED if n in available and n not in weights]
-    return Scorer({n: pm.create("metric", n) for n in names}, weights, timeout=timeout)
+    return Scorer({n: pm.create("metric", n) for n in names}, weights, timeout=timeout, max_ssim_loss=max_ssim_loss)
 
 
 class Scorer:
-    """Scores conversions of images with weighted metrics, relative to the defaults."""
+    """Scores conversions of images with weighted metrics, relative to the defaults.
+
+    The quality floor: a conversion whose SSIM (colour where computed) falls
+    more than ``max_ssim_loss`` below the defaults' on the same image scores
+    ``min(score, defaults' score) - excess``, below the defaults, so that it
+    never wins however few bytes it takes; the defaults always qualify.
+    """
 
     def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096,
-                 state_cache_size: int = 16, timeout: float = 0.0):
+                 state_cache_size: int = 16, timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS):
         missing = sorted(set(weights) - set(metrics))
         if missing:
             raise ValueError(f"reward weights name metrics that were not given: {missing}")
         self.metrics = dict(metrics)
         self.weights = dict(weights)
+        self.max_ssim_loss = float(max_ssim_loss)
         self.cache_size, self.state_cache_size = cache_size, state_cache_size
         self.timeout = timeout  # seconds a conversion may take (0: no limit, converted in-process)
         self._isolated = IsolatedConverter(timeout) if timeout > 0 else None
@@ -85,7 +97,8 @@ class Scorer:
 
     def __getstate__(self):
         return {"metrics": self.metrics, "weights": self.weights, "cache_size": self.cache_size,
-                "state_cache_size": self.state_cache_size, "timeout": self.timeout}
+                "state_cache_size": self.state_cache_size, "timeout": self.timeout,
+                "max_ssim_loss": self.max_ssim_loss}
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -148,20 +161,28 @@ class Scorer:
             failed = Outcome(dict(params), -math.inf, {}, error=str(exc), seconds=time.perf_counter() - start)
             self._results[key] = failed  # a parameter set that failed (or timed out) is not tried again
             return failed
-        outcome = self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, keep_svg)
+        outcome = self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, keep_svg,
+                                cache.default_outcome)
         self._results[key] = outcome
         if len(self._results) > self.cache_size:
             self._results.popitem(last=False)
         return outcome
 
-    def _outcome(self, params, sample: Sample, states, seconds: float, keep_svg: bool = True) -> Outcome:
+    def _outcome(self, params, sample: Sample, states, seconds: float, keep_svg: bool = True,
+                 default: Outcome | None = None) -> Outcome:
         values = {}
         for name, metric in self.metrics.items():
             if name in self.weights or name in REPORTED:
                 values[name] = float(metric.compute(sample, states[name]))
-        score = sum(w * values[name] for name, w in self.weights.items())
-        return Outcome(dict(params), float(score), values, sample.svg_bytes, sample.paths,
-                       sample.svg if keep_svg else None, None, seconds)
+        score = float(sum(w * values[name] for name, w in self.weights.items()))
+        excess = 0.0
+        ssim = values.get("ssim_rgb", values.get("ssim", math.nan))
+        if default is not None and not math.isnan(ssim) and not math.isnan(default.ssim):
+            excess = max(default.ssim - self.max_ssim_loss - ssim, 0.0)
+            if excess > 0:  # below the quality floor: never better than the defaults
+                score = min(score, default.score) - excess
+        return Outcome(dict(params), score, values, sample.svg_bytes, sample.paths,
+                       sample.svg if keep_svg else None, None, seconds, excess)
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -171,6 +192,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return float(np.mean(values)) if values else None
 
     ratios = [r["bytes"] / r["default_bytes"] for r in rows if r.get("default_bytes")]
+    losses = [r["default_ssim"] - r["ssim"] for r in rows
+              if r.get("ssim") is not None and r.get("default_ssim") is not None]
     return {
         "images": len(rows),
         "mean_ssim": mean("ssim"),
@@ -181,4 +204,5 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "mean_score": mean("score"),
         "default_mean_score": mean("default_score"),
         "mean_improvement": mean("improvement"),
+        "worst_ssim_loss": float(max(losses)) if losses else None,  # the largest per-image SSIM drop
     }

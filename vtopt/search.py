@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Mapping
 
@@ -16,9 +17,14 @@ def search_image(algorithm, env: VTracerEnv, index: int) -> dict[str, Any]:
     """
     start = time.perf_counter()
     obs, _ = env.reset(options={"image": index})
-    if hasattr(algorithm, "start_image"):
-        algorithm.start_image(env.image)
+    start_image = getattr(algorithm, "start_image", None)
+    if start_image is not None:
+        if "default" in inspect.signature(start_image).parameters:
+            start_image(env.image, default=env.default)  # the defaults' Outcome (score, ssim, bytes)
+        else:
+            start_image(env.image)
     observe = getattr(algorithm, "observe", None)
+    full = observe is not None and "outcome" in inspect.signature(observe).parameters
     conversions, done = 1, False
     while not done:
         proposal = algorithm.predict(obs, deterministic=True)
@@ -29,7 +35,9 @@ def search_image(algorithm, env: VTracerEnv, index: int) -> dict[str, Any]:
         else:
             obs, _, done, _, _ = env.step(proposal)
         conversions += 1
-        if observe is not None:
+        if full:  # the whole Outcome too (SSIM, bytes), for algorithms that take it
+            observe(env.last.params, env.last.score, outcome=env.last)
+        elif observe is not None:
             observe(env.last.params, env.last.score)
     row = env.episode_summary()
     row.update(conversions=conversions, seconds=time.perf_counter() - start, svg=env.best.svg)

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-from scipy.ndimage import uniform_filter
 
 from vtopt import hookimpl
 
 WIN = 7  # scikit-image's default window
 K1, K2, DATA_RANGE = 0.01, 0.03, 255.0
+_C1, _C2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+_COV = WIN * WIN / (WIN * WIN - 1)  # sample covariance, as skimage
 
 
 def _window_means(x: np.ndarray) -> np.ndarray:
-    """Means over every WIN x WIN window lying wholly inside ``x`` (HxWxC, per channel)."""
+    """Means over every WIN x WIN window lying wholly inside the 2-D float32 plane ``x``.
+
+    OpenCV's box filter is several times faster than scipy's uniform filter;
+    the border mode does not matter once the border is cropped (skimage's crop).
+    """
     pad = WIN // 2
-    return uniform_filter(x, size=(WIN, WIN, 1))[pad:-pad, pad:-pad]
+    return cv2.boxFilter(x, -1, (WIN, WIN), borderType=cv2.BORDER_REFLECT)[pad:-pad, pad:-pad]
 
 
 class SSIM:
@@ -30,40 +36,43 @@ class SSIM:
 
     Uniform 7x7 window, sample covariance, data range 255, mean over the
     windows wholly inside the image (skimage's crop). The reference side's
-    statistics are prepared once per image.
+    statistics are prepared once per image; each channel is one contiguous
+    float32 plane, so that the arithmetic runs over contiguous memory.
     """
 
-    def _pixels(self, holder) -> np.ndarray:
-        """HxWxC float32 pixels of an image (the original) or a sample (the rendering)."""
-        return holder.gray.astype(np.float32)[..., None]
+    def _planes(self, holder) -> list[np.ndarray]:
+        """Contiguous float32 planes of an image (the original) or a sample (the rendering)."""
+        return [holder.gray.astype(np.float32)]
 
     def prepare(self, image):
-        x = self._pixels(image)
-        if min(x.shape[:2]) < WIN:
+        planes = self._planes(image)
+        if min(planes[0].shape) < WIN:
             raise ValueError(f"{image.source}: image smaller than the {WIN}x{WIN} SSIM window")
-        n = WIN * WIN
-        ux = _window_means(x)
-        vx = (_window_means(x * x) - ux * ux) * (n / (n - 1))
-        return x, ux, vx
+        state = []
+        for x in planes:
+            ux = _window_means(x)
+            vx = (_window_means(x * x) - ux * ux) * _COV
+            state.append((x, ux, 2 * ux, ux * ux + _C1, vx + _C2))
+        return state
 
     def compute(self, sample, state) -> float:
-        x, ux, vx = state
-        y = self._pixels(sample)
-        n = WIN * WIN
-        cov = n / (n - 1)
-        uy = _window_means(y)
-        vy = (_window_means(y * y) - uy * uy) * cov
-        vxy = (_window_means(x * y) - ux * uy) * cov
-        c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
-        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        return float(s.mean())
+        total = 0.0
+        for (x, ux, ux2, a, b), y in zip(state, self._planes(sample)):
+            uy = _window_means(y)
+            uyuy = uy * uy
+            vy = (_window_means(y * y) - uyuy) * _COV
+            vxy = (_window_means(x * y) - ux * uy) * _COV
+            s = (ux2 * uy + _C1) * (2 * vxy + _C2) / ((a + uyuy) * (b + vy))
+            total += float(s.mean(dtype=np.float64))
+        return total / len(state)
 
 
 class SSIMRGB(SSIM):
     """SSIM over the R, G and B channels, averaged: ``structural_similarity(..., channel_axis=2)``."""
 
-    def _pixels(self, holder) -> np.ndarray:
-        return (holder.rendered if hasattr(holder, "rendered") else holder.rgb).astype(np.float32)
+    def _planes(self, holder) -> list[np.ndarray]:
+        rgb = holder.rendered if hasattr(holder, "rendered") else holder.rgb
+        return [np.ascontiguousarray(rgb[..., c], dtype=np.float32) for c in range(3)]
 
 
 class Size:

@@ -1,0 +1,222 @@
+"""Built-in algorithms that learn from a labelled candidate pool: ``portfolio`` and ``chooser``.
+
+Both start from a *pool* of VTracer parameter sets (the CLI presets, any
+``extra`` sets such as the tuned preset, and seeded draws) and its *labels*:
+every candidate's real score on every training image (:mod:`.labels`).
+
+- ``portfolio``: VTracer's defaults plus the ``size`` pool candidates that,
+  tried in a fixed order, maximise the mean best-of over the training images
+  (picked greedily, so its first ``B - 1`` sets are the greedy portfolio of
+  budget ``B``). With ``sets`` given it tries those, in order: ``vtopt
+  evaluate``'s ``oracle`` row is a portfolio of the whole pool.
+- ``chooser``: a network that picks the next candidate for *this* image from
+  its features and from what the earlier conversions returned
+  (:mod:`.chooser`); trained on the labels by imitation with DAgger rounds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from vtopt import hookimpl
+from vtopt.errors import ParamError
+from vtopt.params import check_params, params_key
+
+from . import chooser as net_lib
+from .labels import label, make_pool
+
+log = structlog.get_logger(__name__)
+DEFAULT_LABELS = "~/.cache/vtopt/labels"
+
+
+def _int(key: str, value: Any, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ParamError(key, f"must be an integer >= {low}")
+    return value
+
+
+def _sets(key: str, value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+        raise ParamError(key, "must be a list of VTracer parameter mappings")
+    try:
+        return [check_params(p) for p in value]
+    except ValueError as exc:
+        raise ParamError(key, str(exc)) from None
+
+
+class _PoolLearner:
+    """The pool and its labels, as both algorithms build them."""
+
+    def __init__(self, pool: int = 64, seed: int = 0, extra: list | None = None, labels: str | None = DEFAULT_LABELS,
+                 workers: int = 0):
+        self.pool_size = _int("pool", pool, 1)
+        self.seed = _int("seed", seed, 0)
+        self.extra = _sets("extra", extra or [])
+        self.workers = _int("workers", workers, 0)
+        if labels is not None and not isinstance(labels, str):
+            raise ParamError("labels", "must be a folder path (label cache) or null")
+        self.labels_dir = labels
+        self.pool: list[dict[str, Any]] = []
+        self.fitted: dict[str, Any] = {}
+
+    def _labels(self, ctx):
+        self.pool = make_pool(self.pool_size, self.seed, self.extra)
+        cache = Path(self.labels_dir).expanduser() if self.labels_dir else None
+        return label(ctx.images, ctx.scorer, self.pool, cache, self.workers)
+
+
+class Portfolio(_PoolLearner):
+    """VTracer's defaults plus a fixed, ordered list of parameter sets.
+
+    params: ``sets`` (a list of VTracer parameter mappings: no fitting), or
+    ``size`` (sets to fit, default 7: enough for a budget of 8) with the pool
+    params ``pool`` (candidates, default 64), ``seed``, ``extra`` (sets
+    always in the pool), ``labels`` (label cache folder; null: none) and
+    ``workers`` (labelling processes; 0: one per core).
+    """
+
+    def __init__(self, sets: list | None = None, size: int = 7, **pool_params: Any):
+        super().__init__(**pool_params)
+        self.size = _int("size", size, 1)
+        self.sets = _sets("sets", sets) if sets is not None else None
+        self.step = 0
+
+    def learn(self, ctx) -> None:
+        if self.sets is not None:
+            return
+        labels = self._labels(ctx)
+        order = net_lib.greedy_portfolio(labels.scores, labels.default_score, self.size)
+        self.sets = [self.pool[c] for c in order]
+        orders = np.tile(np.array(order), (len(ctx.images), 1))
+        self.fitted = {"images": len(ctx.images), "pool": self.pool_size, "default": float(labels.default_score.mean()),
+                       "best_of": {str(b): net_lib.best_of(labels.scores, labels.default_score, orders, b - 1)
+                                   for b in range(2, self.size + 2)},
+                       "oracle": float(np.maximum(labels.scores.max(1), labels.default_score).mean())}
+        log.info("portfolio_fitted", **{k: v for k, v in self.fitted.items() if k != "best_of"},
+                 best_of_4=self.fitted["best_of"].get("4"))
+
+    def save(self, path: Path) -> None:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("algorithm.json", json.dumps({"sets": self.sets, "pool": self.pool, "fitted": self.fitted},
+                                                     indent=1))
+
+    def load(self, path: Path) -> None:
+        with zipfile.ZipFile(path) as zf:
+            data = json.loads(zf.read("algorithm.json"))
+        self.sets, self.pool, self.fitted = data["sets"], data.get("pool", []), data.get("fitted", {})
+
+    def start_image(self, image) -> None:
+        self.step = 0
+
+    def predict(self, observation, deterministic: bool = True):
+        if not self.sets or self.step >= len(self.sets):
+            return None
+        self.step += 1
+        return dict(self.sets[self.step - 1])
+
+
+class Chooser(_PoolLearner):
+    """A learned policy over the pool: which set to convert next, for this image, given what came back.
+
+    params: the pool params of ``portfolio`` (``pool``, ``seed``, ``extra``,
+    ``labels``, ``workers``), and for the network ``hidden`` (units per
+    layer, 256), ``rounds`` (DAgger rounds, 3), ``epochs`` (per round, 20),
+    ``steps`` (picks per image it is trained for, 7: budgets up to 8),
+    ``random_orders`` (random pick orders per image in the first round, 4),
+    ``learning_rate`` and ``holdout`` (share of the labelled images kept out
+    of training to choose the round and the margin over the portfolio).
+    """
+
+    def __init__(self, hidden: int = 256, rounds: int = 3, epochs: int = 20, steps: int = 7, random_orders: int = 4,
+                 learning_rate: float = 1e-3, holdout: float = 0.15, **pool_params: Any):
+        super().__init__(**pool_params)
+        self.hidden = _int("hidden", hidden, 1)
+        self.rounds = _int("rounds", rounds, 1)
+        self.epochs = _int("epochs", epochs, 1)
+        self.steps = _int("steps", steps, 1)
+        self.random_orders = _int("random_orders", random_orders, 0)
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise ParamError("learning_rate", "must be a number > 0")
+        self.learning_rate = float(learning_rate)
+        if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
+            raise ParamError("holdout", "must be a number in [0, 1)")
+        self.holdout = float(holdout)
+        self.policy: net_lib.Policy | None = None
+        self._index: dict[tuple, int] = {}
+
+    def learn(self, ctx) -> None:
+        labels = self._labels(ctx)
+        heads = np.stack([net_lib.image_head(im.features, labels.default_ssim[i], labels.default_bytes[i],
+                                             labels.default_paths[i]) for i, im in enumerate(ctx.images)])
+        sigs = net_lib.signals(labels.scores, labels.ssim, labels.bytes, labels.default_score, labels.default_ssim,
+                               labels.default_bytes)
+        self.policy, report = net_lib.fit(
+            heads, sigs, labels.scores, labels.default_score, steps=self.steps, hidden=self.hidden, rounds=self.rounds,
+            epochs=self.epochs, random_orders=self.random_orders, seed=self.seed, lr=self.learning_rate,
+            holdout=self.holdout, threads=ctx.threads)
+        self.fitted = {"images": len(ctx.images), "pool": self.pool_size,
+                       "default": float(labels.default_score.mean()), **report}
+        self._index = {params_key(p): i for i, p in enumerate(self.pool)}
+
+    def save(self, path: Path) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **self.policy.net.arrays())
+        margin = self.policy.margin
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("algorithm.json", json.dumps({
+                "pool": self.pool, "portfolio": self.policy.portfolio,
+                "margin": margin if np.isfinite(margin) else None,  # None: the portfolio alone
+                "fitted": self.fitted}, indent=1))
+            zf.writestr("net.npz", buf.getvalue())
+
+    def load(self, path: Path) -> None:
+        with zipfile.ZipFile(path) as zf:
+            data = json.loads(zf.read("algorithm.json"))
+            with np.load(io.BytesIO(zf.read("net.npz"))) as arrays:
+                net = net_lib.Net.from_arrays(dict(arrays))
+        margin = data["margin"] if data["margin"] is not None else float("inf")
+        self.policy = net_lib.Policy(net, data["portfolio"], margin)
+        self.pool, self.fitted = data["pool"], data.get("fitted", {})
+        self._index = {params_key(p): i for i, p in enumerate(self.pool)}
+
+    def start_image(self, image, default=None) -> None:
+        if default is None:
+            raise ValueError("the chooser needs the defaults' result of each image (start_image(image, default=...))")
+        self.head = net_lib.image_head(image.features, default.ssim, default.svg_bytes, default.paths)
+        self.default = default
+        self.tried = np.zeros(len(self.pool), np.float32)
+        self.sig = np.zeros((len(self.pool), 3), np.float32)
+        self.best = 0.0
+        self.step = 0
+
+    def observe(self, params, score: float, outcome=None) -> None:
+        i = self._index.get(params_key(params))
+        if i is None:
+            return
+        self.tried[i] = 1.0
+        if not np.isfinite(score):
+            self.sig[i] = -1.0
+            return
+        d = self.default
+        ssim, nbytes = (outcome.ssim, outcome.svg_bytes) if outcome is not None else (d.ssim, d.svg_bytes)
+        self.sig[i] = net_lib.signals(score, ssim, nbytes, d.score, d.ssim, d.svg_bytes)
+        self.best = max(self.best, score - d.score)
+
+    def predict(self, observation, deterministic: bool = True):
+        if self.tried.all():
+            return None
+        state = net_lib.encode(self.head, self.tried, self.sig, self.best, self.step)
+        self.step += 1
+        return dict(self.pool[int(self.policy.picks(state[None], self.tried[None])[0])])
+
+
+@hookimpl
+def vtopt_register_algorithms():
+    return {"portfolio": Portfolio, "chooser": Chooser}

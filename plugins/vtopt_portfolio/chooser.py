@@ -1,0 +1,247 @@
+"""The chooser's network: which candidate of the pool to convert next, given the image and what came back.
+
+The state after some conversions of an image is its features, the defaults'
+result, and for each candidate of the pool whether it was tried and how it
+scored. The network predicts, for every candidate, the *gain* converting it
+would bring: ``max(0, score - best so far)``. Acting is picking the untried
+candidate with the largest predicted gain, so the network learns which
+settings suit this image and, from earlier results, which are worth trying
+next (a candidate like one that just did badly is not).
+
+Training is supervised on labels: every candidate's real score on every
+training image (see :mod:`.labels`). With all of an image's scores known,
+the true gain of every candidate is known in every state, so the states the
+network learns from come from its own rollouts (DAgger), from the greedy
+portfolio's and from random ones. Applying it is a few numpy matrix
+products: no torch at inference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import structlog
+
+log = structlog.get_logger(__name__)
+
+GAIN_SCALE = 50.0  # a gain of 0.02 in score reads as 1
+SCORE_SCALE = 20.0  # an observed score 0.05 above the defaults' reads as 1
+MAX_STEPS = 8.0
+
+
+def image_head(features: np.ndarray, default_ssim: float, default_bytes: float, default_paths: float) -> np.ndarray:
+    """What the chooser knows of an image before any conversion of its own."""
+    return np.concatenate([np.asarray(features, np.float32), np.array([
+        default_ssim if math.isfinite(default_ssim) else 0.0,
+        math.log2(max(default_bytes, 1.0)) / 24.0,
+        math.log2(default_paths + 1.0) / 16.0,
+    ], np.float32)])
+
+
+def signals(score, ssim, nbytes, default_score, default_ssim, default_bytes) -> np.ndarray:
+    """What a conversion tells of an image, relative to the defaults: (..., 3) for score, SSIM, log2 bytes."""
+    score, ssim, nbytes = np.asarray(score, np.float64), np.asarray(ssim, np.float64), np.asarray(nbytes, np.float64)
+    ds = np.asarray(default_score, np.float64)[..., None] if np.ndim(score) > np.ndim(default_score) else default_score
+    dq = np.asarray(default_ssim, np.float64)[..., None] if np.ndim(ssim) > np.ndim(default_ssim) else default_ssim
+    db = np.asarray(default_bytes, np.float64)[..., None] if np.ndim(nbytes) > np.ndim(default_bytes) else default_bytes
+    out = np.stack([(score - ds) * SCORE_SCALE, (ssim - dq) * SCORE_SCALE,
+                    np.log2(np.maximum(nbytes, 1.0) / np.maximum(db, 1.0)) / 4.0], axis=-1)
+    return np.clip(np.nan_to_num(out, nan=-1.0), -1.0, 1.0).astype(np.float32)
+
+
+def encode(head: np.ndarray, tried: np.ndarray, sig: np.ndarray, best_gain: float, steps: int) -> np.ndarray:
+    """One state: ``tried`` a 0/1 mask over the pool, ``sig`` (pool, 3) the tried candidates' :func:`signals`."""
+    return np.concatenate([head, tried.astype(np.float32), (sig * tried[:, None]).ravel(),
+                           [min(best_gain * SCORE_SCALE, 1.0), steps / MAX_STEPS]]).astype(np.float32)
+
+
+class Net:
+    """An MLP as plain arrays: ``forward`` in numpy, ``fit`` with torch."""
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]]):
+        self.layers = layers
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        h = np.asarray(x, np.float32)
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for i, (w, b) in enumerate(self.layers):
+            out[f"w{i}"], out[f"b{i}"] = w, b
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays) -> Net:
+        n = len([k for k in arrays if k.startswith("w")])
+        return cls([(np.asarray(arrays[f"w{i}"], np.float32), np.asarray(arrays[f"b{i}"], np.float32))
+                    for i in range(n)])
+
+
+class Policy:
+    """The network, plus the greedy portfolio it departs from only when it predicts enough more gain.
+
+    In each state the portfolio's next untried set is the default pick; the
+    network's own pick replaces it when its predicted gain is larger by more
+    than ``margin`` (in units of ``GAIN_SCALE``). The margin is chosen on
+    held-out labelled images: where the network predicts no better than the
+    portfolio, a large margin makes the policy the portfolio itself.
+    """
+
+    def __init__(self, net: Net, portfolio: list[int], margin: float):
+        self.net, self.portfolio, self.margin = net, list(portfolio), float(margin)
+
+    def picks(self, states: np.ndarray, tried: np.ndarray) -> np.ndarray:
+        """One pick per row of ``states`` (batched), never a tried candidate."""
+        q = self.net.forward(states)
+        q[tried.astype(bool)] = -np.inf
+        own = np.argmax(q, axis=1)
+        rows = np.arange(len(q))
+        fallback = own.copy()
+        for i in rows:
+            fallback[i] = next((c for c in self.portfolio if not tried[i, c]), own[i])
+        take = q[rows, own] - q[rows, fallback] > self.margin
+        return np.where(take, own, fallback)
+
+
+def rollout_states(heads: np.ndarray, sigs: np.ndarray, scores: np.ndarray, default: np.ndarray, orders: np.ndarray):
+    """States and targets along given pick orders: (states, gains, untried masks)."""
+    n, k = scores.shape
+    states, gains, masks = [], [], []
+    for i in range(n):
+        tried = np.zeros(k, np.float32)
+        rel = scores[i] - default[i]
+        best = 0.0
+        for step, c in enumerate(orders[i]):
+            states.append(encode(heads[i], tried, sigs[i], best, step))
+            gains.append(np.maximum(rel - best, 0.0))
+            masks.append(1.0 - tried)
+            tried = tried.copy()
+            tried[c] = 1.0
+            best = max(best, rel[c])
+    return np.stack(states), np.stack(gains).astype(np.float32), np.stack(masks)
+
+
+def policy_orders(policy: Policy, heads: np.ndarray, sigs: np.ndarray, scores: np.ndarray, default: np.ndarray,
+                  steps: int, rng: np.random.Generator | None = None, epsilon: float = 0.0) -> np.ndarray:
+    """A policy's pick orders on labelled images (epsilon: share of random picks)."""
+    n, k = scores.shape
+    steps = min(steps, k)
+    orders = np.zeros((n, steps), np.int64)
+    tried = np.zeros((n, k), np.float32)
+    rel = scores - default[:, None]
+    best = np.zeros(n)
+    for step in range(steps):
+        x = np.stack([encode(heads[i], tried[i], sigs[i], best[i], step) for i in range(n)])
+        picks = policy.picks(x, tried)
+        if rng is not None and epsilon > 0:
+            for i in np.nonzero(rng.random(n) < epsilon)[0]:
+                picks[i] = rng.choice(np.nonzero(tried[i] == 0)[0])
+        orders[:, step] = picks
+        tried[np.arange(n), picks] = 1.0
+        best = np.maximum(best, rel[np.arange(n), picks])
+    return orders
+
+
+def best_of(scores: np.ndarray, default: np.ndarray, orders: np.ndarray, picks: int) -> float:
+    """Mean over images of the best of the defaults and the first ``picks`` of each order."""
+    if picks <= 0:
+        return float(default.mean())
+    chosen = np.take_along_axis(scores, orders[:, :picks], axis=1)
+    return float(np.maximum(default, chosen.max(axis=1)).mean())
+
+
+def greedy_portfolio(scores: np.ndarray, default: np.ndarray, size: int) -> list[int]:
+    """The ``size`` candidates, in greedy order, that maximise the mean best-of over the images."""
+    best = default.copy()
+    chosen: list[int] = []
+    for _ in range(min(size, scores.shape[1])):
+        gain = np.maximum(scores, best[:, None]).mean(axis=0)
+        gain[chosen] = -np.inf
+        c = int(np.argmax(gain))
+        chosen.append(c)
+        best = np.maximum(best, scores[:, c])
+    return chosen
+
+
+MARGINS = (0.0, 0.05, 0.1, 0.2, 0.4, math.inf)
+BUDGETS = (2, 4, 8)  # budgets the held-out selection averages over
+
+
+def fit(heads: np.ndarray, sigs: np.ndarray, scores: np.ndarray, default: np.ndarray, steps: int = 7, hidden: int = 256,
+        rounds: int = 3, epochs: int = 20, random_orders: int = 4, seed: int = 0, lr: float = 1e-3,
+        weight_decay: float = 1e-5, holdout: float = 0.15, threads: int = 1) -> tuple[Policy, dict]:
+    """Train a chooser on labelled images: imitation of the true gains, with DAgger rounds.
+
+    A seeded ``holdout`` share of the images is kept out of training; after
+    each round, every margin of :data:`MARGINS` is scored on it (mean
+    best-of over :data:`BUDGETS`) and the best (round, margin) is kept.
+    Returns the policy and a report of the selection (the learning curve).
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    n, k = scores.shape
+    held = rng.random(n) < holdout if n >= 20 else np.zeros(n, bool)
+    fit_idx, held_idx = np.nonzero(~held)[0], np.nonzero(held)[0]
+    H, G, S, D = heads[fit_idx], sigs[fit_idx], scores[fit_idx], default[fit_idx]
+    portfolio = greedy_portfolio(S, D, steps)
+    m = len(fit_idx)
+    orders = [np.tile(np.array(portfolio), (m, 1))]
+    orders += [np.stack([rng.permutation(k)[:steps] for _ in range(m)]) for _ in range(random_orders)]
+    data = [rollout_states(H, G, S, D, o) for o in orders]
+    dim = data[0][0].shape[1]
+    model = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
+                                torch.nn.ReLU(), torch.nn.Linear(hidden, k))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def held_score(policy: Policy) -> dict[int, float]:
+        idx = held_idx if len(held_idx) else fit_idx
+        own = policy_orders(policy, heads[idx], sigs[idx], scores[idx], default[idx], max(BUDGETS) - 1)
+        return {b: best_of(scores[idx], default[idx], own, b - 1) for b in BUDGETS}
+
+    best: tuple[float, Policy] | None = None
+    curve = []
+    for r in range(rounds):
+        x = torch.from_numpy(np.concatenate([d[0] for d in data]))
+        y = torch.from_numpy(np.concatenate([d[1] for d in data]) * GAIN_SCALE)
+        mask = torch.from_numpy(np.concatenate([d[2] for d in data]))
+        for _epoch in range(epochs):
+            perm = torch.randperm(len(x))
+            total = 0.0
+            for start in range(0, len(x), 512):
+                idx = perm[start:start + 512]
+                err = (model(x[idx]) - y[idx]) ** 2 * mask[idx]
+                loss = err.sum() / mask[idx].sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+        net = Net([(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy())
+                   for layer in model if isinstance(layer, torch.nn.Linear)])
+        for margin in MARGINS:
+            policy = Policy(net, portfolio, margin)
+            held_scores = held_score(policy)
+            mean = float(np.mean(list(held_scores.values())))
+            curve.append({"round": r + 1, "margin": margin if math.isfinite(margin) else None, "loss": total / len(x),
+                          **{f"held_best_of_{b}": v for b, v in held_scores.items()}})
+            if best is None or mean > best[0] + 1e-9:
+                best = (mean, policy)
+        log.info("chooser_round", round=r + 1, of=rounds, states=len(x), loss=round(total / len(x), 5),
+                 **{f"held_b{b}_net": round(curve[-len(MARGINS)][f"held_best_of_{b}"], 5) for b in BUDGETS},
+                 **{f"held_b{b}_portfolio": round(curve[-1][f"held_best_of_{b}"], 5) for b in BUDGETS})
+        if r + 1 < rounds:  # DAgger: learn the true gains in the states the network itself reaches
+            own = policy_orders(Policy(net, portfolio, 0.0), H, G, S, D, steps)
+            noisy = policy_orders(Policy(net, portfolio, 0.0), H, G, S, D, steps, rng, epsilon=0.3)
+            data += [rollout_states(H, G, S, D, own), rollout_states(H, G, S, D, noisy)]
+    policy = best[1]
+    log.info("chooser_selected", margin=policy.margin, held_images=len(held_idx))
+    margin = policy.margin if math.isfinite(policy.margin) else None  # None: the portfolio alone
+    return policy, {"held_images": int(len(held_idx)), "margin": margin, "curve": curve}

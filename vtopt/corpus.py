@@ -1,0 +1,140 @@
+"""A training corpus of real icons: ``vtopt corpus OUT``.
+
+The icons come from permissively licensed icon sets that Iconify publishes
+on the npm registry as ``@iconify-json/<set>`` (one JSON file of SVG bodies
+per set), fetched with ``npm pack`` at pinned versions. Each sampled icon is
+drawn with vtopt's own renderer at ``size`` px on its long side, centred on
+a white square, i.e. the way the validation icons were made, and written to
+``OUT/<set>/<icon>.png``; each set's folder also gets its ``LICENSE.txt``.
+
+Two families are never offered here, on purpose: Fluent Emoji (vtopt's
+validation family) and brand or technology logo sets (logos, devicon,
+simple-icons ...), which are kept for held-out evaluation.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import attrs
+import numpy as np
+from PIL import Image
+
+from .errors import VtoptError
+from .files import atomic_write_bytes
+from .vectorize import ConversionError, render
+
+
+@attrs.frozen
+class IconSet:
+    name: str
+    version: str
+    licence: str
+    author: str
+
+
+#: The sets a corpus may draw from: permissive licences, no Fluent Emoji, no brand logos.
+ICON_SETS: dict[str, IconSet] = {s.name: s for s in (
+    IconSet("noto", "1.2.9", "Apache-2.0", "Google Inc."),
+    IconSet("twemoji", "1.2.5", "CC-BY-4.0", "Twitter Inc."),
+    IconSet("openmoji", "1.2.29", "CC-BY-SA-4.0", "OpenMoji"),
+    IconSet("flat-color-icons", "1.2.3", "MIT", "Icons8"),
+    IconSet("streamline-emojis", "1.2.4", "CC-BY-4.0", "Streamline"),
+    IconSet("fxemoji", "1.2.2", "Apache-2.0", "Mozilla"),
+    IconSet("emojione", "1.2.3", "CC-BY-4.0", "Emoji One"),
+)}
+#: Never training data: the validation family and held-out brand/technology logos.
+FORBIDDEN = ("fluent-emoji", "logos", "devicon", "skill-icons", "simple-icons", "vscode-icons", "cib")
+DEFAULT_SETS = ("noto", "twemoji", "openmoji", "flat-color-icons", "streamline-emojis", "fxemoji", "emojione")
+
+
+def check_sets(names: list[str]) -> list[IconSet]:
+    sets = []
+    for name in names:
+        if any(name == f or name.startswith(f + "-") for f in FORBIDDEN):
+            raise VtoptError(f"icon set {name!r} is never training data (validation or held-out brand logos)")
+        if name not in ICON_SETS:
+            raise VtoptError(f"unknown icon set {name!r}; known: {', '.join(ICON_SETS)}")
+        sets.append(ICON_SETS[name])
+    return sets
+
+
+def fetch(icon_set: IconSet, cache: Path) -> dict:
+    """The set's icons.json, fetched once with ``npm pack`` into ``cache``."""
+    tgz = cache / f"iconify-json-{icon_set.name}-{icon_set.version}.tgz"
+    if not tgz.is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise VtoptError("building the corpus needs npm (e.g. apt-get install npm)")
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            done = subprocess.run([npm, "pack", f"@iconify-json/{icon_set.name}@{icon_set.version}",
+                                   "--pack-destination", tmp], capture_output=True, text=True)
+            got = list(Path(tmp).glob("*.tgz"))
+            if done.returncode != 0 or len(got) != 1:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise VtoptError(f"npm pack @iconify-json/{icon_set.name}@{icon_set.version} failed: {last}")
+            got[0].replace(tgz)
+    with tarfile.open(tgz) as tar:
+        member = tar.extractfile("package/icons.json")
+        if member is None:
+            raise VtoptError(f"{tgz}: no package/icons.json")
+        return json.load(member)
+
+
+def icon_svg(data: dict, name: str, size: int) -> str:
+    """An icon of an Iconify JSON as a standalone SVG, ``size`` px square, centred."""
+    icon = data["icons"][name]
+    left, top = icon.get("left", data.get("left", 0)), icon.get("top", data.get("top", 0))
+    width, height = icon.get("width", data.get("width", 16)), icon.get("height", data.get("height", 16))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'width="{size}" height="{size}" viewBox="{left} {top} {width} {height}">{icon["body"]}</svg>')
+
+
+def build_corpus(out: Path, sets: list[str], per_set: int, size: int = 256, seed: int = 0,
+                 cache: Path | None = None, progress: Callable[[str], None] = print) -> dict[str, int]:
+    """Write up to ``per_set`` sampled icons of each set; return how many each set gave."""
+    chosen = check_sets(sets)
+    cache = cache or Path.home() / ".cache" / "vtopt" / "npm"
+    counts = {}
+    for icon_set in chosen:
+        data = fetch(icon_set, cache)
+        names = sorted(data["icons"])
+        rng = np.random.default_rng([seed, sum(icon_set.name.encode())])
+        folder = out / icon_set.name
+        folder.mkdir(parents=True, exist_ok=True)
+        written = skipped = 0
+        for i in rng.permutation(len(names)):
+            if written >= per_set:
+                break
+            target = folder / f"{names[i]}.png"
+            if target.is_file():
+                written += 1
+                continue
+            try:
+                rgb = render(icon_svg(data, names[i], size), size, size)
+            except ConversionError:
+                skipped += 1
+                continue
+            if rgb.min() >= 250:  # nothing visible on white (white-only icons)
+                skipped += 1
+                continue
+            buf = io.BytesIO()
+            Image.fromarray(rgb).save(buf, "PNG")
+            atomic_write_bytes(target, buf.getvalue())
+            written += 1
+        (folder / "LICENSE.txt").write_text(
+            f"Icons from the Iconify package @iconify-json/{icon_set.name} {icon_set.version}\n"
+            f"Author: {icon_set.author}; licence: {icon_set.licence}.\n"
+            f"Rendered by vtopt at {size} px on white; sampled with seed {seed}.\n")
+        counts[icon_set.name] = written
+        progress(f"{icon_set.name} {icon_set.version} ({icon_set.licence}): {written} icons"
+                 + (f", {skipped} skipped (blank or unrenderable)" if skipped else ""))
+    return counts
