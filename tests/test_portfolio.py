@@ -45,9 +45,9 @@ def test_greedy_portfolio_picks_complementary_sets():
 def _three_kinds(n, rng):
     """Images of three kinds, told apart by a feature; each kind has its own best candidate."""
     kind = rng.integers(0, 3, n)
-    heads = np.zeros((n, 11), np.float32)
+    heads = np.zeros((n, 16), np.float32)
     heads[:, 0] = kind / 2
-    heads[:, 1:] = rng.random((n, 10)) * 0.1
+    heads[:, 1:] = rng.random((n, 15)) * 0.1
     scores = np.full((n, 6), 0.50) + rng.random((n, 6)) * 0.002
     scores[:, 0] = 0.52  # good for everyone
     for k in range(3):
@@ -61,7 +61,7 @@ def test_chooser_learns_what_a_fixed_portfolio_cannot():
     sigs = C.signals(scores, scores, np.full(scores.shape, 1000.0), default, default, np.full(300, 1000.0))
     policy, report = C.fit(heads, sigs, scores, default, steps=3, hidden=32, rounds=2, epochs=40, random_orders=2,
                            seed=0)
-    assert report["margin"] is not None  # the held-out images chose the network over the portfolio alone
+    assert report["margins"][0] is not None  # the held-out images chose the network over the portfolio
     net = policy.net
     test_heads, test_scores, test_default = _three_kinds(200, rng)
     fixed = C.greedy_portfolio(scores, default, 3)

@@ -85,9 +85,6 @@ def output_names(files: Sequence[Path]) -> list[str]:
 
 class Worker:
     def __init__(self, methods: Sequence[Method], weights: dict[str, float], limits: Limits = Limits()):
-        import torch
-
-        torch.set_num_threads(1)
         self.pm = PluginManager()
         self.limits = limits
         self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss)
@@ -98,6 +95,8 @@ class Worker:
                 self.algorithms[m.label] = load_model(self.pm, Path(m.model))[0]
             elif m.algorithm is not None:
                 self.algorithms[m.label] = self.pm.create("algorithm", m.algorithm, m.params)
+        if "torch" in sys.modules:  # only algorithms that need torch import it; one thread per worker
+            sys.modules["torch"].set_num_threads(1)
 
     def run(self, path: str, output: str | None) -> list[dict[str, Any]]:
         start = time.perf_counter()

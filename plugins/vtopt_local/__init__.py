@@ -19,8 +19,10 @@ log = structlog.get_logger(__name__)
 _WORKER = None
 
 
-def _init(worker_args):
+def _init(worker_args, prebuilt: bool):
     global _WORKER
+    if prebuilt:  # forked from a parent that built it: models loaded, nothing to import
+        return
     from vtopt.apply import Worker
 
     _WORKER = Worker(*worker_args)
@@ -33,9 +35,9 @@ def _run(job):
 class LocalExecutor:
     """Images over a pool of worker processes (one per core by default); sweep trials one after another.
 
-    With ``fork`` (the default where available) the workers start from this
-    process with torch and stable-baselines3 already imported, which saves
-    each of them seconds; ``forkserver`` and ``spawn`` start clean ones.
+    With ``fork`` (the default where available) the worker (plugins, scorer,
+    loaded models) is built once in this process and every worker process
+    starts from it; ``forkserver`` and ``spawn`` build one in each.
     """
 
     def __init__(self, start_method: str | None = None):
@@ -48,8 +50,11 @@ class LocalExecutor:
     def run_images(self, jobs, worker_args, workers, on_result) -> None:
         """A crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
         so that only the job that crashes again is lost (as an error row)."""
+        global _WORKER
         if self.start_method == "fork":
-            import stable_baselines3  # noqa: F401  (inherited by the workers; no torch work done yet)
+            from vtopt.apply import Worker
+
+            _WORKER = Worker(*worker_args)
         left = self._pool(list(enumerate(jobs)), worker_args, max(1, min(workers, len(jobs))), on_result)
         for index, job in left:
             if self._pool([(index, job)], worker_args, 1, on_result):
@@ -60,7 +65,8 @@ class LocalExecutor:
         ctx = multiprocessing.get_context(self.start_method)
         done = set()
         try:
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(worker_args,)) as pool:
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init,
+                                     initargs=(worker_args, self.start_method == "fork")) as pool:
                 futures = {pool.submit(_run, job): (i, job) for i, job in indexed_jobs}
                 for fut in as_completed(futures):
                     index, job = futures[fut]

@@ -51,6 +51,10 @@ def _sets(key: str, value: Any) -> list[dict[str, Any]]:
         raise ParamError(key, str(exc)) from None
 
 
+def _features(image) -> np.ndarray:
+    return np.concatenate([image.features, net_lib.palette_features(image.rgb)])
+
+
 class _PoolLearner:
     """The pool and its labels, as both algorithms build them."""
 
@@ -153,7 +157,7 @@ class Chooser(_PoolLearner):
 
     def learn(self, ctx) -> None:
         labels = self._labels(ctx)
-        heads = np.stack([net_lib.image_head(im.features, labels.default_ssim[i], labels.default_bytes[i],
+        heads = np.stack([net_lib.image_head(_features(im), labels.default_ssim[i], labels.default_bytes[i],
                                              labels.default_paths[i]) for i, im in enumerate(ctx.images)])
         sigs = net_lib.signals(labels.scores, labels.ssim, labels.bytes, labels.default_score, labels.default_ssim,
                                labels.default_bytes)
@@ -168,11 +172,10 @@ class Chooser(_PoolLearner):
     def save(self, path: Path) -> None:
         buf = io.BytesIO()
         np.savez(buf, **self.policy.net.arrays())
-        margin = self.policy.margin
+        margins = [m if np.isfinite(m) else None for m in self.policy.margins]  # None: the portfolio's pick
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("algorithm.json", json.dumps({
-                "pool": self.pool, "portfolio": self.policy.portfolio,
-                "margin": margin if np.isfinite(margin) else None,  # None: the portfolio alone
+                "pool": self.pool, "portfolio": self.policy.portfolio, "margins": margins,
                 "fitted": self.fitted}, indent=1))
             zf.writestr("net.npz", buf.getvalue())
 
@@ -181,15 +184,15 @@ class Chooser(_PoolLearner):
             data = json.loads(zf.read("algorithm.json"))
             with np.load(io.BytesIO(zf.read("net.npz"))) as arrays:
                 net = net_lib.Net.from_arrays(dict(arrays))
-        margin = data["margin"] if data["margin"] is not None else float("inf")
-        self.policy = net_lib.Policy(net, data["portfolio"], margin)
+        margins = [m if m is not None else float("inf") for m in data["margins"]]
+        self.policy = net_lib.Policy(net, data["portfolio"], margins)
         self.pool, self.fitted = data["pool"], data.get("fitted", {})
         self._index = {params_key(p): i for i, p in enumerate(self.pool)}
 
     def start_image(self, image, default=None) -> None:
         if default is None:
             raise ValueError("the chooser needs the defaults' result of each image (start_image(image, default=...))")
-        self.head = net_lib.image_head(image.features, default.ssim, default.svg_bytes, default.paths)
+        self.head = net_lib.image_head(_features(image), default.ssim, default.svg_bytes, default.paths)
         self.default = default
         self.tried = np.zeros(len(self.pool), np.float32)
         self.sig = np.zeros((len(self.pool), 3), np.float32)
@@ -214,7 +217,7 @@ class Chooser(_PoolLearner):
             return None
         state = net_lib.encode(self.head, self.tried, self.sig, self.best, self.step)
         self.step += 1
-        return dict(self.pool[int(self.policy.picks(state[None], self.tried[None])[0])])
+        return dict(self.pool[int(self.policy.picks(state[None], self.tried[None], self.step - 1)[0])])
 
 
 @hookimpl

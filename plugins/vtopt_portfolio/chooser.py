@@ -30,8 +30,38 @@ SCORE_SCALE = 20.0  # an observed score 0.05 above the defaults' reads as 1
 MAX_STEPS = 8.0
 
 
+def palette_features(rgb: np.ndarray) -> np.ndarray:
+    """What decides how an image survives colour quantisation and speckle filtering, each about in [0, 1]:
+    how many colours matter, how close the main ones are, how much of it is thin strokes."""
+    import cv2
+
+    q = (rgb >> 3).astype(np.int32)
+    codes = ((q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]).ravel()
+    values, counts = np.unique(codes, return_counts=True)
+    share = counts / counts.sum()
+    main = values[share >= 0.005]
+    cols = np.stack([(main >> 10) & 31, (main >> 5) & 31, main & 31], axis=1).astype(np.float32) * 8.0
+    if len(cols) > 1:
+        cols = cols[:24]
+        d = np.sqrt(((cols[:, None] - cols[None]) ** 2).sum(-1))
+        closest = float(d[np.triu_indices(len(cols), 1)].min()) / 441.0
+    else:
+        closest = 1.0
+    fg = (rgb.min(axis=2) < 245).astype(np.uint8)
+    eroded = cv2.erode(fg, np.ones((3, 3), np.uint8))
+    thin = 1.0 - float(eroded.sum()) / max(float(fg.sum()), 1.0)
+    return np.array([
+        np.log2(1 + (share >= 0.001).sum()) / 8.0,
+        np.log2(1 + len(main)) / 6.0,
+        min(closest * 4.0, 1.0),
+        float(fg.mean()),
+        thin,
+    ], np.float32)
+
+
 def image_head(features: np.ndarray, default_ssim: float, default_bytes: float, default_paths: float) -> np.ndarray:
-    """What the chooser knows of an image before any conversion of its own."""
+    """What the chooser knows of an image before any conversion of its own (``features``: the
+    image's ``features`` and :func:`palette_features`)."""
     return np.concatenate([np.asarray(features, np.float32), np.array([
         default_ssim if math.isfinite(default_ssim) else 0.0,
         math.log2(max(default_bytes, 1.0)) / 24.0,
@@ -88,15 +118,16 @@ class Policy:
 
     In each state the portfolio's next untried set is the default pick; the
     network's own pick replaces it when its predicted gain is larger by more
-    than ``margin`` (in units of ``GAIN_SCALE``). The margin is chosen on
-    held-out labelled images: where the network predicts no better than the
-    portfolio, a large margin makes the policy the portfolio itself.
+    than the step's margin (``margins[step]``, the last one for later steps;
+    in units of ``GAIN_SCALE``). The margins are chosen on held-out labelled
+    images: where the network predicts no better than the portfolio, an
+    infinite margin makes that step the portfolio's.
     """
 
-    def __init__(self, net: Net, portfolio: list[int], margin: float):
-        self.net, self.portfolio, self.margin = net, list(portfolio), float(margin)
+    def __init__(self, net: Net, portfolio: list[int], margins: list[float]):
+        self.net, self.portfolio, self.margins = net, list(portfolio), [float(m) for m in margins]
 
-    def picks(self, states: np.ndarray, tried: np.ndarray) -> np.ndarray:
+    def picks(self, states: np.ndarray, tried: np.ndarray, step: int) -> np.ndarray:
         """One pick per row of ``states`` (batched), never a tried candidate."""
         q = self.net.forward(states)
         q[tried.astype(bool)] = -np.inf
@@ -105,7 +136,7 @@ class Policy:
         fallback = own.copy()
         for i in rows:
             fallback[i] = next((c for c in self.portfolio if not tried[i, c]), own[i])
-        take = q[rows, own] - q[rows, fallback] > self.margin
+        take = q[rows, own] - q[rows, fallback] > self.margins[min(step, len(self.margins) - 1)]
         return np.where(take, own, fallback)
 
 
@@ -138,7 +169,7 @@ def policy_orders(policy: Policy, heads: np.ndarray, sigs: np.ndarray, scores: n
     best = np.zeros(n)
     for step in range(steps):
         x = np.stack([encode(heads[i], tried[i], sigs[i], best[i], step) for i in range(n)])
-        picks = policy.picks(x, tried)
+        picks = policy.picks(x, tried, step)
         if rng is not None and epsilon > 0:
             for i in np.nonzero(rng.random(n) < epsilon)[0]:
                 picks[i] = rng.choice(np.nonzero(tried[i] == 0)[0])
@@ -179,9 +210,11 @@ def fit(heads: np.ndarray, sigs: np.ndarray, scores: np.ndarray, default: np.nda
     """Train a chooser on labelled images: imitation of the true gains, with DAgger rounds.
 
     A seeded ``holdout`` share of the images is kept out of training; after
-    each round, every margin of :data:`MARGINS` is scored on it (mean
-    best-of over :data:`BUDGETS`) and the best (round, margin) is kept.
-    Returns the policy and a report of the selection (the learning curve).
+    each round, each step's margin over the portfolio is chosen from
+    :data:`MARGINS` on it, and the round whose policy scores best there
+    (mean best-of over :data:`BUDGETS`) is kept. Returns the policy and a
+    report: per round, the held-out best-of of the network alone, of the
+    portfolio and of the chosen policy (the learning curve).
     """
     import torch
 
@@ -202,10 +235,19 @@ def fit(heads: np.ndarray, sigs: np.ndarray, scores: np.ndarray, default: np.nda
                                 torch.nn.ReLU(), torch.nn.Linear(hidden, k))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
-    def held_score(policy: Policy) -> dict[int, float]:
+    def held_best_of(policy: Policy, budgets=BUDGETS) -> dict[int, float]:
         idx = held_idx if len(held_idx) else fit_idx
-        own = policy_orders(policy, heads[idx], sigs[idx], scores[idx], default[idx], max(BUDGETS) - 1)
-        return {b: best_of(scores[idx], default[idx], own, b - 1) for b in BUDGETS}
+        own = policy_orders(policy, heads[idx], sigs[idx], scores[idx], default[idx], max(budgets) - 1)
+        return {b: best_of(scores[idx], default[idx], own, b - 1) for b in budgets}
+
+    def select_margins(net: Net) -> Policy:
+        """Step by step, the margin that gives the best held-out best-of after that step."""
+        margins: list[float] = []
+        for step in range(steps):
+            trials = [(held_best_of(Policy(net, portfolio, margins + [m]), (step + 2,))[step + 2], -i, m)
+                      for i, m in enumerate(MARGINS)]
+            margins.append(max(trials)[2])  # ties: the smallest margin
+        return Policy(net, portfolio, margins)
 
     best: tuple[float, Policy] | None = None
     curve = []
@@ -226,22 +268,23 @@ def fit(heads: np.ndarray, sigs: np.ndarray, scores: np.ndarray, default: np.nda
                 total += float(loss.detach()) * len(idx)
         net = Net([(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy())
                    for layer in model if isinstance(layer, torch.nn.Linear)])
-        for margin in MARGINS:
-            policy = Policy(net, portfolio, margin)
-            held_scores = held_score(policy)
-            mean = float(np.mean(list(held_scores.values())))
-            curve.append({"round": r + 1, "margin": margin if math.isfinite(margin) else None, "loss": total / len(x),
-                          **{f"held_best_of_{b}": v for b, v in held_scores.items()}})
-            if best is None or mean > best[0] + 1e-9:
-                best = (mean, policy)
-        log.info("chooser_round", round=r + 1, of=rounds, states=len(x), loss=round(total / len(x), 5),
-                 **{f"held_b{b}_net": round(curve[-len(MARGINS)][f"held_best_of_{b}"], 5) for b in BUDGETS},
-                 **{f"held_b{b}_portfolio": round(curve[-1][f"held_best_of_{b}"], 5) for b in BUDGETS})
+        policy = select_margins(net)
+        row = {"round": r + 1, "loss": total / len(x),
+               "margins": [m if math.isfinite(m) else None for m in policy.margins],
+               **{f"net_{b}": v for b, v in held_best_of(Policy(net, portfolio, [0.0])).items()},
+               **{f"portfolio_{b}": v for b, v in held_best_of(Policy(net, portfolio, [math.inf])).items()},
+               **{f"chooser_{b}": v for b, v in held_best_of(policy).items()}}
+        curve.append(row)
+        log.info("chooser_round", round=r + 1, of=rounds, states=len(x),
+                 **{k: round(v, 5) if isinstance(v, float) else v for k, v in row.items() if k != "round"})
+        mean = float(np.mean([row[f"chooser_{b}"] for b in BUDGETS]))
+        if best is None or mean > best[0] + 1e-9:
+            best = (mean, policy)
         if r + 1 < rounds:  # DAgger: learn the true gains in the states the network itself reaches
-            own = policy_orders(Policy(net, portfolio, 0.0), H, G, S, D, steps)
-            noisy = policy_orders(Policy(net, portfolio, 0.0), H, G, S, D, steps, rng, epsilon=0.3)
+            own = policy_orders(Policy(net, portfolio, [0.0]), H, G, S, D, steps)
+            noisy = policy_orders(Policy(net, portfolio, [0.0]), H, G, S, D, steps, rng, epsilon=0.3)
             data += [rollout_states(H, G, S, D, own), rollout_states(H, G, S, D, noisy)]
     policy = best[1]
-    log.info("chooser_selected", margin=policy.margin, held_images=len(held_idx))
-    margin = policy.margin if math.isfinite(policy.margin) else None  # None: the portfolio alone
-    return policy, {"held_images": int(len(held_idx)), "margin": margin, "curve": curve}
+    margins = [m if math.isfinite(m) else None for m in policy.margins]  # None: the portfolio's pick
+    log.info("chooser_selected", margins=margins, held_images=len(held_idx))
+    return policy, {"held_images": int(len(held_idx)), "margins": margins, "curve": curve}
