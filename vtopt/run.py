@@ -27,6 +27,7 @@ import attrs
 import numpy as np
 import structlog
 
+from . import envworker
 from .components import TrainContext
 from .config import Config, LoadedConfig
 from .data import load_dataset
@@ -71,23 +72,37 @@ def build_scorer(pm: PluginManager, config: Config) -> Scorer:
     return make_scorer(pm, config.reward.weights, config.env.conversion_timeout, config.reward.max_ssim_loss)
 
 
-def _subprocess_env(images, scorer, conversions):
-    # Ctrl-C reaches the whole process group: the main process decides when to stop and closes us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return VTracerEnv(images, scorer, conversions)
-
-
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int):
     """n_envs environments, in subprocesses when more than one; never a silent fallback."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    maker = VTracerEnv if n_envs == 1 else _subprocess_env
-    fns = [partial(maker, list(images), scorer, conversions) for _ in range(n_envs)]
+    class LightSubprocVecEnv(SubprocVecEnv):
+        """SB3's SubprocVecEnv whose processes run :func:`vtopt.envworker.serve`: no torch in them."""
+
+        def __init__(self, env_fns):
+            import multiprocessing as mp
+
+            self.waiting, self.closed = False, False
+            ctx = mp.get_context("forkserver")
+            self.remotes, self.work_remotes = zip(*[ctx.Pipe() for _ in env_fns])
+            self.processes = []
+            for work_remote, remote, env_fn in zip(self.work_remotes, self.remotes, env_fns):
+                process = ctx.Process(target=envworker.serve, args=(work_remote, remote, env_fn), daemon=True)
+                process.start()
+                self.processes.append(process)
+                work_remote.close()
+            self.remotes[0].send(("get_spaces", None))
+            observation_space, action_space = self.remotes[0].recv()
+            VecEnv.__init__(self, len(env_fns), observation_space, action_space)
+
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
     if n_envs == 1:
-        env = DummyVecEnv(fns)
+        env = DummyVecEnv([partial(VTracerEnv, list(images), scorer, conversions)])
     else:
         try:
-            env = SubprocVecEnv(fns, start_method="forkserver")
+            env = LightSubprocVecEnv([partial(envworker.make_env, list(images), scorer, conversions)
+                                      for _ in range(n_envs)])
         except Exception as exc:
             raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc
     env.seed(seed)

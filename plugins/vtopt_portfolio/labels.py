@@ -86,16 +86,17 @@ def _init(scorer, pool) -> None:
     _WORKER.update(scorer=scorer, pool=pool)
 
 
-def _label_one(image) -> np.ndarray:
-    """One row: the defaults' (score, ssim, bytes, paths), then (score, ssim, bytes) per candidate."""
+def _label_one(task) -> tuple[np.ndarray, np.ndarray]:
+    """The defaults' (score, ssim, bytes, paths) and (score, ssim, bytes) for the asked candidates."""
+    image, wanted = task
     scorer, pool = _WORKER["scorer"], _WORKER["pool"]
     d = scorer.defaults(image)
-    row = [d.score, d.ssim, d.svg_bytes, d.paths]
-    for params in pool:
-        o = scorer.evaluate(image, params)
-        row += [o.score if o.ok else -1.0, o.ssim if o.ok else 0.0, o.svg_bytes if o.ok else 0]
+    cells = []
+    for j in wanted:
+        o = scorer.evaluate(image, pool[j])
+        cells.append([o.score, o.ssim, o.svg_bytes] if o.ok else [-1.0, 0.0, 0.0])
     scorer.forget(image)
-    return np.asarray(row, dtype=np.float64)
+    return np.array([d.score, d.ssim, d.svg_bytes, d.paths]), np.array(cells, dtype=np.float64).reshape(-1, 3)
 
 
 class Labels:
@@ -135,41 +136,78 @@ class Labels:
         return self.table[:, 6::3]
 
 
-def _cache_file(cache: Path, scorer, pool) -> Path:
-    key = json.dumps({"pool": pool, "weights": scorer.weights, "floor": scorer.max_ssim_loss,
-                      "metrics": sorted(scorer.metrics)}, sort_keys=True)
-    return cache / f"labels-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+class _Cache:
+    """Labels on disk, per (image content, candidate), for one reward: a bigger pool converts only what is new."""
+
+    def __init__(self, folder: Path | None, scorer):
+        self.entries: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        self.path = None
+        if folder is None:
+            return
+        key = json.dumps({"weights": scorer.weights, "floor": scorer.max_ssim_loss, "metrics": sorted(scorer.metrics)},
+                         sort_keys=True)
+        self.path = folder / f"labels-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+        if self.path.is_file():
+            with np.load(self.path) as saved:
+                cands = saved["candidates"].tolist()
+                for h, d, cells in zip(saved["hashes"].tolist(), saved["defaults"], saved["cells"]):
+                    known = ~np.isnan(cells[:, 0])
+                    self.entries[h] = (d, {cands[j]: cells[j] for j in np.nonzero(known)[0]})
+
+    def missing(self, h: str, keys: Sequence[str]) -> list[int]:
+        entry = self.entries.get(h)
+        return [j for j, k in enumerate(keys) if entry is None or k not in entry[1]]
+
+    def put(self, h: str, defaults: np.ndarray, keys: Sequence[str], cells: np.ndarray) -> None:
+        entry = self.entries.setdefault(h, (defaults, {}))
+        entry[1].update(zip(keys, cells))
+
+    def row(self, h: str, keys: Sequence[str]) -> np.ndarray:
+        d, cells = self.entries[h]
+        return np.concatenate([d, *(cells[k] for k in keys)])
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        cands = sorted({k for _, cells in self.entries.values() for k in cells})
+        index = {k: j for j, k in enumerate(cands)}
+        table = np.full((len(self.entries), len(cands), 3), np.nan)
+        for i, (_, cells) in enumerate(self.entries.values()):
+            for k, v in cells.items():
+                table[i, index[k]] = v
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp.npz")
+        np.savez(tmp, hashes=np.array(list(self.entries)), candidates=np.array(cands),
+                 defaults=np.stack([d for d, _ in self.entries.values()]), cells=table)
+        os.replace(tmp, self.path)
 
 
 def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path | None = None,
           workers: int = 0) -> Labels:
-    """Every candidate of ``pool`` on every image, in worker processes; cached by image content."""
+    """Every candidate of ``pool`` on every image, in worker processes; cached by image content and candidate."""
     hashes = [hashlib.sha1(im.png).hexdigest() for im in images]
-    known: dict[str, np.ndarray] = {}
-    path = _cache_file(cache, scorer, pool) if cache is not None else None
-    if path is not None and path.is_file():
-        with np.load(path) as saved:
-            known = dict(zip(saved["hashes"].tolist(), saved["table"]))
-    todo = [i for i, h in enumerate(hashes) if h not in known]
-    log.info("labelling", images=len(images), cached=len(images) - len(todo), candidates=len(pool),
-             conversions=len(todo) * len(pool))
+    keys = [_key(p) for p in pool]
+    store = _Cache(cache, scorer)
+    todo = [(i, m) for i, h in enumerate(hashes) if (m := store.missing(h, keys))]
+    conversions = sum(len(m) for _, m in todo)
+    log.info("labelling", images=len(images), candidates=len(pool), cached=len(images) * len(pool) - conversions,
+             conversions=conversions)
     if todo:
         workers = workers or os.cpu_count() or 1
-        start = time.perf_counter()
+        start, done = time.perf_counter(), 0
         ctx = multiprocessing.get_context("forkserver")
+        tasks = [(images[i], m) for i, m in todo]
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(scorer, list(pool))) as ex:
-            for n, (i, row) in enumerate(zip(todo, ex.map(_label_one, [images[i] for i in todo], chunksize=4))):
-                known[hashes[i]] = row
+            for n, ((i, wanted), (d, cells)) in enumerate(zip(todo, ex.map(_label_one, tasks, chunksize=4))):
+                store.put(hashes[i], d, [keys[j] for j in wanted], cells)
+                done += len(wanted)
                 if (n + 1) % 100 == 0 or n + 1 == len(todo):
-                    rate = (n + 1) * len(pool) / (time.perf_counter() - start)
-                    log.info("labelled", images=n + 1, of=len(todo), conversions_per_s=round(rate, 1))
-                    if path is not None and ((n + 1) % 500 == 0 or n + 1 == len(todo)):
-                        _save(path, known)
-    return Labels(np.stack([known[h] for h in hashes]), len(pool))
-
-
-def _save(path: Path, known: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, hashes=np.array(list(known)), table=np.stack(list(known.values())))
-    os.replace(tmp, path)
+                    log.info("labelled", images=n + 1, of=len(todo),
+                             conversions_per_s=round(done / (time.perf_counter() - start), 1))
+                    if (n + 1) % 500 == 0 or n + 1 == len(todo):
+                        store.save()
+    return Labels(np.stack([store.row(h, keys) for h in hashes]), len(pool))
