@@ -104,19 +104,31 @@ def test_quality_floor_keeps_collapsed_results_from_winning(pm):
     assert reward == 0.0 and env.best is env.default
 
 
-def test_labels_are_cached_by_image_content(pm, tmp_path):
+def test_labels_are_cached_by_image_content_and_candidate(pm, tmp_path):
     images = [load_image(p, "x") for p in sorted((CORPUS / "twemoji").glob("*.png"))[:2]]
     scorer = make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.02})
-    pool = make_pool(3, seed=0)
-    first = label(images, scorer, pool, tmp_path, workers=1)
+    pool = make_pool(5, seed=0)
+    first = label(images, scorer, pool[:3], tmp_path, workers=1)
     assert first.scores.shape == (2, 3) and np.all(first.scores > 0)
-    direct = [scorer.evaluate(images[1], p).score for p in pool]
+    direct = [scorer.evaluate(images[1], p).score for p in pool[:3]]
     np.testing.assert_allclose(first.scores[1], direct, atol=1e-6)
     (cache,) = tmp_path.glob("labels-*.npz")
     stamp = cache.stat().st_mtime_ns
-    again = label(images[::-1], scorer, pool, tmp_path, workers=1)  # nothing to convert: no save either
+    again = label(images[::-1], scorer, pool[:3], tmp_path, workers=1)  # nothing to convert: no save either
     np.testing.assert_array_equal(again.table, first.table[::-1])
     assert cache.stat().st_mtime_ns == stamp
+    # a larger pool converts only its new candidates: a (doctored) cached label is read back, not redone
+    with np.load(cache) as saved:
+        data = {k: saved[k] for k in saved.files}
+    data["cells"][:, :, 0] = np.where(np.isnan(data["cells"][:, :, 0]), np.nan, 7.0)
+    np.savez(cache, **data)
+    grown = label(images, scorer, pool, tmp_path, workers=1)
+    assert np.all(grown.scores[:, :3] == 7.0)
+    np.testing.assert_allclose(grown.scores[1, 3:], [scorer.evaluate(images[1], p).score for p in pool[3:]],
+                               atol=1e-6)
+    # another reward is another cache
+    label(images[:1], make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.05}), pool[:1], tmp_path, workers=1)
+    assert len(list(tmp_path.glob("labels-*.npz"))) == 2
 
 
 RUN = """\
@@ -159,4 +171,48 @@ def test_portfolio_and_chooser_train_save_and_evaluate(tmp_path, capsys):
         assert r["conversions"] == {"oracle": 7, "defaults": 1}.get(method, 3)
         assert r["default_ssim"] - r["ssim"] <= 0.005 + 1e-9  # the floor holds for every method
     chosen = [r["parameters"] for r in rows if r["method"] == "chooser" and r["score"] > r["default_score"]]
-    assert all(p in portfolio.pool for p in chosen)
+    assert chosen and all(p in portfolio.pool for p in chosen)
+
+
+def test_chooser_acts_as_it_was_trained(tmp_path, pm):
+    """The chooser stepping real conversions (start_image/observe/predict, numpy) picks what its
+    training rollouts (labels, batched) pick for the same images."""
+    cfg = write_config(tmp_path, RUN.format(name="chooser", corpus=CORPUS, labels=tmp_path / "labels",
+                                            extra=", hidden: 16, rounds: 1, epochs: 5, steps: 4"))
+    assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    chooser, _ = load_model(pm, tmp_path / "run" / "model.zip")
+    images = [load_image(p, "x", 64) for p in sorted((CORPUS / "noto").glob("*.png"))]
+    scorer = make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.02})
+    labels = label(images, scorer, chooser.pool, tmp_path / "labels", workers=1)
+    from vtopt_portfolio import _features
+
+    heads = np.stack([C.image_head(_features(im), labels.default_ssim[i], labels.default_bytes[i],
+                                   labels.default_paths[i]) for i, im in enumerate(images)])
+    sigs = C.signals(labels.scores, labels.ssim, labels.bytes, labels.default_score, labels.default_ssim,
+                     labels.default_bytes)
+    expected = C.policy_orders(chooser.policy, heads, sigs, labels.scores, labels.default_score, 4)
+    from vtopt.search import search_image
+
+    class Recorder:  # the chooser, as search_image drives it, with its proposals written down
+        def start_image(self, image, default=None):
+            self.picked = []
+            chooser.start_image(image, default=default)
+
+        def observe(self, params, score, outcome=None):
+            chooser.observe(params, score, outcome=outcome)
+
+        def predict(self, observation, deterministic=True):
+            self.picked.append(chooser.predict(observation))
+            return self.picked[-1]
+
+    recorder = Recorder()
+    for i, image in enumerate(images):
+        search_image(recorder, VTracerEnv([image], scorer, 5), 0)
+        assert [chooser.pool.index(p) for p in recorder.picked] == expected[i].tolist()
+
+
+@pytest.mark.parametrize("name", ["chooser", "portfolio", "ppo", "preset", "debug", "cpu", "default"])
+def test_shipped_configs_validate(name, capsys):
+    # the corpus configs train on ~/.cache/vtopt/corpus: point them at the test icons
+    over = ["--set", f"data.folders=[{{path: {CORPUS}}}]"] if name in ("chooser", "portfolio") else []
+    assert main(["validate", str(REPO / "configs" / f"{name}.yaml"), *over]) == 0, capsys.readouterr().err

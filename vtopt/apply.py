@@ -95,10 +95,10 @@ class Worker:
                 self.algorithms[m.label] = load_model(self.pm, Path(m.model))[0]
             elif m.algorithm is not None:
                 self.algorithms[m.label] = self.pm.create("algorithm", m.algorithm, m.params)
-        if "torch" in sys.modules:  # only algorithms that need torch import it; one thread per worker
-            sys.modules["torch"].set_num_threads(1)
 
     def run(self, path: str, output: str | None) -> list[dict[str, Any]]:
+        if "torch" in sys.modules:  # only algorithms that need torch import it; one thread per worker process
+            sys.modules["torch"].set_num_threads(1)
         start = time.perf_counter()
         try:
             image = load_image(Path(path), "input", max_pixels=self.limits.max_pixels,
@@ -220,7 +220,8 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
             lines.append(f"{label:<12} {0:>6}   (every image failed)")
             continue
         secs = f"{s['seconds']:>7.3f}" if s["seconds"] == s["seconds"] else f"{'-':>7}"
-        lines.append(f"{label:<12} {s['images']:>6} {s['mean_ssim']:>10.4f} {s['worst_ssim_loss']:>10.4f} "
+        worst = f"{s['worst_ssim_loss']:>10.4f}" if s.get("worst_ssim_loss") is not None else f"{'-':>10}"
+        lines.append(f"{label:<12} {s['images']:>6} {s['mean_ssim']:>10.4f} {worst} "
                      f"{s['bytes_ratio']:>10.3f} "
                      f"{s['mean_score']:>11.4f} {s['conversions']:>9.1f} {secs}")
     return "\n".join(lines)

@@ -74,7 +74,7 @@ def whole_process(images, policy: Path | None, workers: int) -> tuple[float, flo
 
         one = statistics.median(
             timed([sys.executable, "-m", "vtopt", "-q", "optimize", str(folder / f"{images[i].name}.png"),
-                   "--out", str(Path(tmp) / f"one{i}"), "--budget", "4", *model]) for i in range(3))
+                   "--out", str(Path(tmp) / f"one{i}"), "--budget", "4", *model]) for i in range(min(3, len(images))))
         full = timed([sys.executable, "-m", "vtopt", "-q", "optimize", str(folder), "--out", str(Path(tmp) / "all"),
                       "--budget", "4", "--workers", str(workers), *model])
         bare = timed([sys.executable, "-c", _BARE.replace("{PARAMS}", ", ".join(map(repr, params))), str(folder)])

@@ -310,7 +310,12 @@ def _eval_methods(args, policy):
                 methods.append(Method(f"tpe{args.tpe_budget}", args.tpe_budget, algorithm="tpe",
                                       params={"start": tuned_params}))
         elif name in ("portfolio", "oracle"):
-            fitted = load_model(PluginManager(), args.portfolio_model or shipped("portfolio"))[0]
+            path = args.portfolio_model or shipped("portfolio")
+            fitted, meta = load_model(PluginManager(), path)
+            if meta["algorithm"] != "portfolio" or not fitted.sets or (name == "oracle" and not fitted.pool):
+                raise VtoptError(f"{path}: not a fitted portfolio model (its algorithm is {meta['algorithm']!r}"
+                                 + (", with no candidate pool for the oracle)" if meta["algorithm"] == "portfolio"
+                                    else ")"))
             if name == "portfolio":
                 methods.append(Method("portfolio", budget, algorithm="portfolio", params={"sets": fitted.sets}))
             else:

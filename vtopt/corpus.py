@@ -82,11 +82,12 @@ def fetch(icon_set: IconSet, cache: Path) -> dict:
                 last = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 raise VtoptError(f"npm pack @iconify-json/{icon_set.name}@{icon_set.version} failed: {last}")
             got[0].replace(tgz)
-    with tarfile.open(tgz) as tar:
-        member = tar.extractfile("package/icons.json")
-        if member is None:
-            raise VtoptError(f"{tgz}: no package/icons.json")
-        return json.load(member)
+    try:
+        with tarfile.open(tgz) as tar:
+            return json.load(tar.extractfile("package/icons.json"))
+    except (KeyError, tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VtoptError(f"{tgz}: not an Iconify icon package ({type(exc).__name__}: {exc}); "
+                         "delete it to fetch it again") from None
 
 
 def icon_svg(data: dict, name: str, size: int) -> str:

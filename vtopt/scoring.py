@@ -194,6 +194,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ratios = [r["bytes"] / r["default_bytes"] for r in rows if r.get("default_bytes")]
     losses = [r["default_ssim"] - r["ssim"] for r in rows
               if r.get("ssim") is not None and r.get("default_ssim") is not None]
+    losses = [v for v in losses if math.isfinite(v)]
     return {
         "images": len(rows),
         "mean_ssim": mean("ssim"),

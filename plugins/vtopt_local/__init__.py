@@ -51,14 +51,17 @@ class LocalExecutor:
         """A crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
         so that only the job that crashes again is lost (as an error row)."""
         global _WORKER
-        if self.start_method == "fork":
-            from vtopt.apply import Worker
+        try:
+            if self.start_method == "fork":
+                from vtopt.apply import Worker
 
-            _WORKER = Worker(*worker_args)
-        left = self._pool(list(enumerate(jobs)), worker_args, max(1, min(workers, len(jobs))), on_result)
-        for index, job in left:
-            if self._pool([(index, job)], worker_args, 1, on_result):
-                on_result(index, error_rows(job, worker_args, "worker process failed (it crashed on this image)"))
+                _WORKER = Worker(*worker_args)
+            left = self._pool(list(enumerate(jobs)), worker_args, max(1, min(workers, len(jobs))), on_result)
+            for index, job in left:
+                if self._pool([(index, job)], worker_args, 1, on_result):
+                    on_result(index, error_rows(job, worker_args, "worker process failed (it crashed on this image)"))
+        finally:
+            _WORKER = None
 
     def _pool(self, indexed_jobs, worker_args, workers, on_result) -> list:
         """Run jobs on a fresh pool; return those left unfinished because the pool broke."""

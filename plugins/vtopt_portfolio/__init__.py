@@ -86,9 +86,12 @@ class Portfolio(_PoolLearner):
     ``workers`` (labelling processes; 0: one per core).
     """
 
-    def __init__(self, sets: list | None = None, size: int = 7, **pool_params: Any):
+    def __init__(self, sets: list | None = None, size: int | None = None, **pool_params: Any):
+        if sets is not None and (size is not None or pool_params):
+            extra = sorted(pool_params) + (["size"] if size is not None else [])
+            raise ParamError(extra[0], f"with sets given nothing is fitted: {', '.join(extra)} would be ignored")
         super().__init__(**pool_params)
-        self.size = _int("size", size, 1)
+        self.size = _int("size", 7 if size is None else size, 1)
         self.sets = _sets("sets", sets) if sets is not None else None
         self.step = 0
 
@@ -207,9 +210,10 @@ class Chooser(_PoolLearner):
         if not np.isfinite(score):
             self.sig[i] = -1.0
             return
+        if outcome is None:
+            raise ValueError("the chooser needs each conversion's whole result (observe(params, score, outcome=...))")
         d = self.default
-        ssim, nbytes = (outcome.ssim, outcome.svg_bytes) if outcome is not None else (d.ssim, d.svg_bytes)
-        self.sig[i] = net_lib.signals(score, ssim, nbytes, d.score, d.ssim, d.svg_bytes)
+        self.sig[i] = net_lib.signals(score, outcome.ssim, outcome.svg_bytes, d.score, d.ssim, d.svg_bytes)
         self.best = max(self.best, score - d.score)
 
     def predict(self, observation, deterministic: bool = True):

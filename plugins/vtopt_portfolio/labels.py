@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import time
@@ -82,21 +83,27 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init(scorer, pool) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)  # one labelling process per core already
     _WORKER.update(scorer=scorer, pool=pool)
 
 
-def _label_one(task) -> tuple[np.ndarray, np.ndarray]:
-    """The defaults' (score, ssim, bytes, paths) and (score, ssim, bytes) for the asked candidates."""
+def _label_one(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The defaults' (score, ssim, bytes, paths), (score, ssim, bytes) for the asked candidates, and
+    which of those to keep on disk (not a conversion abandoned at the time limit: it may finish another time)."""
     image, wanted = task
     scorer, pool = _WORKER["scorer"], _WORKER["pool"]
     d = scorer.defaults(image)
-    cells = []
+    cells, keep = [], []
     for j in wanted:
         o = scorer.evaluate(image, pool[j])
-        cells.append([o.score, o.ssim, o.svg_bytes] if o.ok else [-1.0, 0.0, 0.0])
+        good = o.ok and math.isfinite(o.score) and math.isfinite(o.ssim)
+        cells.append([o.score, o.ssim, o.svg_bytes] if good else [FAILED, 0.0, 0.0])  # a failure scores far below
+        keep.append(good or "did not finish within" not in (o.error or ""))
     scorer.forget(image)
-    return np.array([d.score, d.ssim, d.svg_bytes, d.paths]), np.array(cells, dtype=np.float64).reshape(-1, 3)
+    return (np.array([d.score, d.ssim, d.svg_bytes, d.paths]), np.array(cells, dtype=np.float64).reshape(-1, 3),
+            np.array(keep, bool))
 
 
 class Labels:
@@ -136,8 +143,24 @@ class Labels:
         return self.table[:, 6::3]
 
 
+FAILED = -1.0  # the label of a failed conversion: far below any real score
+
+
 def _key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True)
+
+
+def cache_key(scorer) -> str:
+    """What a label depends on besides the image and the parameters: the reward, the floor, the time
+    limit, VTracer's version and the renderer."""
+    import importlib.metadata as md
+
+    from vtopt import vectorize
+
+    key = {"weights": scorer.weights, "floor": scorer.max_ssim_loss, "metrics": sorted(scorer.metrics),
+           "timeout": scorer.timeout, "vtracer": md.version("vtracer"),
+           "renderer": getattr(vectorize._RENDERER, "__name__", "unknown")}
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class _Cache:
@@ -148,15 +171,20 @@ class _Cache:
         self.path = None
         if folder is None:
             return
-        key = json.dumps({"weights": scorer.weights, "floor": scorer.max_ssim_loss, "metrics": sorted(scorer.metrics)},
-                         sort_keys=True)
-        self.path = folder / f"labels-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
-        if self.path.is_file():
-            with np.load(self.path) as saved:
-                cands = saved["candidates"].tolist()
-                for h, d, cells in zip(saved["hashes"].tolist(), saved["defaults"], saved["cells"]):
-                    known = ~np.isnan(cells[:, 0])
-                    self.entries[h] = (d, {cands[j]: cells[j] for j in np.nonzero(known)[0]})
+        self.path = folder / f"labels-{cache_key(scorer)}.npz"
+        self._merge()
+
+    def _merge(self) -> None:
+        """Add what the file holds and this cache does not (another run may have written it)."""
+        if not self.path.is_file():
+            return
+        with np.load(self.path) as saved:
+            cands = saved["candidates"].tolist()
+            for h, d, cells in zip(saved["hashes"].tolist(), saved["defaults"], saved["cells"]):
+                known = ~np.isnan(cells[:, 0])  # NaN marks "not labelled": labels themselves are finite
+                entry = self.entries.setdefault(h, (d, {}))
+                for j in np.nonzero(known)[0]:
+                    entry[1].setdefault(cands[j], cells[j])
 
     def missing(self, h: str, keys: Sequence[str]) -> list[int]:
         entry = self.entries.get(h)
@@ -166,21 +194,26 @@ class _Cache:
         entry = self.entries.setdefault(h, (defaults, {}))
         entry[1].update(zip(keys, cells))
 
-    def row(self, h: str, keys: Sequence[str]) -> np.ndarray:
-        d, cells = self.entries[h]
-        return np.concatenate([d, *(cells[k] for k in keys)])
-
     def save(self) -> None:
+        """Merge with the file as it is now and replace it, under a lock (runs may share the folder)."""
         if self.path is None:
             return
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(f".{self.path.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._merge()
+            self._write()
+
+    def _write(self) -> None:
         cands = sorted({k for _, cells in self.entries.values() for k in cells})
         index = {k: j for j, k in enumerate(cands)}
         table = np.full((len(self.entries), len(cands), 3), np.nan)
         for i, (_, cells) in enumerate(self.entries.values()):
             for k, v in cells.items():
                 table[i, index[k]] = v
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp.npz")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.npz")
         np.savez(tmp, hashes=np.array(list(self.entries)), candidates=np.array(cands),
                  defaults=np.stack([d for d, _ in self.entries.values()]), cells=table)
         os.replace(tmp, self.path)
@@ -193,6 +226,7 @@ def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path 
     keys = [_key(p) for p in pool]
     store = _Cache(cache, scorer)
     todo = [(i, m) for i, h in enumerate(hashes) if (m := store.missing(h, keys))]
+    transient: dict[str, dict[str, np.ndarray]] = {}  # labels of this run only (timeouts)
     conversions = sum(len(m) for _, m in todo)
     log.info("labelling", images=len(images), candidates=len(pool), cached=len(images) * len(pool) - conversions,
              conversions=conversions)
@@ -202,12 +236,20 @@ def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path 
         ctx = multiprocessing.get_context("forkserver")
         tasks = [(images[i], m) for i, m in todo]
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(scorer, list(pool))) as ex:
-            for n, ((i, wanted), (d, cells)) in enumerate(zip(todo, ex.map(_label_one, tasks, chunksize=4))):
-                store.put(hashes[i], d, [keys[j] for j in wanted], cells)
+            for n, ((i, wanted), (d, cells, keep)) in enumerate(zip(todo, ex.map(_label_one, tasks, chunksize=4))):
+                store.put(hashes[i], d, [keys[j] for j, k in zip(wanted, keep) if k], cells[keep])
+                for j, k, cell in zip(wanted, keep, cells):
+                    if not k:
+                        transient.setdefault(hashes[i], {})[keys[j]] = cell
                 done += len(wanted)
                 if (n + 1) % 100 == 0 or n + 1 == len(todo):
                     log.info("labelled", images=n + 1, of=len(todo),
                              conversions_per_s=round(done / (time.perf_counter() - start), 1))
                     if (n + 1) % 500 == 0 or n + 1 == len(todo):
                         store.save()
-    return Labels(np.stack([store.row(h, keys) for h in hashes]), len(pool))
+    rows = []
+    for h in hashes:
+        d, cells = store.entries[h]
+        extra = transient.get(h, {})
+        rows.append(np.concatenate([d, *((cells[k] if k in cells else extra[k]) for k in keys)]))
+    return Labels(np.stack(rows), len(pool))
