@@ -203,14 +203,18 @@ def _print_summary(summary: dict, out: Path) -> None:
     def f(v, fmt):
         return format(v, fmt) if v is not None else "-"
 
-    print(f"\ntrained {summary['total_timesteps']} timesteps in {summary['wall_seconds']:.1f} s "
-          f"({summary['env_steps_per_second']:.1f} env steps/s, {summary['n_envs']} env(s)); run directory: {out}")
+    if summary["total_timesteps"]:
+        print(f"\ntrained {summary['total_timesteps']} timesteps in {summary['wall_seconds']:.1f} s "
+              f"({summary['env_steps_per_second']:.1f} env steps/s, {summary['n_envs']} env(s)); run directory: {out}")
+    else:  # search and label-fitted algorithms learn without stepping the environment
+        print(f"\nalgorithm {summary['algorithm']!r} learned without stepping the environment (run.timesteps has "
+              f"no effect on it) in {summary['wall_seconds']:.1f} s; run directory: {out}")
     if ev.get("images"):
         print(f"evaluation on {ev['images']} held-out images, {summary['conversions_per_episode']} conversions each:")
         print(f"  {'':<10} {'mean SSIM':>10} {'mean bytes':>11} {'mean score':>11}")
         print(f"  {'defaults':<10} {f(ev['default_mean_ssim'], '.4f'):>10} {f(ev['default_mean_bytes'], '.0f'):>11} "
               f"{f(ev['default_mean_score'], '.4f'):>11}")
-        rows = {"policy": ev, **ev.get("baselines", {})}
+        rows = {summary["algorithm"]: ev, **ev.get("baselines", {})}
         for label, r in rows.items():
             print(f"  {label:<10} {f(r['mean_ssim'], '.4f'):>10} {f(r['mean_bytes'], '.0f'):>11} "
                   f"{f(r['mean_score'], '.4f'):>11}   bytes x{f(r['bytes_ratio'], '.3f')} (geometric mean)")
