@@ -36,7 +36,8 @@ class VTracerEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, images: Sequence[LogoImage], scorer: Scorer, conversions: int = 4, keep_svg: bool = False):
+    def __init__(self, images: Sequence[LogoImage], scorer: Scorer, conversions: int = 4, keep_svg: bool = False,
+                 reference: Sequence[Mapping[str, Any]] | None = None):
         if not images:
             raise ValueError("VTracerEnv needs at least one image")
         if conversions < 2:
@@ -45,6 +46,10 @@ class VTracerEnv(gym.Env):
         self.scorer = scorer
         self.conversions = conversions
         self.keep_svg = keep_svg  # keep every outcome's SVG text (to write the best one out)
+        # parameter sets whose best result each finished episode is also compared with (converted once
+        # per image; training only)
+        self.reference = [dict(p) for p in reference] if reference else None
+        self._reference_scores: dict[int, float] = {}
         self.action_space = gym.spaces.Box(-1.0, 1.0, (action_size(),), dtype=np.float32)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (observation_size(),), dtype=np.float32)
         self._by_kind: dict[str, list[int]] = {}
@@ -71,7 +76,8 @@ class VTracerEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         index = (options or {}).get("image")
-        self.image = self.images[self._pick() if index is None else int(index)]
+        self.index = self._pick() if index is None else int(index)
+        self.image = self.images[self.index]
         self.default = self.scorer.defaults(self.image)
         self.best = self.default
         self.steps_left = self.conversions - 1
@@ -106,7 +112,13 @@ class VTracerEnv(gym.Env):
     def episode_summary(self) -> dict[str, Any]:
         """Scalars only: what monitors and the curriculum see of a finished episode."""
         best, default = self.best, self.default
-        return {
+        extra = {}
+        if self.reference is not None:
+            if self.index not in self._reference_scores:
+                scores = [o.score for o in (self.scorer.evaluate(self.image, p) for p in self.reference) if o.ok]
+                self._reference_scores[self.index] = max(scores + [default.score])
+            extra["reference_improvement"] = self._reference_scores[self.index] - default.score
+        return {**extra,
             "image": self.image.name,
             "kind": self.image.kind,
             "improvement": best.score - default.score,

@@ -13,13 +13,13 @@ import signal
 from typing import Any
 
 
-def make_env(images, scorer, conversions):
+def make_env(images, scorer, conversions, reference=None):
     """The environment of one subprocess; Ctrl-C reaches the whole process group, and the main
     process decides when to stop and closes it."""
     from .env import VTracerEnv
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return VTracerEnv(images, scorer, conversions)
+    return VTracerEnv(images, scorer, conversions, reference=reference)
 
 
 def serve(remote, parent_remote, env_fn) -> None:

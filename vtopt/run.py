@@ -36,9 +36,10 @@ from .errors import VtoptError
 from .files import atomic_write_bytes, atomic_write_text
 from .images import LogoImage
 from .model import save_model
+from .params import POLYGON_PARAMS
 from .plugin_manager import PluginManager
 from .scoring import Scorer, make_scorer, summarise
-from .search import search_image
+from .search import search_image, takes_keyword
 
 log = structlog.get_logger(__name__)
 ROLLOUT_MIN_SECONDS, ROLLOUT_MIN_STEPS = 2.0, 32
@@ -72,7 +73,8 @@ def build_scorer(pm: PluginManager, config: Config) -> Scorer:
     return make_scorer(pm, config.reward.weights, config.env.conversion_timeout, config.reward.max_ssim_loss)
 
 
-def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int):
+def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
+                 reference: dict | None = None):
     """n_envs environments, in subprocesses when more than one; never a silent fallback."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
@@ -98,15 +100,29 @@ def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, 
     from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
     if n_envs == 1:
-        env = DummyVecEnv([partial(VTracerEnv, list(images), scorer, conversions)])
+        env = DummyVecEnv([partial(VTracerEnv, list(images), scorer, conversions, reference=reference)])
     else:
         try:
-            env = LightSubprocVecEnv([partial(envworker.make_env, list(images), scorer, conversions)
+            env = LightSubprocVecEnv([partial(envworker.make_env, list(images), scorer, conversions, reference)
                                       for _ in range(n_envs)])
         except Exception as exc:
             raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc
     env.seed(seed)
     return env
+
+
+def reference_sets(pm: PluginManager, conversions: int) -> list[dict]:
+    """What training episodes are compared with (a curriculum's sign of mastery): the shipped fixed
+    portfolio at the same budget, where this vtopt ships one and its plugin is present; else polygon."""
+    from .model import SHIPPED, load_model
+
+    path = SHIPPED / "portfolio.zip"
+    if path.is_file() and "portfolio" in pm.components("algorithm"):
+        try:
+            return list(load_model(pm, path)[0].sets[: conversions - 1])
+        except VtoptError as exc:
+            log.warning("reference_unavailable", error=str(exc))
+    return [POLYGON_PARAMS]
 
 
 #: Simple strategies every evaluation also runs at the same budget, where their plugins are present,
@@ -169,6 +185,7 @@ class _Driver:
         cfg = run.config.run
         self.run, self.pm, self.env = run, pm, env
         self.curriculum, self.algorithm = curriculum, algorithm
+        self.record_reference = takes_keyword(curriculum.record, "reference")
         self.scorer, self.validation = scorer, validation
         self.checkpoint_every, self.eval_every, self.patience = cfg.checkpoint_every, cfg.eval_every, cfg.early_stop
         self.timesteps = 0
@@ -241,7 +258,11 @@ class _Driver:
             self.recent.append(episode)
             self.pending.append(episode)
             self.pm.episode_finished(self.run, episode, timesteps)
-            self.curriculum.record(episode["kind"], episode["improvement"], timesteps)
+            if self.record_reference:
+                self.curriculum.record(episode["kind"], episode["improvement"], timesteps,
+                                       reference=episode.get("reference_improvement"))
+            else:
+                self.curriculum.record(episode["kind"], episode["improvement"], timesteps)
             self._sync_curriculum(timesteps)
         if self.signal is not None:
             self.stop_reason = "signal"
@@ -418,7 +439,8 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     try:
         # a resumed run's environments continue with other images than the first segment's
         env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
-        env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed)
+        env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed,
+                           reference=reference_sets(pm, cfg.env.conversions_per_episode))
         driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation)
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))

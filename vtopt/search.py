@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from .env import VTracerEnv
 
 
-def _takes(method, keyword: str) -> bool:
+def takes_keyword(method, keyword: str) -> bool:
     """Whether ``method`` accepts ``keyword`` (by name, or through ``**kwargs``)."""
     params = inspect.signature(method).parameters.values()
     return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
@@ -25,12 +25,12 @@ def search_image(algorithm, env: VTracerEnv, index: int) -> dict[str, Any]:
     obs, _ = env.reset(options={"image": index})
     start_image = getattr(algorithm, "start_image", None)
     if start_image is not None:
-        if _takes(start_image, "default"):
+        if takes_keyword(start_image, "default"):
             start_image(env.image, default=env.default)  # the defaults' Outcome (score, ssim, bytes)
         else:
             start_image(env.image)
     observe = getattr(algorithm, "observe", None)
-    full = observe is not None and _takes(observe, "outcome")
+    full = observe is not None and takes_keyword(observe, "outcome")
     conversions, done = 1, False
     while not done:
         proposal = algorithm.predict(obs, deterministic=True)

@@ -36,16 +36,23 @@ class Uniform:
 class Staged:
     """One kind after another (simple -> text -> gradient -> complex).
 
-    A stage ends when the rolling mean return (improvement over VTracer's
-    defaults) of its last ``window`` episodes reaches ``threshold``, or after
-    ``max_timesteps`` timesteps in it. Earlier stages' kinds keep a ``replay``
+    A stage ends when its kind is mastered, or after ``max_timesteps``
+    timesteps in it. Mastered means that over the stage's last ``window``
+    episodes the policy's mean return (its improvement over VTracer's
+    defaults) is at least ``threshold`` above what the reference gains on
+    the same images (vtopt's shipped fixed portfolio at the same budget,
+    converted once per image; polygon mode where there is none): with the
+    default threshold 0, the policy has caught up with the best fixed
+    settings on this kind. Without a reference (a
+    driver that does not pass one), the return alone is compared with
+    ``threshold``. Earlier stages' kinds keep a ``replay``
     share of the episodes, so that what was learnt is not forgotten. Kinds
     in the data that ``stages`` does not name come last, in name order.
     ``overrides`` maps a stage to algorithm settings that apply from its
     start, e.g. ``{complex: {learning_rate: 0.0001, ent_coef: 0.01}}``.
     """
 
-    def __init__(self, stages: list[str] | None = None, threshold: float = 0.01, window: int = 20,
+    def __init__(self, stages: list[str] | None = None, threshold: float = 0.0, window: int = 20,
                  max_timesteps: int = 5000, replay: float = 0.2, overrides: dict | None = None):
         if overrides is not None and (not isinstance(overrides, dict) or not all(
                 isinstance(k, str) and isinstance(v, dict) for k, v in overrides.items())):
@@ -95,9 +102,9 @@ class Staged:
     def algorithm_overrides(self):
         return dict(self.overrides.get(self.stages[self.index], {}))
 
-    def record(self, kind, score, timesteps):
+    def record(self, kind, score, timesteps, reference=None):
         if kind == self.stages[self.index]:
-            self.recent.append(score)
+            self.recent.append(score - (reference or 0.0))
         if self.index == len(self.stages) - 1:
             return
         mastered = len(self.recent) == self.window and sum(self.recent) / self.window >= self.threshold

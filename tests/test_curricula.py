@@ -1,0 +1,46 @@
+"""The staged curriculum advances on mastery: catching up with the reference on a kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from vtopt.env import VTracerEnv
+from vtopt.params import POLYGON_PARAMS, check_params
+from vtopt.scoring import make_scorer
+
+
+def test_staged_advances_when_the_policy_catches_up_with_the_reference(pm):
+    staged = pm.create("curriculum", "staged", {"window": 3, "max_timesteps": 10_000})
+    staged.start(["simple", "text"])
+    for t in range(10):  # better than the defaults, but behind the reference: not mastered
+        staged.record("simple", 0.02, t, reference=0.03)
+    assert staged.stage() == "simple"
+    for t in range(10, 13):
+        staged.record("simple", 0.035, t, reference=0.03)
+    assert staged.stage() == "text"
+
+
+def test_staged_still_moves_on_after_max_timesteps(pm):
+    staged = pm.create("curriculum", "staged", {"window": 3, "max_timesteps": 100})
+    staged.start(["simple", "text"])
+    staged.record("simple", 0.0, 50, reference=0.05)
+    assert staged.stage() == "simple"
+    staged.record("simple", 0.0, 100, reference=0.05)
+    assert staged.stage() == "text"
+
+
+def test_episodes_report_the_reference_improvement(pm, tiny_images):
+    scorer = make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.02})
+    sets = [POLYGON_PARAMS, check_params({"mode": "polygon", "path_precision": 0})]
+    env = VTracerEnv(tiny_images, scorer, 3, reference=sets)
+    env.reset(options={"image": 5})
+    env.step(env.action_space.sample())
+    _, _, done, _, info = env.step(env.action_space.sample())
+    assert done
+    episode = info["vtopt_episode"]
+    default = scorer.defaults(tiny_images[5]).score
+    best_ref = max(default, *(scorer.evaluate(tiny_images[5], p).score for p in sets))
+    assert episode["reference_improvement"] == pytest.approx(best_ref - default)
+    env_without = VTracerEnv(tiny_images, scorer, 2)
+    env_without.reset(options={"image": 5})
+    assert "reference_improvement" not in env_without.episode_summary()
