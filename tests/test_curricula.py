@@ -44,3 +44,20 @@ def test_episodes_report_the_reference_improvement(pm, tiny_images):
     env_without = VTracerEnv(tiny_images, scorer, 2)
     env_without.reset(options={"image": 5})
     assert "reference_improvement" not in env_without.episode_summary()
+
+
+def test_a_checkpoint_from_before_reference_mastery_does_not_advance_a_stage(pm):
+    staged = pm.create("curriculum", "staged", {"window": 2, "max_timesteps": 10_000})
+    staged.start(["simple", "text"])
+    # saved by the previous version: bare improvements, which would pass a test against the reference
+    staged.load_state_dict({"stages": ["simple", "text"], "index": 0, "stage_start": 0, "recent": [0.05, 0.05]})
+    staged.record("simple", 0.01, 10, reference=0.03)
+    assert staged.stage() == "simple"
+    state = staged.state_dict()
+    again = pm.create("curriculum", "staged", {"window": 2, "max_timesteps": 10_000})
+    again.start(["simple", "text"])
+    again.load_state_dict(state)
+    again.record("simple", 0.04, 11, reference=0.03)
+    assert again.stage() == "simple"  # mean(-0.02, +0.01) < 0
+    again.record("simple", 0.06, 12, reference=0.03)
+    assert again.stage() == "text"

@@ -214,7 +214,8 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"  {'':<10} {'mean SSIM':>10} {'mean bytes':>11} {'mean score':>11}")
         print(f"  {'defaults':<10} {f(ev['default_mean_ssim'], '.4f'):>10} {f(ev['default_mean_bytes'], '.0f'):>11} "
               f"{f(ev['default_mean_score'], '.4f'):>11}")
-        rows = {summary["algorithm"]: ev, **ev.get("baselines", {})}
+        rows = {summary["algorithm"]: ev,
+                **{k: v for k, v in ev.get("baselines", {}).items() if k != summary["algorithm"]}}
         for label, r in rows.items():
             print(f"  {label:<10} {f(r['mean_ssim'], '.4f'):>10} {f(r['mean_bytes'], '.0f'):>11} "
                   f"{f(r['mean_score'], '.4f'):>11}   bytes x{f(r['bytes_ratio'], '.3f')} (geometric mean)")

@@ -66,7 +66,12 @@ class Curriculum(Protocol):
         """A name for the current stage (a change is reported to monitors), or None."""
 
     def record(self, kind: str, score: float, timesteps: int) -> None:
-        """One finished episode: its image kind, its return, and the timesteps so far."""
+        """One finished episode: its image kind, its return, and the timesteps so far.
+
+        A ``reference`` keyword, if the method takes one, receives what the
+        shipped fixed portfolio gains over the defaults on the same image at
+        the same budget (polygon mode where vtopt ships none): the env then
+        converts it once per image, which only such curricula pay for."""
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state, saved with checkpoints."""

@@ -74,7 +74,7 @@ def build_scorer(pm: PluginManager, config: Config) -> Scorer:
 
 
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
-                 reference: dict | None = None):
+                 reference: Sequence[dict] | None = None):
     """n_envs environments, in subprocesses when more than one; never a silent fallback."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
@@ -120,7 +120,7 @@ def reference_sets(pm: PluginManager, conversions: int) -> list[dict]:
     if path.is_file() and "portfolio" in pm.components("algorithm"):
         try:
             return list(load_model(pm, path)[0].sets[: conversions - 1])
-        except VtoptError as exc:
+        except (VtoptError, ValueError, TypeError) as exc:
             log.warning("reference_unavailable", error=str(exc))
     return [POLYGON_PARAMS]
 
@@ -439,8 +439,11 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     try:
         # a resumed run's environments continue with other images than the first segment's
         env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
+        # only a curriculum that reads the reference costs its conversions
+        reference = (reference_sets(pm, cfg.env.conversions_per_episode)
+                     if takes_keyword(curriculum.record, "reference") else None)
         env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed,
-                           reference=reference_sets(pm, cfg.env.conversions_per_episode))
+                           reference=reference)
         driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation)
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))

@@ -41,9 +41,9 @@ class Staged:
     episodes the policy's mean return (its improvement over VTracer's
     defaults) is at least ``threshold`` above what the reference gains on
     the same images (vtopt's shipped fixed portfolio at the same budget,
-    converted once per image; polygon mode where there is none): with the
-    default threshold 0, the policy has caught up with the best fixed
-    settings on this kind. Without a reference (a
+    up to its 7 sets, converted once per image in each env process; polygon
+    mode where there is none): with the default threshold 0, the policy has
+    caught up with the best fixed settings on this kind. Without a reference (a
     driver that does not pass one), the return alone is compared with
     ``threshold``. Earlier stages' kinds keep a ``replay``
     share of the episodes, so that what was learnt is not forgotten. Kinds
@@ -115,12 +115,13 @@ class Staged:
 
     def state_dict(self):
         return {"stages": self.stages, "index": self.index, "stage_start": self.stage_start,
-                "recent": list(self.recent)}
+                "recent": list(self.recent), "against_reference": True}
 
     def load_state_dict(self, state):
         self.stages, self.index = list(state["stages"]), int(state["index"])
         self.stage_start = int(state["stage_start"])
-        self.recent = deque(state["recent"], maxlen=self.window)
+        # a checkpoint from before mastery was measured against the reference holds bare improvements
+        self.recent = deque(state["recent"] if state.get("against_reference") else [], maxlen=self.window)
 
 
 class Adaptive:
