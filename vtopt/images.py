@@ -52,24 +52,28 @@ class LogoImage:
     def __repr__(self) -> str:
         return f"LogoImage({self.name!r}, kind={self.kind!r}, size={self.size})"
 
-    @cached_property
+    # Only what every conversion needs is kept (``rgb``, ``size``, ``features``): an env serving
+    # thousands of images holds these for each of them. ``rgba`` and ``gray`` are derived on use.
+    @property
     def rgba(self) -> np.ndarray:
+        """The decoded pixels, uint8 HxWx4 (decoded anew on each use)."""
         with Image.open(io.BytesIO(self.png)) as im:
             return np.asarray(im.convert("RGBA"))
 
-    @property
+    @cached_property
     def size(self) -> tuple[int, int]:
         """(width, height)."""
-        return self.rgba.shape[1], self.rgba.shape[0]
+        with Image.open(io.BytesIO(self.png)) as im:
+            return im.size
 
     @cached_property
     def rgb(self) -> np.ndarray:
         """The pixels composited on :data:`BACKGROUND`, uint8 HxWx3."""
         return composite(self.rgba)
 
-    @cached_property
+    @property
     def gray(self) -> np.ndarray:
-        """Luma of :attr:`rgb` as float64 in [0, 255]."""
+        """Luma of :attr:`rgb` as float64 in [0, 255] (computed on each use)."""
         return to_gray(self.rgb)
 
     @cached_property

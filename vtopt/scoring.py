@@ -80,7 +80,7 @@ class Scorer:
     """
 
     def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096,
-                 state_cache_size: int = 16, timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS):
+                 state_cache_size: int = 4, timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS):
         missing = sorted(set(weights) - set(metrics))
         if missing:
             raise ValueError(f"reward weights name metrics that were not given: {missing}")

@@ -52,17 +52,17 @@ class SSIM:
         for x in planes:
             ux = _window_means(x)
             vx = (_window_means(x * x) - ux * ux) * _COV
-            state.append((x, ux, 2 * ux, ux * ux + _C1, vx + _C2))
+            state.append((x, ux, ux * ux + _C1, vx + _C2))
         return state
 
     def compute(self, sample, state) -> float:
         total = 0.0
-        for (x, ux, ux2, a, b), y in zip(state, self._planes(sample)):
+        for (x, ux, a, b), y in zip(state, self._planes(sample)):
             uy = _window_means(y)
             uyuy = uy * uy
             vy = (_window_means(y * y) - uyuy) * _COV
             vxy = (_window_means(x * y) - ux * uy) * _COV
-            s = (ux2 * uy + _C1) * (2 * vxy + _C2) / ((a + uyuy) * (b + vy))
+            s = (2 * ux * uy + _C1) * (2 * vxy + _C2) / ((a + uyuy) * (b + vy))
             total += float(s.mean(dtype=np.float64))
         return total / len(state)
 
