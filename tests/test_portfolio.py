@@ -82,7 +82,7 @@ def test_chooser_learns_what_a_fixed_portfolio_cannot():
             layer.bias.copy_(torch.from_numpy(b))
         x = torch.from_numpy(C.encode(heads[0], np.ones(6), sigs[0], 0.01, 2)[None])
         ref = layers[2](torch.relu(layers[1](torch.relu(layers[0](x))))).numpy()
-    np.testing.assert_allclose(net.forward(x.numpy()), ref, atol=1e-5)
+    np.testing.assert_allclose(net.forward(x.numpy()), ref, atol=1e-6)
 
 
 def test_quality_floor_keeps_collapsed_results_from_winning(pm):
