@@ -77,6 +77,7 @@ def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, 
                  reference: Sequence[dict] | None = None):
     """n_envs environments, in subprocesses when more than one; never a silent fallback."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
     class LightSubprocVecEnv(SubprocVecEnv):
         """SB3's SubprocVecEnv whose processes run :func:`vtopt.envworker.serve`: no torch in them."""
@@ -96,8 +97,6 @@ def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, 
             self.remotes[0].send(("get_spaces", None))
             observation_space, action_space = self.remotes[0].recv()
             VecEnv.__init__(self, len(env_fns), observation_space, action_space)
-
-    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
     if n_envs == 1:
         env = DummyVecEnv([partial(VTracerEnv, list(images), scorer, conversions, reference=reference)])
@@ -181,11 +180,12 @@ class Interrupted(VtoptError):
 class _Driver:
     """Receives every vector step: episodes, curriculum, evaluations, checkpoints, signals."""
 
-    def __init__(self, run: RunInfo, pm: PluginManager, env, curriculum, algorithm, scorer, validation):
+    def __init__(self, run: RunInfo, pm: PluginManager, env, curriculum, algorithm, scorer, validation,
+                 record_reference: bool = False):
         cfg = run.config.run
         self.run, self.pm, self.env = run, pm, env
         self.curriculum, self.algorithm = curriculum, algorithm
-        self.record_reference = takes_keyword(curriculum.record, "reference")
+        self.record_reference = record_reference  # the curriculum's record() takes the reference
         self.scorer, self.validation = scorer, validation
         self.checkpoint_every, self.eval_every, self.patience = cfg.checkpoint_every, cfg.eval_every, cfg.early_stop
         self.timesteps = 0
@@ -440,11 +440,11 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         # a resumed run's environments continue with other images than the first segment's
         env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
         # only a curriculum that reads the reference costs its conversions
-        reference = (reference_sets(pm, cfg.env.conversions_per_episode)
-                     if takes_keyword(curriculum.record, "reference") else None)
+        wants_reference = takes_keyword(curriculum.record, "reference")
+        reference = reference_sets(pm, cfg.env.conversions_per_episode) if wants_reference else None
         env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed,
                            reference=reference)
-        driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation)
+        driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation, wants_reference)
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
             log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)

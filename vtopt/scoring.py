@@ -175,14 +175,15 @@ class Scorer:
             if name in self.weights or name in REPORTED:
                 values[name] = float(metric.compute(sample, states[name]))
         score = float(sum(w * values[name] for name, w in self.weights.items()))
-        excess = 0.0
-        ssim = values.get("ssim_rgb", values.get("ssim", math.nan))
-        if default is not None and not math.isnan(ssim) and not math.isnan(default.ssim):
-            excess = max(default.ssim - self.max_ssim_loss - ssim, 0.0)
-            if excess > 0:  # below the quality floor: never better than the defaults
-                score = min(score, default.score) - excess
-        return Outcome(dict(params), score, values, sample.svg_bytes, sample.paths,
-                       sample.svg if keep_svg else None, None, seconds, excess)
+        outcome = Outcome(dict(params), score, values, sample.svg_bytes, sample.paths,
+                          sample.svg if keep_svg else None, None, seconds)
+        if default is None or math.isnan(outcome.ssim) or math.isnan(default.ssim):
+            return outcome
+        excess = default.ssim - self.max_ssim_loss - outcome.ssim
+        if excess <= 0:
+            return outcome
+        # below the quality floor: never better than the defaults
+        return attrs.evolve(outcome, score=min(score, default.score) - excess, floor_excess=excess)
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
