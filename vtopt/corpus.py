@@ -52,7 +52,7 @@ ICON_SETS: dict[str, IconSet] = {s.name: s for s in (
 )}
 #: Never training data: the validation family and held-out brand/technology logos.
 FORBIDDEN = ("fluent-emoji", "logos", "devicon", "skill-icons", "simple-icons", "vscode-icons", "cib")
-DEFAULT_SETS = ("noto", "twemoji", "openmoji", "flat-color-icons", "streamline-emojis", "fxemoji", "emojione")
+DEFAULT_SETS = tuple(ICON_SETS)
 
 
 def check_sets(names: list[str]) -> list[IconSet]:

@@ -109,9 +109,8 @@ def _label_one(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class Labels:
     """Scores of a pool on a list of images (rows in the images' order)."""
 
-    def __init__(self, table: np.ndarray, pool_size: int):
-        self.table = table
-        self.k = pool_size
+    def __init__(self, table: np.ndarray):
+        self.table = table  # per image: the defaults' (score, ssim, bytes, paths), then (score, ssim, bytes) per candidate
 
     @property
     def default_score(self) -> np.ndarray:
@@ -252,4 +251,4 @@ def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path 
         d, cells = store.entries[h]
         extra = transient.get(h, {})
         rows.append(np.concatenate([d, *((cells[k] if k in cells else extra[k]) for k in keys)]))
-    return Labels(np.stack(rows), len(pool))
+    return Labels(np.stack(rows))
