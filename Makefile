@@ -22,7 +22,6 @@ run: install
 	$(BIN)/vtopt run configs/debug.yaml --out runs/debug --force
 
 test: install
-	$(BIN)/pip install --quiet -e examples/vtopt-extras
 	@# the report test opens a page in Debian's headless Chromium (needs root to install; skipped without it outside CI)
 	-command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/ruff check vtopt plugins tests examples

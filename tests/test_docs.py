@@ -33,6 +33,16 @@ def test_the_walkthrough_runs(tmp_path, monkeypatch, capsys):
     assert mean >= default
 
 
+def test_the_algorithm_example_trains_its_timesteps(vtopt_run):
+    section = DOC.split("## Writing an algorithm", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    namespace: dict = {}
+    exec(compile(block, "docs/plugins.md", "exec"), namespace)
+    summary, run_dir = vtopt_run("algorithm: {name: random_walk, params: {seed: 1}}", plugins=[namespace["WalkPlugin"]()])
+    assert summary["algorithm"] == "random_walk" and summary["total_timesteps"] == 64
+    assert summary["episodes"] == 32 and {r["conversions"] for r in summary["evaluation_rows"]} == {3}
+
+
 def test_programmatic_example_runs(tmp_path):
     import subprocess
     import sys

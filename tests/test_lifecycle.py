@@ -83,8 +83,26 @@ def test_resume_refuses_another_config_and_a_run_without_checkpoints(tmp_path, c
     assert main(["-q", "run", str(cfg), "--out", str(out)]) == 0
     assert main(["-q", "run", str(cfg), "--out", str(out), "--resume"]) == 1
     assert "no complete checkpoint" in capsys.readouterr().err
-    assert main(["-q", "run", str(cfg), "--out", str(out), "--resume", "--set", "run.seed=9"]) == 1
-    assert "differs from the run's config" in capsys.readouterr().err
+    assert main(["-q", "run", str(cfg), "--out", str(out), "--resume", "--set", "run.seed=9",
+                 "--set", "run.timesteps=96"]) == 1
+    err = capsys.readouterr().err
+    assert "differs from the run's config in run.seed (a resumed run may change only run.timesteps)" in err
+
+
+def test_a_finished_run_is_not_retrained_and_can_be_extended(tmp_path, capsys):
+    cfg = write_config(tmp_path, LONG_RUN.replace("checkpoint_every: 256", "checkpoint_every: 64")
+                       .replace("timesteps: 1600", "timesteps: 128"))
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(cfg), "--out", str(out)]) == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert main(["-q", "run", str(cfg), "--out", str(out), "--resume"]) == 1
+    assert "the run is complete (128 timesteps); nothing to resume" in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text()) == first  # left as it was
+    assert main(["-q", "run", str(cfg), "--out", str(out), "--resume", "--set", "run.timesteps=192"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] and summary["total_timesteps"] == 192
+    assert "timesteps: 192" in (out / "config.yaml").read_text()
+    assert summary["checkpoints"][-1].endswith("step_000000192.zip")
 
 
 def test_periodic_evaluation_keeps_the_best_model_and_can_stop_early(tmp_path):

@@ -19,7 +19,7 @@ import numpy as np
 from .env import VTracerEnv
 from .errors import VtoptError
 from .files import atomic_write_text
-from .images import ImageError, list_images, load_image
+from .images import IMAGE_SUFFIXES, ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
 from .plugin_manager import PluginManager
 from .scoring import MAX_SSIM_LOSS, make_scorer
@@ -28,6 +28,8 @@ from .search import search_image
 from .vectorize import ConversionError
 
 DEFAULT_WEIGHTS = {"ssim_rgb": 1.0, "size": -0.02}
+#: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
+BLOAT_NOTE = 4.0
 
 
 @attrs.frozen
@@ -57,7 +59,7 @@ def collect_inputs(paths: Sequence[Path]) -> list[Path]:
         if p.is_dir():
             found = list_images(p)
             if not found:
-                raise VtoptError(f"{p}: no images in this folder")
+                raise VtoptError(f"{p}: no images in this folder (accepted: {', '.join(IMAGE_SUFFIXES)})")
             files += found
         elif p.is_file():
             files.append(p)
@@ -84,10 +86,11 @@ def output_names(files: Sequence[Path]) -> list[str]:
 
 
 class Worker:
-    def __init__(self, methods: Sequence[Method], weights: dict[str, float], limits: Limits = Limits()):
+    def __init__(self, methods: Sequence[Method], weights: dict[str, float], limits: Limits = Limits(),
+                 metric_params: dict[str, dict] | None = None):
         self.pm = PluginManager()
         self.limits = limits
-        self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss)
+        self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss, metric_params)
         self.methods = list(methods)
         self.algorithms = {}
         for m in self.methods:
@@ -132,12 +135,20 @@ class Worker:
         except Exception as exc:  # a plugin's bug on one image is that image's error
             return _error_row(path, method.label, f"{path}: {type(exc).__name__}: {exc}", time.perf_counter() - start)
         svg = row.pop("svg")
+        notes = list(image.notes)
+        try:
+            ratio = row["bytes"] / max(1, Path(path).stat().st_size)
+        except OSError:
+            ratio = 0.0
+        if ratio > BLOAT_NOTE:
+            notes.append(f"the SVG is {ratio:.0f}x the input file's size: vector output suits flat-colour art "
+                         "(logos, icons), not photo-like images")
         return {
             "svg": svg if output is not None else None,  # written by the driver (workers may be other machines)
             "input": path, "output": output, "method": method.label, "parameters": row["params"],
             "ssim": row["ssim"], "bytes": row["bytes"], "default_ssim": row["default_ssim"],
             "default_bytes": row["default_bytes"], "score": row["score"], "default_score": row["default_score"],
-            "conversions": row["conversions"], "error": None, "notes": list(image.notes),
+            "conversions": row["conversions"], "error": None, "notes": notes,
             # the defaults' conversion (made once per image, shared by the methods) counts for each
             "seconds": time.perf_counter() - start + self.scorer.defaults(image).seconds,
         }
@@ -156,7 +167,7 @@ def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, A
 
 def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Sequence[Method],
                weights: dict[str, float], workers: int, progress=None, limits: Limits = Limits(),
-               executor: Any = None) -> list[dict[str, Any]]:
+               executor: Any = None, metric_params: dict[str, dict] | None = None) -> list[dict[str, Any]]:
     """Every file through every method on an executor; rows in input order, then method order."""
     if executor is None:
         executor = PluginManager().create("executor", "local")
@@ -177,7 +188,7 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
         if progress:
             progress(len(results), len(jobs), rows)
 
-    executor.run_images(jobs, (list(methods), weights, limits), max(1, workers), on_result)
+    executor.run_images(jobs, (list(methods), weights, limits, metric_params or {}), max(1, workers), on_result)
     missing = [str(files[i]) for i in range(len(jobs)) if i not in results]
     if missing:
         raise VtoptError(f"the executor returned no result for {len(missing)} image(s), e.g. {missing[0]}")

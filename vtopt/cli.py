@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
+
+import attrs
 
 from . import __version__
 from .config import PRESETS, load_config, preset_text
@@ -42,15 +45,22 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a config without running it")
     with_config(val)
 
-    init = sub.add_parser("init", help="write a commented config from a preset")
-    init.add_argument("path", type=Path)
-    init.add_argument("--preset", choices=PRESETS, default="default")
+    init = sub.add_parser("init", help="write a commented config from a preset",
+                          description="Write a commented config file from one of vtopt's presets; edit it, "
+                                      "check it with `vtopt validate`, train with `vtopt run`.")
+    init.add_argument("path", type=Path, help="the YAML file to write, e.g. my.yaml")
+    init.add_argument("--preset", choices=PRESETS, default="default",
+                      help="debug: a minute on synthetic images; cpu: a laptop-sized run; "
+                           "default: the full curriculum (default: default)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    sub.add_parser("plugins", help="list plugins and the components they provide")
+    sub.add_parser("plugins", help="list plugins and the components they provide",
+                   description="List every plugin vtopt found (built-in, installed packages, registered from "
+                               "code): its package and version, and the components it registers by kind.")
 
     bench = sub.add_parser("bench", help="measure the inner loop against VTracer alone; print the figures")
-    bench.add_argument("--images", type=Path, help="a folder of real images (e.g. ../shared/data/fluent-emoji)")
+    bench.add_argument("--images", type=Path, help="a folder of real images to measure on")
+    bench.add_argument("--samples", action="store_true", help="measure on the sample icons shipped with vtopt")
     bench.add_argument("--sizes", default="256,512", help="image sizes in pixels (default 256,512)")
     bench.add_argument("--seconds", type=float, default=8.0, help="seconds per env-stepping measurement")
     bench.add_argument("--per-kind", type=int, default=6, help="synthetic images per kind")
@@ -58,7 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", type=Path, help="policy for the optimize figure (default: the shipped one)")
     bench.add_argument("--json", type=Path, help="also write the figures here")
 
-    sw = sub.add_parser("sweep", help="run many trials over the search space in the config's sweep section")
+    sw = sub.add_parser(
+        "sweep", help="run many trials over the search space in the config's sweep section",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train one run per trial, with config values drawn from the config's `sweep:` section,\n"
+                    "and rank the trials by the metric. The section:\n\n"
+                    "  sweep:\n"
+                    "    metric: mean_score   # of each trial's evaluation: mean_score, mean_ssim, mean_improvement\n"
+                    "    scheduler: fifo      # or asha: stop weak trials early on their evaluations (ray)\n"
+                    "    seed: 0              # for drawing the values\n"
+                    "    space:               # config key path -> distribution\n"
+                    "      algorithm.params.learning_rate: loguniform(1e-4, 1e-3)\n"
+                    "      algorithm.params.n_epochs: choice([4, 10])\n\n"
+                    "Distributions: uniform(a, b), loguniform(a, b), randint(a, b) (a <= x < b), choice([v, ...]).\n"
+                    "Each trial is a run directory OUT/trial-NNN; the ranking goes to OUT/sweep.json and sweep.csv.")
     with_config(sw)
     sw.add_argument("--samples", type=int, required=True, help="number of trials")
     sw.add_argument("--out", type=Path, help="folder for the trials and the results (default: runs/<name>-sweep)")
@@ -75,10 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     corpus.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
     rep = sub.add_parser("report", help="write RUN_DIR/report.html: curves, stages, evaluation, gallery")
-    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("run_dir", type=Path, help="a run directory written by `vtopt run` (e.g. runs/debug)")
 
     def with_images(sp):
-        sp.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="an image or a folder of images")
+        sp.add_argument("paths", type=Path, nargs="*", metavar="PATH", help="an image or a folder of images")
+        sp.add_argument("--samples", action="store_true",
+                        help="also take the sample icons shipped with vtopt (24 flat-colour emoji, MIT)")
         sp.add_argument("--model", type=Path, help="a model file (default: the policy shipped with vtopt)")
         sp.add_argument("--budget", type=int, help="VTracer conversions per image, the defaults' included "
                         "(default: what the model was trained for)")
@@ -98,8 +123,14 @@ def _parser() -> argparse.ArgumentParser:
 
     opt = sub.add_parser("optimize", help="convert images with a trained policy, keeping the best SVG of each")
     with_images(opt)
-    opt.add_argument("--out", type=Path, required=True, help="folder for <image stem>.svg files")
-    opt.add_argument("--force", action="store_true", help="overwrite existing SVGs in --out")
+    dest = opt.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", type=Path, help="folder for <image stem>.svg files")
+    dest.add_argument("-o", "--output", type=Path, metavar="FILE",
+                      help="the SVG file for a single input image; '-' writes it to stdout")
+    kept = opt.add_mutually_exclusive_group()
+    kept.add_argument("--force", action="store_true", help="overwrite existing SVGs")
+    kept.add_argument("--skip-existing", action="store_true",
+                      help="leave images whose SVG exists in --out alone (for reruns over big folders)")
 
     ev = sub.add_parser("evaluate", help="compare the policy with baselines at the same budget")
     with_images(ev)
@@ -150,9 +181,13 @@ def _dispatch(args, argv: list[str]) -> int:
         return _apply(args)
     if args.command == "bench":
         from .bench import run_bench
+        from .images import SAMPLES
 
+        if args.samples and args.images:
+            raise VtoptError("bench: --images and --samples exclude each other")
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-        results = run_bench(args.images, sizes, args.seconds, args.per_kind, args.workers, args.model)
+        results = run_bench(SAMPLES if args.samples else args.images, sizes, args.seconds, args.per_kind,
+                            args.workers, args.model)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
         return EXIT_OK
@@ -229,26 +264,34 @@ EXTRA_METHODS = ("oracle",)
 
 def _apply(args) -> int:
     from . import apply
+    from .images import SAMPLES
 
     if args.budget is not None and not 1 <= args.budget <= 1000:
         raise VtoptError(f"--budget {args.budget}: must be in [1, 1000]")
     if args.workers is not None and args.workers < 1:
         raise VtoptError(f"--workers {args.workers}: must be at least 1")
-    files = apply.collect_inputs(args.paths)
-    wants_policy = args.command == "optimize" or "policy" in args.methods.split(",") or args.model is not None
+    if not args.paths and not args.samples:
+        raise VtoptError(f"{args.command}: name an image or a folder of images, or pass --samples")
+    files = apply.collect_inputs([*args.paths, *([SAMPLES] if args.samples else [])])
+    optimize = args.command == "optimize"
+    to_stdout = optimize and args.output is not None and str(args.output) == "-"
+    console = sys.stderr if to_stdout else sys.stdout  # stdout carries the SVG alone
+    wants_policy = optimize or "policy" in args.methods.split(",") or args.model is not None
     if wants_policy:
         policy, meta = apply.model_method(args.model, args.budget)
         weights = meta.get("reward_weights") or apply.DEFAULT_WEIGHTS
+        metric_params = meta.get("reward_params") or {}
+        if optimize:  # one row, named after what made it
+            policy = attrs.evolve(policy, label=meta["algorithm"])
     else:
-        policy, weights = apply.Method("policy", args.budget or 4), apply.DEFAULT_WEIGHTS
+        policy, weights, metric_params = apply.Method("policy", args.budget or 4), apply.DEFAULT_WEIGHTS, {}
     if args.report and args.report.exists() and not args.force:
         raise VtoptError(f"{args.report}: exists; pass --force to overwrite it")
-    if args.command == "optimize":
-        args.out.mkdir(parents=True, exist_ok=True)
-        outputs = [str(args.out / n) for n in apply.output_names(files)]
-        existing = [o for o in outputs if Path(o).exists()]
-        if existing and not args.force:
-            raise VtoptError(f"{existing[0]}: exists ({len(existing)} output(s) would be overwritten); pass --force")
+    if optimize:
+        files, outputs = _outputs(args, files, apply.output_names(files))
+        if not files:
+            print(f"every image's SVG exists in {args.out} already; nothing to do", file=console)
+            return EXIT_OK
         methods = [policy]
     else:
         outputs = [None] * len(files)
@@ -261,26 +304,73 @@ def _apply(args) -> int:
     executor = _executor(args)
     workers = args.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
     rows = apply.run_images(files, outputs, methods, weights, workers,
-                            progress=None if args.quiet else apply.print_progress, limits=limits, executor=executor)
+                            progress=None if args.quiet else apply.print_progress, limits=limits, executor=executor,
+                            metric_params=metric_params)
+    if to_stdout:
+        tmp = Path(outputs[0])
+        if rows[0]["output"]:
+            sys.stdout.write(tmp.read_text(encoding="utf-8"))
+            sys.stdout.flush()
+            rows[0]["output"] = "-"
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.report, json.dumps(rows, indent=1))
     summaries = {m.label: apply.summarise(r for r in rows if r["method"] == m.label) for m in methods}
-    if args.command == "optimize":
+    if optimize:
         summaries = {"defaults": apply.summarise(
             {**r, "ssim": r["default_ssim"], "bytes": r["default_bytes"], "score": r["default_score"],
              "conversions": 1} for r in rows), **summaries}
         summaries["defaults"]["seconds"] = float("nan")
-    print(apply.format_table(summaries))
+    print(apply.format_table(summaries), file=console)
+    reward = ", ".join(f"{k} {v:g}" for k, v in weights.items())
+    print(f"(score: {reward}, relative to the defaults; quality floor: SSIM loss <= {floor:g}"
+          + (f"; policy: the {meta['algorithm']} model {policy.model}" if wants_policy and not optimize else "")
+          + ")", file=console)
     if "oracle" in summaries:
-        print("(oracle: the per-image best of the portfolio's whole candidate pool, an upper reference, not a method)")
+        print("(oracle: the per-image best of the portfolio's whole candidate pool, an upper reference, not a method)",
+              file=console)
     failed = sorted({r["input"] for r in rows if r["error"]})
     for r in rows:
         if r["error"] and r["method"] == methods[0].label:
             print(f"failed: {r['error']}", file=sys.stderr)
+    bloated = [r for r in rows if r["method"] == methods[0].label and any("input file's size" in n for n in r["notes"])]
+    if bloated:
+        print(f"note: {len(bloated)} SVG(s) over {apply.BLOAT_NOTE:g}x their input file's size, e.g. "
+              f"{bloated[0]['input']}: vector output suits flat-colour art, not photo-like images", file=sys.stderr)
+    where = ""
+    if optimize:
+        where = "; SVG on stdout" if to_stdout else f"; SVGs in {args.out}" if args.out else f"; SVG in {args.output}"
     print(f"{len(files) - len(failed)} of {len(files)} images done" + (f", {len(failed)} failed" if failed else "")
-          + (f"; SVGs in {args.out}" if args.command == "optimize" else ""))
+          + where, file=console)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _outputs(args, files: list[Path], names: list[str]) -> tuple[list[Path], list[str]]:
+    """The images to optimise and where each SVG goes (``--out DIR`` or ``-o FILE``/``-o -``)."""
+    if args.output is not None:
+        if len(files) != 1:
+            raise VtoptError(f"-o {args.output}: takes exactly one input image, got {len(files)}; "
+                             "use --out DIR for several")
+        if str(args.output) == "-":  # written to a private file first, then to stdout
+            import tempfile
+
+            return files, [str(Path(tempfile.mkdtemp(prefix="vtopt-")) / names[0])]
+        if args.output.exists() and not args.force:
+            raise VtoptError(f"{args.output}: exists; pass --force to overwrite it")
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        return files, [str(args.output)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    outputs = [str(args.out / n) for n in names]
+    existing = [i for i, o in enumerate(outputs) if Path(o).exists()]
+    if existing and args.skip_existing:
+        keep = [i for i in range(len(files)) if i not in set(existing)]
+        print(f"skipping {len(existing)} image(s) whose SVG exists in {args.out}", file=sys.stderr)
+        return [files[i] for i in keep], [outputs[i] for i in keep]
+    if existing and not args.force:
+        raise VtoptError(f"{outputs[existing[0]]}: exists ({len(existing)} output(s) would be overwritten); "
+                         "pass --force to overwrite them or --skip-existing to leave them")
+    return files, outputs
 
 
 def _eval_methods(args, policy):
@@ -335,6 +425,11 @@ def _eval_methods(args, policy):
             methods.append(Method(name, budget, algorithm=name))
     if not methods:
         raise VtoptError("--methods: name at least one method")
+    labels = [m.label for m in methods]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise VtoptError(f"--methods: more than one method labelled {', '.join(map(repr, twice))}; give each its "
+                         "own label, e.g. NAME2=MODEL.zip")
     pm = PluginManager()
     for m in methods:  # fail here, once, rather than in every worker
         if m.algorithm is not None:

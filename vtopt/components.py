@@ -89,7 +89,8 @@ class TrainContext:
     ``on_step`` must be called after every vector step with the step's
     infos and dones and the total timesteps so far; it returns False when
     training must stop (a signal, early stopping). With ``resume_from``,
-    load that file and train only up to ``total_timesteps`` in all.
+    load that file and train only up to ``total_timesteps`` in all: ``start_timesteps``
+    of them were done before (count on from there when calling ``on_step``).
     An algorithm whose settings can change mid-run (for curriculum stages)
     implements ``update(**settings)``. ``on_rollout_end`` is called when a learner
     finishes collecting a batch, if it has such a notion.
@@ -106,6 +107,7 @@ class TrainContext:
     on_step: Callable[[Sequence[dict], np.ndarray, int], bool]
     on_rollout_end: Callable[[int], None]
     resume_from: Path | None = None  # a model file to continue from (its timesteps count as done)
+    start_timesteps: int = 0  # timesteps done before this segment: train ``total_timesteps - start_timesteps``
 
 
 @runtime_checkable

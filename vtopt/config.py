@@ -25,7 +25,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import ConfigError, ParamError, UnknownComponent
 from .images import IMAGE_SUFFIXES
-from .scoring import MAX_SSIM_LOSS
+from .scoring import MAX_SSIM_LOSS, REPORTED
 
 PosInt = NewType("PosInt", int)
 NonNegInt = NewType("NonNegInt", int)
@@ -107,6 +107,7 @@ class RewardConfig:
     weights: dict[str, float] = Factory(lambda: {"ssim_rgb": 1.0, "size": -0.02})
     # the quality floor: a result whose SSIM is more than this below the defaults' never wins
     max_ssim_loss: NonNegFloat = MAX_SSIM_LOSS
+    params: dict[str, dict[str, Any]] = Factory(dict)  # metric name -> its factory's params
 
 
 @frozen
@@ -285,9 +286,9 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"{where}:0: $: no such file"]) from None
+        raise ConfigError([f"{where}: no such file ({path.absolute()})"]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{where}:0: $: cannot read the file ({exc})"]) from None
+        raise ConfigError([f"{where}: cannot read the file ({exc})"]) from None
     try:
         doc = _yaml().load(text)
     except MarkedYAMLError as exc:
@@ -470,12 +471,23 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
         if name not in metrics:
             listing = ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(metrics.items()))
             problems.append((["reward", "weights", name], f"unknown metric {name!r}; available: {listing}"))
+    for name, params in cfg.reward.params.items():
+        where = ["reward", "params", name]
+        if name not in cfg.reward.weights and name not in REPORTED:
+            problems.append((where, f"metric {name!r} has params but no weight in reward.weights"))
+            continue
+        if name in metrics:
+            try:
+                pm.create("metric", name, params)
+            except ParamError as exc:
+                problems.append((where + ([exc.key] if exc.key else []), exc.message))
     if not cfg.reward.weights:
         problems.append((["reward", "weights"], "at least one metric weight is needed"))
     for i, folder in enumerate(cfg.data.folders):
         p = loaded.resolve_path(folder.path)
         if not p.is_dir():
-            problems.append((["data", "folders", i, "path"], f"{p} is not a folder"))
+            problems.append((["data", "folders", i, "path"], f"{p.absolute()} " + (
+                "is not a folder" if p.exists() else "does not exist")))
         elif not _has_images(p, folder.kind is None):
             problems.append((["data", "folders", i, "path"], f"{p} holds no image files "
                              f"({', '.join(IMAGE_SUFFIXES)})"))

@@ -16,6 +16,19 @@ class ParamError(ValueError):
         self.message = message
 
 
+def check_param_names(owner: str, given, accepted) -> None:
+    """Raise :class:`ParamError` for the first key of ``given`` not in ``accepted``, listing the accepted ones.
+
+    The one wording of "unknown parameter" for every component, built-in or a plugin's:
+    ``ppo takes no parameter 'lr'; it takes: batch_size, ...``.
+    """
+    accepted = sorted(accepted)
+    for key in given:
+        if key not in accepted:
+            raise ParamError(key, f"{owner} takes no parameter {key!r}; "
+                                  + (f"it takes: {', '.join(accepted)}" if accepted else "it takes none"))
+
+
 class UnknownComponent(VtoptError):
     def __init__(self, kind: str, name: str, available: dict[str, str]):
         listing = ", ".join(f"{n} (from {p})" for n, p in sorted(available.items())) or "none"

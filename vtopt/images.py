@@ -188,5 +188,9 @@ def _to_rgba(im: Image.Image) -> Image.Image:
     return im.convert("RGBA")
 
 
+#: Sample icons shipped with vtopt (``--samples``; see their LICENSE.md).
+SAMPLES = Path(__file__).parent / "samples"
+
+
 def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -19,7 +19,7 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import ParamError, UnknownComponent, VtoptError
+from .errors import ParamError, UnknownComponent, VtoptError, check_param_names
 
 hookimpl = pluggy.HookimplMarker("vtopt")
 
@@ -168,11 +168,17 @@ class PluginManager:
             raise UnknownComponent(kind, name, {n: c.plugin for n, c in comps.items()})
         params = dict(params or {})
         try:
-            inspect.signature(comp.factory).bind(**params)
-        except TypeError as exc:
-            raise ParamError(_offending_key(exc, params), f"{exc}") from None
+            signature = inspect.signature(comp.factory)
         except ValueError:
-            pass  # no signature available (builtin): let the call decide
+            signature = None  # no signature available (builtin): let the call decide
+        if signature is not None:
+            if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+                check_param_names(f"{kind} {name!r}", params, (
+                    n for n, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)))
+            try:
+                signature.bind(**params)
+            except TypeError as exc:
+                raise ParamError(_offending_key(exc, params), f"{exc}") from None
         try:
             return comp.factory(**params)
         except ParamError:

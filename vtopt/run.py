@@ -70,7 +70,8 @@ class RunInfo:
 
 def build_scorer(pm: PluginManager, config: Config) -> Scorer:
     """The scorer of a config's reward."""
-    return make_scorer(pm, config.reward.weights, config.env.conversion_timeout, config.reward.max_ssim_loss)
+    return make_scorer(pm, config.reward.weights, config.env.conversion_timeout, config.reward.max_ssim_loss,
+                       config.reward.params)
 
 
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
@@ -316,7 +317,8 @@ class _Driver:
         cfg = self.run.config
         return save_model(self.algorithm, path, cfg.algorithm.name, cfg.algorithm.params,
                           cfg.env.conversions_per_episode, cfg.reward.weights,
-                          {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss})
+                          {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
+                           "reward_params": cfg.reward.params})
 
     def checkpoint(self, timesteps: int) -> Path:
         """Model, then RNG states, then the JSON state last: a checkpoint counts once its JSON exists."""
@@ -394,12 +396,22 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         saved = out_dir / "config.yaml"
         if not saved.is_file():
             raise VtoptError(f"{out_dir}: no run to resume (no config.yaml)")
-        if saved.read_text() != loaded.dump():
-            raise VtoptError(f"{loaded.path}: differs from the run's config; resume with: "
+        changed = _changed_keys(saved.read_text(), loaded.dump())
+        refused = sorted(set(changed) - set(RESUMABLE_CHANGES))
+        if refused:
+            raise VtoptError(f"{loaded.path}: differs from the run's config in {', '.join(refused)} (a resumed run "
+                             f"may change only {', '.join(RESUMABLE_CHANGES)}); resume with: "
                              f"vtopt run {saved} --out {out_dir} --resume")
         checkpoint = latest_checkpoint(out_dir)
         if checkpoint is None:
             raise VtoptError(f"{out_dir}: no complete checkpoint to resume from")
+        if checkpoint[1]["timesteps"] >= cfg.run.timesteps and (out_dir / "summary.json").is_file():
+            raise VtoptError(f"{out_dir}: the run is complete ({checkpoint[1]['timesteps']} timesteps); nothing to "
+                             f"resume. To train further: vtopt run {saved} --out {out_dir} --resume "
+                             f"--set run.timesteps=N")
+        if changed:
+            log.info("resume_changes", **{k: changed[k][1] for k in changed})
+            atomic_write_text(saved, loaded.dump())
         (out_dir / "summary.json").unlink(missing_ok=True)
     else:
         prepare_out_dir(out_dir, force)
@@ -460,7 +472,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         ctx = TrainContext(env=env, images=data.train, scorer=scorer, total_timesteps=cfg.run.timesteps,
                            seed=cfg.run.seed, device=cfg.resources.device, threads=cfg.resources.threads,
                            run_dir=out_dir, on_step=driver.on_step, on_rollout_end=driver.on_rollout_end,
-                           resume_from=checkpoint[0] if checkpoint else None)
+                           resume_from=checkpoint[0] if checkpoint else None, start_timesteps=driver.timesteps)
         if driver.timesteps < cfg.run.timesteps:
             algorithm.learn(ctx)
         elif checkpoint:  # nothing left to learn: restore the policy itself
@@ -524,6 +536,26 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             plugin = pm.pm.get_plugin(name)
             if plugin is not None:
                 pm.unregister(plugin)
+
+
+#: Config keys a resumed run may change: train further by raising ``run.timesteps``.
+RESUMABLE_CHANGES = ("run.timesteps",)
+
+
+def _changed_keys(old_yaml: str, new_yaml: str) -> dict[str, tuple[Any, Any]]:
+    """``{"a.b.c": (old, new)}`` for every leaf that differs between two config dumps."""
+    from ruamel.yaml import YAML
+
+    def leaves(node, prefix=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, f"{prefix}{k}.")
+        else:
+            yield prefix[:-1], node
+
+    yaml = YAML(typ="safe")
+    old, new = dict(leaves(yaml.load(old_yaml))), dict(leaves(yaml.load(new_yaml)))
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
 
 
 def _json_default(value):

@@ -62,12 +62,17 @@ class _ImageCache:
     default_outcome: Outcome
 
 
-def make_scorer(pm, weights: Mapping[str, float], timeout: float = 0.0,
-                max_ssim_loss: float = MAX_SSIM_LOSS) -> "Scorer":
-    """A Scorer with the reward's metrics (plus the reported ones, where a plugin provides them)."""
+def make_scorer(pm, weights: Mapping[str, float], timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS,
+                metric_params: Mapping[str, Mapping[str, Any]] | None = None) -> "Scorer":
+    """A Scorer with the reward's metrics (plus the reported ones, where a plugin provides them);
+    ``metric_params`` maps a metric's name to its factory's params (``reward.params``)."""
     available = pm.components("metric")
     names = list(weights) + [n for n in REPORTED if n in available and n not in weights]
-    return Scorer({n: pm.create("metric", n) for n in names}, weights, timeout=timeout, max_ssim_loss=max_ssim_loss)
+    params = dict(metric_params or {})
+    scorer = Scorer({n: pm.create("metric", n, params.get(n)) for n in names}, weights, timeout=timeout,
+                    max_ssim_loss=max_ssim_loss)
+    scorer.metric_params = params
+    return scorer
 
 
 class Scorer:
@@ -86,6 +91,7 @@ class Scorer:
             raise ValueError(f"reward weights name metrics that were not given: {missing}")
         self.metrics = dict(metrics)
         self.weights = dict(weights)
+        self.metric_params: dict[str, Any] = {}  # what built the metrics (make_scorer), for cache keys
         self.max_ssim_loss = float(max_ssim_loss)
         self.cache_size, self.state_cache_size = cache_size, state_cache_size
         self.timeout = timeout  # seconds a conversion may take (0: no limit, converted in-process)

@@ -122,7 +122,7 @@ def write_results(rows: list[dict[str, Any]], out_dir: Path, metric: str) -> str
     head = f"{'trial':<10} {metric:>11} " + " ".join(f"{p.split('.')[-1]:>14}" for p in params) + f" {'timesteps':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        score = f"{r['score']:.4f}" if r.get("score") is not None else "failed"
+        score = _fmt(float(r["score"])) if r.get("score") is not None else "failed"
         vals = " ".join(f"{_fmt(r.get(p)):>14}" for p in params)
         lines.append(f"{r['trial']:<10} {score:>11} {vals} {r.get('timesteps') or '-':>9}"
                      + (f"  {r['error']}" if r.get("error") else ""))
@@ -130,4 +130,6 @@ def write_results(rows: list[dict[str, Any]], out_dir: Path, metric: str) -> str
 
 
 def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4f}" if abs(v) >= 0.01 else f"{v:.4g}"
+    return str(v)

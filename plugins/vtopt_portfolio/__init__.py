@@ -16,6 +16,7 @@ every candidate's real score on every training image (:mod:`.labels`).
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import zipfile
@@ -26,7 +27,7 @@ import numpy as np
 import structlog
 
 from vtopt import hookimpl
-from vtopt.errors import ParamError
+from vtopt.errors import ParamError, check_param_names
 from vtopt.params import check_params, params_key
 
 from . import chooser as net_lib
@@ -57,6 +58,12 @@ def _features(image) -> np.ndarray:
 
 class _PoolLearner:
     """The pool and its labels, as both algorithms build them."""
+
+    def _check_names(self, name: str, pool_params: dict) -> None:
+        """Unknown params get the same "takes no parameter ...; it takes: ..." as every component."""
+        own = [p for p in inspect.signature(type(self).__init__).parameters if p not in ("self", "pool_params")]
+        check_param_names(f"algorithm {name!r}", pool_params,
+                          [*own, *list(inspect.signature(_PoolLearner.__init__).parameters)[1:]])
 
     def __init__(self, pool: int = 64, seed: int = 0, extra: list | None = None, labels: str | None = DEFAULT_LABELS,
                  workers: int = 0):
@@ -90,6 +97,7 @@ class Portfolio(_PoolLearner):
         if sets is not None and (size is not None or pool_params):
             extra = sorted(pool_params) + (["size"] if size is not None else [])
             raise ParamError(extra[0], f"with sets given nothing is fitted: {', '.join(extra)} would be ignored")
+        self._check_names("portfolio", pool_params)
         super().__init__(**pool_params)
         self.size = _int("size", 7 if size is None else size, 1)
         self.sets = _sets("sets", sets) if sets is not None else None
@@ -143,6 +151,7 @@ class Chooser(_PoolLearner):
 
     def __init__(self, hidden: int = 256, rounds: int = 3, epochs: int = 20, steps: int = 7, random_orders: int = 4,
                  learning_rate: float = 1e-3, holdout: float = 0.15, **pool_params: Any):
+        self._check_names("chooser", pool_params)
         super().__init__(**pool_params)
         self.hidden = _int("hidden", hidden, 1)
         self.rounds = _int("rounds", rounds, 1)

@@ -159,6 +159,8 @@ def cache_key(scorer) -> str:
     key = {"weights": scorer.weights, "floor": scorer.max_ssim_loss, "metrics": sorted(scorer.metrics),
            "timeout": scorer.timeout, "vtracer": md.version("vtracer"),
            "renderer": getattr(vectorize._RENDERER, "__name__", "unknown")}
+    if getattr(scorer, "metric_params", None):
+        key["metric_params"] = scorer.metric_params
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

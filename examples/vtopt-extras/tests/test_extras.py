@@ -1,11 +1,46 @@
-"""Tests of the example plugins, written with vtopt's own fixtures (vtopt.testing)."""
+"""Tests of the example plugins, written with vtopt's own fixtures (vtopt.testing).
 
+The package is installed into a throwaway folder for these tests, never
+into the user's environment: a real ``pip install`` (a wheel with its entry
+points), put on ``sys.path`` (and ``PYTHONPATH`` for subprocesses) only while
+they run, so vtopt discovers the plugin exactly as an installed package.
+"""
+
+import importlib.util
 import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vtopt.components import Sample
 from vtopt.vectorize import convert, render
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def installed_extras(tmp_path_factory) -> Path:
+    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "vtopt-extras"
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__", "tests"))
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *isolation,
+                    "--target", str(target), str(source)], check=True)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def _extras_on_path(installed_extras, monkeypatch):
+    monkeypatch.syspath_prepend(str(installed_extras))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(installed_extras),
+                                                                    os.environ.get("PYTHONPATH")])))
+    for name in [m for m in sys.modules if m == "vtopt_extras" or m.startswith("vtopt_extras.")]:
+        del sys.modules[name]  # imported afresh from the installed copy
 
 
 def test_installed_package_is_listed(vtopt_pm):
@@ -39,13 +74,35 @@ def test_a_run_with_all_four_components(vtopt_run):
     summary, run_dir = vtopt_run(
         "algorithm: {name: cem, params: {init_std: 0.6}}\n"
         "curriculum: {name: round_robin, params: {episodes_per_kind: 2}}\n"
-        "reward: {weights: {ssim_rgb: 1.0, size: -0.02, edges: 0.05}}\n"
-        "monitors: [{name: structlog, params: {console: false}}, {name: jsonl_metrics}]\n"
+        "reward: {weights: {ssim_rgb: 1.0, size: -0.02, edges: 0.05}, params: {edges: {threshold: 40.0}}}\n"
+        "monitors: [{name: structlog, params: {console: false}}, {name: jsonl_metrics}]\n",
+        overrides=["run.timesteps=96"],
     )
-    ev = summary["evaluation"]
-    assert ev["images"] == 4 and ev["mean_score"] >= ev["default_mean_score"]
+    assert summary["algorithm"] == "cem" and summary["total_timesteps"] == 96  # cem steps the env to learn
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == summary["episodes"] == 48  # 96 steps, 2 per episode (the defaults are its 1st conversion)
+    kinds = [line["kind"] for line in lines]
+    changes = sum(a != b for a, b in zip(kinds, kinds[1:]))
+    assert len(set(kinds)) == 4 and 16 <= changes <= 24  # round_robin: a new kind every 2 episodes (uniform: ~36)
+    with zipfile.ZipFile(run_dir / "model.zip") as zf:
+        learned = json.loads(zf.read("cem.json"))
+    assert learned["timesteps"] == 96 and learned["start_mean"] != [0.0] * len(learned["start_mean"])
     assert {r["conversions"] for r in summary["evaluation_rows"]} == {3}
-    assert (run_dir / "model.zip").is_file()
+    with zipfile.ZipFile(run_dir / "model.zip") as zf:
+        meta = json.loads(zf.read("vtopt.json"))
+    assert meta["reward_params"] == {"edges": {"threshold": 40.0}}  # optimize scores as the run did
+
+
+def test_metric_params_from_the_config_take_effect(vtopt_pm, vtopt_images):
+    from vtopt.scoring import make_scorer
+
+    weights = {"ssim_rgb": 1.0, "edges": 1.0}
+    scores = set()
+    for threshold in (4.0, 80.0):
+        scorer = make_scorer(vtopt_pm(), weights, metric_params={"edges": {"threshold": threshold}})
+        assert scorer.metrics["edges"].threshold == threshold
+        scores.add(round(scorer.evaluate(vtopt_images[6], {"filter_speckle": 16}).score, 6))
+    assert len(scores) == 2
 
 
 def test_a_ppo_run_feeds_the_monitor_and_curriculum(vtopt_run):

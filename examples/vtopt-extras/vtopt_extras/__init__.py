@@ -18,26 +18,61 @@ from vtopt.params import action_size
 
 
 class CrossEntropySearch:
-    """Per-image cross-entropy search over the action box.
+    """Cross-entropy search over the action box, with a starting distribution learned in training.
 
-    Each image starts from N(0, init_std); after every conversion the mean and
-    std are refitted to the best ``elite_fraction`` of the actions tried so
-    far on that image. Nothing is learnt across images (``learn`` is a no-op).
+    ``learn`` steps the training environments with actions drawn from
+    N(mean, std); each episode's best action that beat VTracer's defaults is
+    remembered with its gain (the last ``memory`` of them), and mean and std
+    are refitted to the ``elite_fraction`` with the largest gains (std at
+    least half ``init_std``). On a new image the search starts
+    from that distribution; after every conversion mean and std are refitted
+    to the best ``elite_fraction`` of the actions tried on that image.
     """
 
-    def __init__(self, elite_fraction: float = 0.5, init_std: float = 0.5, seed: int = 0):
+    def __init__(self, elite_fraction: float = 0.5, init_std: float = 0.5, seed: int = 0, memory: int = 64):
         if not isinstance(elite_fraction, (int, float)) or not 0 < elite_fraction <= 1:
             raise ParamError("elite_fraction", "must be in (0, 1]")
         if not isinstance(init_std, (int, float)) or init_std <= 0:
             raise ParamError("init_std", "must be positive")
-        self.elite_fraction, self.init_std, self.seed = float(elite_fraction), float(init_std), seed
+        if not isinstance(memory, int) or isinstance(memory, bool) or memory < 2:
+            raise ParamError("memory", "must be an integer >= 2")
+        self.elite_fraction, self.init_std, self.seed, self.memory = float(elite_fraction), float(init_std), seed, memory
+        self.start_mean = [0.0] * action_size()
+        self.start_std = [self.init_std] * action_size()
+        self.timesteps = 0
 
     def learn(self, ctx) -> None:
-        pass  # a pure per-image search
+        if ctx.resume_from is not None:
+            self.load(ctx.resume_from)
+        self.timesteps = ctx.start_timesteps  # done before this segment (0 unless resumed)
+        env, rng = ctx.env, np.random.default_rng([self.seed, self.timesteps])
+        mean, std = np.array(self.start_mean), np.array(self.start_std)
+        best = [(0.0, None)] * env.num_envs  # per env: (best step reward, its action) in the episode
+        elites: list[tuple[float, np.ndarray]] = []  # recent episodes' best (gain, action)
+        env.reset()
+        while self.timesteps < ctx.total_timesteps:
+            actions = np.clip(rng.normal(mean, std, (env.num_envs, action_size())), -1.0, 1.0).astype(np.float32)
+            _, rewards, dones, infos = env.step(actions)
+            self.timesteps += env.num_envs
+            for i in range(env.num_envs):
+                if rewards[i] > best[i][0]:  # a step's reward is its gain over the episode's best so far
+                    best[i] = (float(rewards[i]), actions[i])
+                if dones[i]:
+                    if best[i][1] is not None:
+                        elites = (elites + [best[i]])[-self.memory:]
+                        top = sorted(elites, key=lambda e: e[0], reverse=True)
+                        top = np.array([a for _, a in top[: max(1, int(len(top) * self.elite_fraction))]])
+                        mean = top.mean(axis=0)
+                        std = np.maximum(top.std(axis=0), self.init_std / 2) if len(top) > 1 else std
+                    best[i] = (0.0, None)
+            self.start_mean, self.start_std = mean.tolist(), std.tolist()
+            if not ctx.on_step(infos, dones, self.timesteps):
+                break
 
     def save(self, path: Path) -> None:
+        keep = ("elite_fraction", "init_std", "start_mean", "start_std", "timesteps")
         with zipfile.ZipFile(path, "w") as zf:
-            zf.writestr("cem.json", json.dumps({"elite_fraction": self.elite_fraction, "init_std": self.init_std}))
+            zf.writestr("cem.json", json.dumps({k: getattr(self, k) for k in keep}))
 
     def load(self, path: Path) -> None:
         with zipfile.ZipFile(path) as zf:
@@ -45,8 +80,8 @@ class CrossEntropySearch:
 
     def start_image(self, image) -> None:
         self.rng = np.random.default_rng([self.seed, len(image.name), sum(map(ord, image.name))])
-        self.mean = np.zeros(action_size())
-        self.std = np.full(action_size(), self.init_std)
+        self.mean = np.array(self.start_mean)
+        self.std = np.array(self.start_std)
         self.tried: list[tuple[float, np.ndarray]] = []
 
     def predict(self, observation, deterministic: bool = True):

@@ -1,0 +1,98 @@
+"""What a new user meets first: shipped samples, one-file output, reruns, and messages that say enough."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from vtopt.cli import main
+from vtopt.images import IMAGE_SUFFIXES, SAMPLES, list_images
+from vtopt.sweep import write_results
+
+
+def test_samples_ship_with_their_licence_and_optimize_one_to_a_file(tmp_path, capsys):
+    samples = list_images(SAMPLES)
+    assert len(samples) == 24 and "MIT License" in (SAMPLES / "LICENSE.md").read_text()
+    out = tmp_path / "sub" / "bird.svg"
+    assert main(["optimize", str(samples[0]), "-o", str(out), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert out.read_text().startswith("<?xml") and f"1 of 1 images done; SVG in {out}" in printed
+    assert "chooser " in printed  # the row is named after the shipped model's algorithm, not "policy"
+    assert main(["optimize", str(samples[0]), "-o", str(out)]) == 1
+    assert f"{out}: exists; pass --force" in capsys.readouterr().err
+    assert main(["optimize", "--samples", "-o", str(out)]) == 1
+    assert "takes exactly one input image, got 24; use --out DIR" in capsys.readouterr().err
+
+
+def test_optimize_to_stdout_keeps_the_table_off_it(tmp_path, capsys):
+    assert main(["optimize", str(list_images(SAMPLES)[1]), "-o", "-", "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("<?xml") and captured.out.rstrip().endswith("</svg>")
+    assert "mean SSIM" in captured.err and "SVG on stdout" in captured.err
+
+
+def test_skip_existing_reruns_only_the_missing_images(tmp_path, capsys):
+    images = tmp_path / "in"
+    images.mkdir()
+    for src in list_images(SAMPLES)[:3]:
+        (images / src.name).write_bytes(src.read_bytes())
+    out = tmp_path / "out"
+    assert main(["-q", "optimize", str(images), "--out", str(out), "--workers", "1"]) == 0
+    svgs = sorted(out.glob("*.svg"))
+    assert len(svgs) == 3
+    svgs[0].unlink()
+    svgs[1].write_text("kept")
+    capsys.readouterr()
+    assert main(["-q", "optimize", str(images), "--out", str(out), "--workers", "1"]) == 1
+    assert "pass --force to overwrite them or --skip-existing to leave them" in capsys.readouterr().err
+    assert main(["-q", "optimize", str(images), "--out", str(out), "--skip-existing", "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "skipping 2 image(s)" in captured.err and "1 of 1 images done" in captured.out
+    assert svgs[0].read_text().startswith("<?xml") and svgs[1].read_text() == "kept"
+    assert main(["-q", "optimize", str(images), "--out", str(out), "--skip-existing"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_an_svg_much_larger_than_its_input_gets_a_note(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "noise.jpg"
+    Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(photo, quality=30)
+    report = tmp_path / "rows.json"
+    assert main(["-q", "optimize", str(photo), "-o", str(tmp_path / "noise.svg"), "--report", str(report),
+                 "--workers", "1"]) == 0
+    (row,) = json.loads(report.read_text())
+    assert row["bytes"] > 4 * photo.stat().st_size
+    assert any("the input file's size: vector output suits flat-colour art" in n for n in row["notes"])
+    assert "note: 1 SVG(s) over 4x their input file's size" in capsys.readouterr().err
+
+
+def test_messages_that_finish_the_job(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nosuch.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"nosuch.yaml: no such file ({tmp_path / 'nosuch.yaml'})" in err and ":0:" not in err
+    (tmp_path / "empty").mkdir()
+    assert main(["optimize", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 1
+    assert f"no images in this folder (accepted: {', '.join(IMAGE_SUFFIXES)})" in capsys.readouterr().err
+    assert main(["evaluate"]) == 1
+    assert "name an image or a folder of images, or pass --samples" in capsys.readouterr().err
+    assert main(["evaluate", "--samples", "--methods", "random,defaults,random"]) == 1
+    assert "more than one method labelled 'random'" in capsys.readouterr().err
+    text = write_results([{"trial": "trial-000", "score": 5792.375}, {"trial": "trial-001", "score": 0.97531}],
+                         tmp_path / "sweep", "mean_bytes")
+    assert " 5792 " in text and "0.9753" in text and "5792.3750" not in text
+
+
+def test_every_command_and_argument_has_help(capsys):
+    import argparse
+
+    from vtopt.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helped = {c.dest for c in sub._choices_actions if c.help}
+    assert helped == set(sub.choices)
+    for name, parser in sub.choices.items():
+        bare = [a.dest for a in parser._actions if not a.help and a.dest != "help"]
+        assert not bare, f"vtopt {name}: arguments without help: {bare}"
+    assert main(["sweep", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "space:" in out and "loguniform(a, b)" in out and "metric:" in out
