@@ -14,9 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vtopt import PluginManager, hookimpl
-from vtopt.config import load_config
-from vtopt.run import train
+from vtopt import PluginManager, hookimpl, load_config, train
 
 
 class Contrast:

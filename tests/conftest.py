@@ -18,6 +18,15 @@ def pm() -> PluginManager:
 
 
 @pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance (2 CPUs) for every test that needs it; skipped without Ray."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def tiny_images():
     return [generate(kind, i, seed=0, size=64) for kind in ("simple", "text", "gradient", "complex") for i in range(2)]
 

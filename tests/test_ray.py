@@ -19,13 +19,6 @@ sweep:
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("raymodel")
     assert main(["-q", "run", str(write_config(tmp, TINY_RUN)), "--out", str(tmp / "run")]) == 0

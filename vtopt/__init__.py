@@ -1,11 +1,63 @@
 """vtopt: learn to choose VTracer's parameters per image.
 
-Plugin authors need only ``from vtopt import hookimpl``; the interfaces
-their components implement are in :mod:`vtopt.components` and the hooks in
-:mod:`vtopt.hookspecs`.
+This module is vtopt's public API, for plugins and for programs alike: a
+plugin imports from ``vtopt`` and nothing deeper (a test holds the built-in
+plugins and the examples to that). The names are loaded on first use, so
+``import vtopt`` stays cheap.
+
+- Plugins: :data:`hookimpl`, :class:`PluginManager`; the component
+  interfaces :class:`Algorithm`, :class:`Curriculum`, :class:`Metric`,
+  :class:`Monitor`, :class:`Executor` and the capabilities
+  :class:`SearchAlgorithm`, :class:`UpdatableAlgorithm`; what components
+  receive: :class:`Sample`, :class:`LogoImage`, :class:`TrainContext`,
+  :class:`RunInfo`, :class:`Outcome`.
+- Executors receive :class:`WorkerFactory` and :class:`Trial` objects to run,
+  and sample a sweep's :class:`Distribution` values.
+- Errors: :class:`VtoptError`, :class:`ParamError`, :class:`ConfigError`,
+  :class:`Interrupted`, and :func:`check_param_names` for "takes no parameter".
+- VTracer's parameters: :data:`SPACE` (the searched ones), :data:`DEFAULT_PARAMS`,
+  :func:`check_params`, :func:`params_key`, :func:`action_to_params`,
+  :func:`action_size`, :func:`observation_size`; :func:`convert` and
+  :func:`render` for one conversion, :func:`renderer_name`.
+- Programs: :func:`load_config`, :func:`train`, :func:`make_scorer`.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import ConfigError, Interrupted, ParamError, VtoptError, check_param_names
 from .plugin_manager import PluginManager, hookimpl
 
-__all__ = ["hookimpl", "PluginManager"]
 __version__ = "0.1.0"
+
+#: Public names loaded on first use: name -> module.
+_LAZY = {
+    "Algorithm": "components", "Curriculum": "components", "Metric": "components", "Monitor": "components",
+    "Executor": "components", "SearchAlgorithm": "components", "UpdatableAlgorithm": "components",
+    "Validating": "components", "StagedCurriculum": "components",
+    "Sample": "components", "TrainContext": "components", "RunInfo": "components",
+    "LogoImage": "images", "Outcome": "scoring", "make_scorer": "scoring",
+    "WorkerFactory": "apply", "Trial": "sweep", "Distribution": "sweep",
+    "SPACE": "params", "DEFAULT_PARAMS": "params", "check_params": "params", "params_key": "params",
+    "action_to_params": "params", "action_size": "params", "observation_size": "env",
+    "convert": "vectorize", "render": "vectorize", "renderer_name": "vectorize",
+    "load_config": "config", "train": "run",
+}
+
+__all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",
+           "check_param_names", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vtopt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -85,10 +85,31 @@ def output_names(files: Sequence[Path]) -> list[str]:
 # -- workers ------------------------------------------------------------------------------
 
 
+@attrs.frozen
+class WorkerFactory:
+    """What an executor runs for images: picklable; call it once per worker process for a :class:`Worker`
+    (``worker.run(input, output) -> rows``). ``plugins`` are the ones registered from code
+    (:meth:`PluginManager.code_plugins`): each worker registers them too."""
+
+    methods: tuple[Method, ...]
+    weights: dict[str, float]
+    limits: Limits = Limits()
+    metric_params: dict[str, dict] = attrs.Factory(dict)
+    plugins: tuple = ()
+
+    def __call__(self) -> "Worker":
+        return Worker(self.methods, self.weights, self.limits, self.metric_params,
+                      PluginManager.with_plugins(self.plugins))
+
+    def error_rows(self, job: tuple[str, str | None], error: str) -> list[dict[str, Any]]:
+        """The rows of a job whose worker failed as a whole (a crashed process, a lost node)."""
+        return [_error_row(job[0], m.label, f"{job[0]}: {error}", 0.0) for m in self.methods]
+
+
 class Worker:
     def __init__(self, methods: Sequence[Method], weights: dict[str, float], limits: Limits = Limits(),
-                 metric_params: dict[str, dict] | None = None):
-        self.pm = PluginManager()
+                 metric_params: dict[str, dict] | None = None, pm: PluginManager | None = None):
+        self.pm = pm or PluginManager()
         self.limits = limits
         self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss, metric_params)
         self.methods = list(methods)
@@ -154,11 +175,6 @@ class Worker:
         }
 
 
-def error_rows(job: tuple[str, str | None], worker_args: tuple, error: str) -> list[dict[str, Any]]:
-    """The rows of a job whose worker failed as a whole (a crashed process, a lost node)."""
-    return [_error_row(job[0], m.label, f"{job[0]}: {error}", 0.0) for m in worker_args[0]]
-
-
 def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, Any]:
     return {"input": path, "output": None, "svg": None, "method": label, "parameters": None, "ssim": None, "bytes": None,
             "default_ssim": None, "default_bytes": None, "score": None, "default_score": None,
@@ -167,10 +183,14 @@ def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, A
 
 def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Sequence[Method],
                weights: dict[str, float], workers: int, progress=None, limits: Limits = Limits(),
-               executor: Any = None, metric_params: dict[str, dict] | None = None) -> list[dict[str, Any]]:
-    """Every file through every method on an executor; rows in input order, then method order."""
+               executor: Any = None, metric_params: dict[str, dict] | None = None,
+               pm: PluginManager | None = None) -> list[dict[str, Any]]:
+    """Every file through every method on an executor; rows in input order, then method order.
+
+    Plugins registered from code in ``pm`` take part in every worker."""
+    pm = pm or PluginManager()
     if executor is None:
-        executor = PluginManager().create("executor", "local")
+        executor = pm.create("executor", "local")
     jobs = list(zip(map(str, files), outputs))
     results: dict[int, list[dict]] = {}
 
@@ -188,7 +208,8 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
         if progress:
             progress(len(results), len(jobs), rows)
 
-    executor.run_images(jobs, (list(methods), weights, limits, metric_params or {}), max(1, workers), on_result)
+    factory = WorkerFactory(tuple(methods), dict(weights), limits, dict(metric_params or {}), pm.code_plugins())
+    executor.run_images(jobs, factory, max(1, workers), on_result)
     missing = [str(files[i]) for i in range(len(jobs)) if i not in results]
     if missing:
         raise VtoptError(f"the executor returned no result for {len(missing)} image(s), e.g. {missing[0]}")

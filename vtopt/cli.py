@@ -14,7 +14,7 @@ import attrs
 
 from . import __version__
 from .config import PRESETS, load_config, preset_text
-from .errors import ConfigError, ParamError, VtoptError
+from .errors import ConfigError, Interrupted, ParamError, VtoptError
 from .files import atomic_write_text
 from .logs import configure
 from .plugin_manager import PluginManager
@@ -218,7 +218,7 @@ def _dispatch(args, argv: list[str]) -> int:
         return EXIT_OK
     if args.command == "sweep":
         return _sweep(args, loaded)
-    from .run import Interrupted, train
+    from .run import train
 
     out = args.out or Path("runs") / loaded.config.run.name
     if args.resume and args.force:
@@ -446,7 +446,7 @@ def _executor(args):
 
 
 def _sweep(args, loaded) -> int:
-    from .sweep import sweep_space, write_results
+    from .sweep import Trial, sweep_space, write_results
 
     if args.samples < 1:
         raise VtoptError(f"--samples {args.samples}: must be at least 1")
@@ -455,11 +455,9 @@ def _sweep(args, loaded) -> int:
     if (out / "sweep.json").exists() or list(out.glob("trial-*")):
         raise VtoptError(f"{out}: holds an earlier sweep; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    from .run import Interrupted
-
     try:
-        rows = _executor(args).run_sweep(str(loaded.path), list(args.overrides), space, args.samples, out,
-                                         loaded.config.sweep)
+        trial = Trial(str(loaded.path), tuple(args.overrides), loaded.config.run.timesteps)
+        rows = _executor(args).run_sweep(trial, space, args.samples, out, loaded.config.sweep)
     except Interrupted as exc:
         print(f"vtopt: sweep {exc}", file=sys.stderr)
         return exc.exit_code

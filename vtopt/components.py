@@ -11,12 +11,14 @@ These are typing Protocols: implement the methods, no base class is needed.
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import attrs
 import numpy as np
+import structlog
 
 from .images import LogoImage, to_gray
 
@@ -50,6 +52,33 @@ class Metric(Protocol):
 
     def compute(self, sample: Sample, state: Any) -> float:
         """The metric of one sample; ``state`` is what :meth:`prepare` returned."""
+
+
+@attrs.define
+class RunInfo:
+    """What monitors receive as ``run`` with every event.
+
+    ``resumed`` is True when the run continues from a checkpoint (its earlier
+    segment's files are in ``out_dir``), False for a fresh run (``--force``
+    has cleared ``out_dir``): a monitor that appends to a file of its own
+    starts it afresh unless resumed.
+    """
+
+    name: str
+    out_dir: Path
+    config: Any  # vtopt.config.Config, the resolved config
+    total_timesteps: int
+    n_envs: int
+    kinds: list[str]
+    resumed: bool = False
+    started: float = attrs.field(factory=time.time)
+    notify: Any = attrs.field(default=None, repr=False)  # the plugin manager's alert facade
+
+    def alert(self, alert: str, message: str, timesteps: int) -> None:
+        """Raise an alert: every plugin's ``vtopt_alert`` hears it, and the console shows it."""
+        structlog.get_logger("vtopt.run").warning("alert", alert=alert, message=message, timesteps=timesteps)
+        if self.notify is not None:
+            self.notify(self, alert, message, timesteps)
 
 
 @runtime_checkable
@@ -138,19 +167,75 @@ class Algorithm(Protocol):
 
 
 @runtime_checkable
+class SearchAlgorithm(Algorithm, Protocol):
+    """An Algorithm that searches each image, told what each conversion gave (optional methods).
+
+    vtopt calls them when present; a keyword they do not take is not passed.
+    """
+
+    def start_image(self, image: LogoImage, default: Any = None) -> None:
+        """Before an image's first proposal; ``default``: the defaults' :class:`vtopt.scoring.Outcome`."""
+
+    def observe(self, params: dict[str, Any], score: float, outcome: Any = None) -> None:
+        """After each conversion; ``score`` is -inf for a failed one, ``outcome`` the whole Outcome."""
+
+
+@runtime_checkable
+class Validating(Protocol):
+    """Any component whose params need a costly check (one that imports a heavy library).
+
+    A factory must be cheap; ``validate()`` is where such a check goes. vtopt
+    calls it right after the factory when it checks a config or builds a
+    component to train, but not when it loads a model file to predict (that
+    file's params were validated when it was trained). Raise ParamError.
+    """
+
+    def validate(self) -> None: ...
+
+
+@runtime_checkable
+class UpdatableAlgorithm(Algorithm, Protocol):
+    """An Algorithm whose settings can change mid-run: what curriculum stages' ``overrides`` use."""
+
+    def check_update(self, **settings: Any) -> None:
+        """Raise ValueError unless :meth:`update` would accept ``settings`` (called at validation)."""
+
+    def update(self, **settings: Any) -> None:
+        """Apply ``settings`` now (before ``learn``: at its start)."""
+
+
+@runtime_checkable
+class StagedCurriculum(Curriculum, Protocol):
+    """A Curriculum with per-stage algorithm settings, applied through :class:`UpdatableAlgorithm`."""
+
+    overrides: Mapping[str, Mapping[str, Any]]  # stage name -> settings for ``algorithm.update``
+
+
+@runtime_checkable
 class Executor(Protocol):
-    """Runs many independent jobs: images to optimise, trials of a sweep."""
+    """Runs many independent jobs: images to optimise, trials of a sweep.
 
-    def run_images(self, jobs: Sequence[tuple[str, str | None]], worker_args: tuple, workers: int,
+    An executor may also offer ``default_workers() -> int``: how many workers
+    to use when the user names none (the ``ray`` executor: the cluster's CPUs;
+    otherwise this machine's cores).
+    """
+
+    def run_images(self, jobs: Sequence[tuple[str, str | None]], make_worker: Any, workers: int,
                    on_result: Callable[[int, list[dict]], None]) -> None:
-        """Each job is (input path, output path or None); build ``vtopt.apply.Worker(*worker_args)``
-        once per worker process and call ``on_result(job index, worker.run(*job))`` as each job
-        finishes, in any order. A failed image is a row with an error, never an exception."""
+        """Each job is (input path, output path or None). ``make_worker`` (a picklable
+        :class:`vtopt.WorkerFactory`) builds a worker: call it once per worker process and
+        ``on_result(job index, worker.run(*job))`` as each job finishes, in any order. A job whose
+        worker died gets ``on_result(index, make_worker.error_rows(job, message))``: a failed image is
+        a row with an error, never an exception."""
 
-    def run_sweep(self, config_path: str, overrides: Sequence[str], space: Mapping[str, Any], samples: int,
-                  out_dir: Path, sweep: Any) -> list[dict]:
-        """Run ``samples`` trials of ``vtopt.sweep.run_trial`` with values drawn from ``space``
-        (config key path -> ``vtopt.sweep.Distribution``); return one row per trial."""
+    def run_sweep(self, trial: Any, space: Mapping[str, Any], samples: int, out_dir: Path,
+                  sweep: Any) -> list[dict]:
+        """Run ``samples`` trials: ``trial(values, trial_dir)`` (a picklable :class:`vtopt.Trial`;
+        ``on_evaluated=`` receives each evaluation's figures, for early stopping) with values drawn
+        from ``space`` (config key path -> :class:`vtopt.Distribution`, with ``sample(rng)``);
+        return one row per trial. ``sweep`` is the config's sweep section (metric, scheduler,
+        seed); ``trial.total_timesteps`` is each trial's length. Let :class:`vtopt.Interrupted`
+        through; any other exception in a trial is that trial's row (score None, error)."""
 
 
 @runtime_checkable

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+
 
 class VtoptError(Exception):
     """A user-facing error: the message is printed as it is."""
@@ -34,6 +37,16 @@ class UnknownComponent(VtoptError):
         listing = ", ".join(f"{n} (from {p})" for n, p in sorted(available.items())) or "none"
         super().__init__(f"unknown {kind} {name!r}; available: {listing}")
         self.kind, self.name, self.available = kind, name, available
+
+
+class Interrupted(VtoptError):
+    """Training stopped by a signal after writing a checkpoint; exit code 128 + signal."""
+
+    def __init__(self, signum: int, checkpoint: Path | None, out_dir: Path):
+        where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
+        super().__init__(f"stopped by {signal.Signals(signum).name} ({where}); "
+                         f"continue with: vtopt run {out_dir / 'config.yaml'} --out {out_dir} --resume")
+        self.exit_code = 128 + signum
 
 
 class ConfigError(VtoptError):

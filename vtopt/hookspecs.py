@@ -92,7 +92,7 @@ def vtopt_register_executors() -> dict[str, Callable[..., Any]]:
 # Run events: called in the training process, in this order. Every
 # registered plugin receives them (monitors from the YAML are registered for
 # the run); return values are ignored. ``run`` is a
-# :class:`vtopt.run.RunInfo` (name, out_dir, config, total_timesteps, n_envs).
+# :class:`vtopt.RunInfo` (name, out_dir, config, total_timesteps, n_envs, kinds, resumed).
 # ---------------------------------------------------------------------------
 
 

@@ -66,7 +66,8 @@ def read_meta(path: Path) -> dict[str, Any]:
 def load_model(pm, path: Path):
     """(algorithm ready to predict, metadata) from a model file."""
     meta = read_meta(path)
-    algorithm = pm.create("algorithm", meta["algorithm"], meta["params"])
+    # its params were validated when it was trained; validating again may import what inference avoids
+    algorithm = pm.create("algorithm", meta["algorithm"], meta["params"], validate=False)
     try:
         algorithm.load(Path(path))
     except Exception as exc:

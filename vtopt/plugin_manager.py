@@ -75,7 +75,21 @@ class PluginManager:
         if blocked is None:
             blocked = tuple(b.strip() for b in os.environ.get("VTOPT_BLOCK_PLUGINS", "").split(",") if b.strip())
         self.blocked = set(blocked)
+        self._from_code: dict[str, Any] = {}  # name -> plugin registered from code, to reach every worker
         self._load_entry_points(builtins_only=not autoload)
+
+    @classmethod
+    def with_plugins(cls, plugins: tuple[tuple[str, Any], ...] = ()) -> "PluginManager":
+        """A fresh manager (entry points) plus ``plugins`` as :meth:`code_plugins` returned them."""
+        pm = cls()
+        for name, plugin in plugins:
+            pm.register(plugin, name=name)
+        return pm
+
+    def code_plugins(self) -> tuple[tuple[str, Any], ...]:
+        """(name, plugin) of the plugins registered from code, for worker processes and trials to register
+        too: :class:`vtopt.WorkerFactory` and :class:`vtopt.Trial` carry them (they must pickle)."""
+        return tuple(self._from_code.items())
 
     # -- loading -------------------------------------------------------------
     def _load_entry_points(self, builtins_only: bool) -> None:
@@ -98,15 +112,17 @@ class PluginManager:
                     f"plugin {ep.name!r} (entry point {ep.value} from {dist_name}) failed to load: "
                     f"{type(exc).__name__}: {exc} (skip it with VTOPT_BLOCK_PLUGINS={ep.name})"
                 ) from exc
-            self.register(plugin, name=ep.name)
+            self.register(plugin, name=ep.name, portable=False)
             if ep.dist is not None:
                 self._dists[ep.name] = ep.dist
 
-    def register(self, plugin: Any, name: str | None = None) -> str:
+    def register(self, plugin: Any, name: str | None = None, portable: bool = True) -> str:
         """Register a plugin object (a module, class instance ...); returns its name.
 
         Fails, naming the plugin and the hook, when it implements a hook that
-        does not exist or takes an argument the hook does not have.
+        does not exist or takes an argument the hook does not have. Unless
+        ``portable`` is False (entry points, a run's own monitors), the plugin
+        also goes to every worker process and sweep trial built from this manager.
         """
         try:
             name = self.pm.register(plugin, name=name)
@@ -117,10 +133,13 @@ class PluginManager:
             raise PluginError(f"cannot register plugin {name or plugin!r}: {exc}") from None
         self._check_pending(name)
         self._components = None
+        if portable:
+            self._from_code[name] = plugin
         return name
 
     def unregister(self, plugin: Any) -> None:
         self.pm.unregister(plugin)
+        self._from_code = {n: p for n, p in self._from_code.items() if p is not plugin}
         self._components = None
 
     def _check_pending(self, name: str) -> None:
@@ -157,8 +176,10 @@ class PluginManager:
     def components(self, kind: str) -> dict[str, Component]:
         return dict(self._registry()[kind])
 
-    def create(self, kind: str, name: str, params: dict[str, Any] | None = None) -> Any:
-        """Build a component from its registered name and params.
+    def create(self, kind: str, name: str, params: dict[str, Any] | None = None, validate: bool = True) -> Any:
+        """Build a component from its registered name and params, then run its ``validate()`` if it has
+        one (:class:`vtopt.components.Validating`; skipped with ``validate=False``, as when a model file
+        is loaded).
 
         Raises UnknownComponent (listing what is available) or ParamError.
         """
@@ -180,7 +201,10 @@ class PluginManager:
             except TypeError as exc:
                 raise ParamError(_offending_key(exc, params), f"{exc}") from None
         try:
-            return comp.factory(**params)
+            component = comp.factory(**params)
+            if validate and callable(getattr(component, "validate", None)):
+                component.validate()
+            return component
         except ParamError:
             raise
         except (TypeError, ValueError) as exc:

@@ -23,16 +23,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
-import attrs
 import numpy as np
 import structlog
 
 from . import envworker
-from .components import TrainContext
+from .components import RunInfo, TrainContext
 from .config import Config, LoadedConfig
 from .data import load_dataset
 from .env import VTracerEnv
-from .errors import VtoptError
+from .errors import Interrupted, VtoptError
 from .files import atomic_write_bytes, atomic_write_text
 from .images import LogoImage
 from .model import save_model
@@ -43,26 +42,6 @@ from .search import search_image, takes_keyword
 
 log = structlog.get_logger(__name__)
 ROLLOUT_MIN_SECONDS, ROLLOUT_MIN_STEPS = 2.0, 32
-
-
-@attrs.define
-class RunInfo:
-    """What monitors receive as ``run`` with every event."""
-
-    name: str
-    out_dir: Path
-    config: Config
-    total_timesteps: int
-    n_envs: int
-    kinds: list[str]
-    started: float = attrs.field(factory=time.time)
-    notify: Any = attrs.field(default=None, repr=False)  # the plugin manager's alert facade
-
-    def alert(self, alert: str, message: str, timesteps: int) -> None:
-        """Raise an alert: every plugin's ``vtopt_alert`` hears it, and the console shows it."""
-        log.warning("alert", alert=alert, message=message, timesteps=timesteps)
-        if self.notify is not None:
-            self.notify(self, alert, message, timesteps)
 
 
 # -- building blocks -------------------------------------------------------------------
@@ -166,16 +145,6 @@ def versions() -> dict[str, str]:
 
 
 # -- training -------------------------------------------------------------------------
-
-
-class Interrupted(VtoptError):
-    """Training stopped by a signal after writing a checkpoint; exit code 128 + signal."""
-
-    def __init__(self, signum: int, checkpoint: Path | None, out_dir: Path):
-        where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
-        super().__init__(f"stopped by {signal.Signals(signum).name} ({where}); "
-                         f"continue with: vtopt run {out_dir / 'config.yaml'} --out {out_dir} --resume")
-        self.exit_code = 128 + signum
 
 
 class _Driver:
@@ -442,8 +411,10 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     except (ValueError, TypeError) as exc:
         raise VtoptError(f"{loaded.path}: curriculum {cfg.curriculum.name!r}: {exc}") from None
 
-    run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds, notify=pm.alert)
-    registered = [pm.register(m, name=f"monitor:{spec.name}:{i}") for i, (m, spec) in enumerate(zip(monitors, cfg.monitors))]
+    run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds,
+                  resumed=checkpoint is not None, notify=pm.alert)
+    registered = [pm.register(m, name=f"monitor:{spec.name}:{i}", portable=False)
+                  for i, (m, spec) in enumerate(zip(monitors, cfg.monitors))]
     env = None
     handlers = {}
     started = False

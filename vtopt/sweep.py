@@ -82,14 +82,36 @@ def sweep_space(loaded: LoadedConfig) -> dict[str, Distribution]:
     return {key: parse_distribution(text) for key, text in sweep.space.items()}
 
 
-def run_trial(config_path: str, overrides: list[str], values: dict[str, Any], trial_dir: str,
+@attrs.frozen
+class Trial:
+    """What an executor runs for a sweep: picklable; ``trial(values, trial_dir)`` trains one run.
+
+    ``values`` maps config key paths to the values drawn for this trial; the
+    result is the trial's row (trial, score, the values, timesteps, seconds,
+    stopped, run_dir). ``on_evaluated`` receives each periodic evaluation's
+    figures (mean_score, ..., timesteps), e.g. for a scheduler that stops weak
+    trials early. Plugins registered from code travel with it.
+    """
+
+    config_path: str
+    overrides: tuple[str, ...]
+    total_timesteps: int  # each trial's run.timesteps
+    plugins: tuple = ()
+
+    def __call__(self, values: dict[str, Any], trial_dir: str,
+                 on_evaluated: Callable[[dict], None] | None = None) -> dict[str, Any]:
+        return run_trial(self, values, trial_dir, on_evaluated)
+
+
+def run_trial(trial: Trial, values: dict[str, Any], trial_dir: str,
               on_evaluated: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """One trial: the config with ``values`` set, trained into ``trial_dir``; returns its row."""
     from . import hookimpl
     from .plugin_manager import PluginManager
     from .run import train
 
-    pm = PluginManager()
+    pm = PluginManager.with_plugins(trial.plugins)
+    config_path, overrides = trial.config_path, trial.overrides
     if on_evaluated is not None:
         class Reporter:
             @hookimpl
@@ -97,7 +119,7 @@ def run_trial(config_path: str, overrides: list[str], values: dict[str, Any], tr
                 keys = ("mean_score", "mean_ssim", "mean_improvement", "bytes_ratio")
                 on_evaluated({**{k: evaluation[k] for k in keys}, "timesteps": timesteps})
 
-        pm.register(Reporter(), name="sweep-reporter")
+        pm.register(Reporter(), name="sweep-reporter", portable=False)
     sets = [f"{k}={json.dumps(v)}" for k, v in values.items()]
     loaded = load_config(config_path, list(overrides) + sets, pm)
     start = time.perf_counter()

@@ -177,5 +177,10 @@ def _pick_renderer():
 _RENDERER = _pick_renderer()
 
 
+def renderer_name() -> str:
+    """Which SVG renderer :func:`render` uses (results differ slightly between renderers)."""
+    return _RENDERER.__name__
+
+
 if __name__ == "__main__":
     _serve()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Sequence
 
-from vtopt import hookimpl
-from vtopt.errors import ParamError
+from vtopt import ParamError, hookimpl
 
 ORDER = ("simple", "text", "gradient", "complex")
 

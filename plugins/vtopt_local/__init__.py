@@ -11,21 +11,17 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from vtopt import hookimpl
-from vtopt.apply import error_rows
-from vtopt.errors import ParamError
+from vtopt import Interrupted, ParamError, hookimpl
 
 log = structlog.get_logger(__name__)
 _WORKER = None
 
 
-def _init(worker_args, prebuilt: bool):
+def _init(make_worker, prebuilt: bool):
     global _WORKER
     if prebuilt:  # forked from a parent that built it: models loaded, nothing to import
         return
-    from vtopt.apply import Worker
-
-    _WORKER = Worker(*worker_args)
+    _WORKER = make_worker()
 
 
 def _run(job):
@@ -47,29 +43,27 @@ class LocalExecutor:
             raise ParamError("start_method", f"must be one of {multiprocessing.get_all_start_methods()}")
         self.start_method = start_method
 
-    def run_images(self, jobs, worker_args, workers, on_result) -> None:
+    def run_images(self, jobs, make_worker, workers, on_result) -> None:
         """A crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
         so that only the job that crashes again is lost (as an error row)."""
         global _WORKER
         try:
             if self.start_method == "fork":
-                from vtopt.apply import Worker
-
-                _WORKER = Worker(*worker_args)
-            left = self._pool(list(enumerate(jobs)), worker_args, max(1, min(workers, len(jobs))), on_result)
+                _WORKER = make_worker()
+            left = self._pool(list(enumerate(jobs)), make_worker, max(1, min(workers, len(jobs))), on_result)
             for index, job in left:
-                if self._pool([(index, job)], worker_args, 1, on_result):
-                    on_result(index, error_rows(job, worker_args, "worker process failed (it crashed on this image)"))
+                if self._pool([(index, job)], make_worker, 1, on_result):
+                    on_result(index, make_worker.error_rows(job, "worker process failed (it crashed on this image)"))
         finally:
             _WORKER = None
 
-    def _pool(self, indexed_jobs, worker_args, workers, on_result) -> list:
+    def _pool(self, indexed_jobs, make_worker, workers, on_result) -> list:
         """Run jobs on a fresh pool; return those left unfinished because the pool broke."""
         ctx = multiprocessing.get_context(self.start_method)
         done = set()
         try:
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init,
-                                     initargs=(worker_args, self.start_method == "fork")) as pool:
+                                     initargs=(make_worker, self.start_method == "fork")) as pool:
                 futures = {pool.submit(_run, job): (i, job) for i, job in indexed_jobs}
                 for fut in as_completed(futures):
                     index, job = futures[fut]
@@ -83,10 +77,10 @@ class LocalExecutor:
             pass
         return [(i, job) for i, job in indexed_jobs if i not in done]
 
-    def run_sweep(self, config_path, overrides, space, samples, out_dir: Path, sweep) -> list[dict]:
-        from vtopt.run import Interrupted
-        from vtopt.sweep import run_trial
-
+    def run_sweep(self, trial, space, samples, out_dir: Path, sweep) -> list[dict]:
+        if sweep.scheduler != "fifo":
+            raise ParamError(None, f"sweep.scheduler {sweep.scheduler!r} needs an executor that stops trials "
+                                   "early (--executor ray); the local executor runs every trial to the end (fifo)")
         rng = np.random.default_rng(sweep.seed)
         rows = []
         for i in range(samples):
@@ -94,7 +88,7 @@ class LocalExecutor:
             name = f"trial-{i:03d}"
             log.info("trial", trial=name, of=samples, **values)
             try:
-                rows.append(run_trial(config_path, overrides, values, str(out_dir / name)))
+                rows.append(trial(values, str(out_dir / name)))
             except Interrupted:
                 raise  # Ctrl-C / SIGTERM stops the sweep, not just this trial
             except Exception as exc:  # one failed trial is a row, not a failed sweep

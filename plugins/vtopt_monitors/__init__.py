@@ -11,8 +11,7 @@ from pathlib import Path
 
 import structlog
 
-from vtopt import hookimpl
-from vtopt.errors import ParamError
+from vtopt import ParamError, hookimpl
 
 _ROUND = 5
 
@@ -59,7 +58,7 @@ class StructlogMonitor:
 
     @hookimpl
     def vtopt_run_started(self, run):
-        self._fh = open(Path(run.out_dir) / self.file, "a", encoding="utf-8")
+        self._fh = open(Path(run.out_dir) / self.file, "a" if run.resumed else "w", encoding="utf-8")
         self._log = structlog.wrap_logger(
             structlog.PrintLogger(self._fh),
             processors=[structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.JSONRenderer()],
@@ -208,8 +207,8 @@ class CsvMonitor:
     @hookimpl
     def vtopt_run_started(self, run):
         path = Path(run.out_dir) / self.file
-        new = not path.exists() or path.stat().st_size == 0
-        self._fh = open(path, "a", newline="", encoding="utf-8")
+        new = not run.resumed or not path.exists() or path.stat().st_size == 0
+        self._fh = open(path, "w" if new else "a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._fh)
         if new:
             self._writer.writerow(self.COLUMNS)

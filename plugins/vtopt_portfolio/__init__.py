@@ -26,9 +26,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from vtopt import hookimpl
-from vtopt.errors import ParamError, check_param_names
-from vtopt.params import check_params, params_key
+from vtopt import ParamError, check_param_names, check_params, hookimpl, params_key
 
 from . import chooser as net_lib
 from .labels import label, make_pool

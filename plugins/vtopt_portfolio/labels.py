@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import structlog
 
-from vtopt.params import DEFAULT_PARAMS, SPACE, action_to_params, check_params
+from vtopt import DEFAULT_PARAMS, SPACE, action_to_params, check_params, renderer_name
 
 log = structlog.get_logger(__name__)
 
@@ -154,11 +154,9 @@ def cache_key(scorer) -> str:
     limit, VTracer's version and the renderer."""
     import importlib.metadata as md
 
-    from vtopt import vectorize
-
     key = {"weights": scorer.weights, "floor": scorer.max_ssim_loss, "metrics": sorted(scorer.metrics),
            "timeout": scorer.timeout, "vtracer": md.version("vtracer"),
-           "renderer": getattr(vectorize._RENDERER, "__name__", "unknown")}
+           "renderer": renderer_name()}
     if getattr(scorer, "metric_params", None):
         key["metric_params"] = scorer.metric_params
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

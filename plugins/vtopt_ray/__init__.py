@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vtopt import hookimpl
-from vtopt.errors import ParamError
+from vtopt import ParamError, hookimpl
 
 
 def _ray():
@@ -23,13 +22,8 @@ def _ray():
 
 
 class _ImageActor:
-    def __init__(self, worker_args):
-        import torch
-
-        torch.set_num_threads(1)
-        from vtopt.apply import Worker
-
-        self.worker = Worker(*worker_args)
+    def __init__(self, make_worker):
+        self.worker = make_worker()
 
     def run(self, index, job):
         return index, self.worker.run(*job)
@@ -55,17 +49,15 @@ class RayExecutor:
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
         return ray
 
-    def run_images(self, jobs, worker_args, workers, on_result) -> None:
+    def run_images(self, jobs, make_worker, workers, on_result) -> None:
         ray = self._init()
         from ray.util import ActorPool
 
         n = max(1, min(workers, len(jobs), int(ray.cluster_resources().get("CPU", 1))))
         actor = ray.remote(num_cpus=1)(_ImageActor)
-        pool = ActorPool([actor.remote(worker_args) for _ in range(n)])
+        pool = ActorPool([actor.remote(make_worker) for _ in range(n)])
         for i, job in enumerate(jobs):
             pool.submit(lambda a, v: a.run.remote(*v), (i, job))
-        from vtopt.apply import error_rows
-
         pending, lost = set(range(len(jobs))), "Ray worker failed"
         while pool.has_next():
             try:
@@ -76,18 +68,15 @@ class RayExecutor:
             pending.discard(index)
             on_result(index, rows)
         for index in sorted(pending):
-            on_result(index, error_rows(jobs[index], worker_args, lost))
+            on_result(index, make_worker.error_rows(jobs[index], lost))
 
-    def run_sweep(self, config_path, overrides, space, samples, out_dir: Path, sweep) -> list[dict]:
+    def run_sweep(self, trial, space, samples, out_dir: Path, sweep) -> list[dict]:
         self._init()
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
         from ray.tune.search import BasicVariantGenerator
 
-        from vtopt.config import load_config
-        from vtopt.sweep import run_trial
-
-        total = load_config(config_path, list(overrides)).config.run.timesteps
+        total = trial.total_timesteps
         trials_dir = Path(out_dir).resolve()
 
         def trainable(values):
@@ -97,7 +86,7 @@ class RayExecutor:
             def report(metrics):
                 tune.report({**metrics, "run_dir": run_dir})
 
-            row = run_trial(config_path, overrides, values, run_dir, on_evaluated=report)
+            row = trial(values, run_dir, on_evaluated=report)
             tune.report({sweep.metric: row["score"], "timesteps": row["timesteps"], "run_dir": run_dir,
                          "final": True})
 

@@ -7,20 +7,35 @@ environment to find out). ``seed`` and ``device`` come from ``run.seed`` and
 ``resources``. For PPO and A2C, ``policy_kwargs.log_std_init`` defaults to
 -1 instead of SB3's 0: with std 1, a third of the Gaussian's samples fall
 outside the [-1, 1] action box and are clipped onto its bounds.
+
+Inference without torch: for an MLP policy on a flat Box observation (the
+default ``MlpPolicy``, without gSDE), :meth:`SB3Algorithm.save` also writes
+the actor's weights into the model zip as ``numpy_policy.npz`` (see
+:func:`numpy_policy`), and a model loaded from a file predicts
+deterministically with numpy alone: ``vtopt optimize`` / ``evaluate`` then
+import neither torch nor stable-baselines3, and loading skips the params
+check (``validate``, done when the model was trained). Training, resuming,
+stochastic predictions, other policies and model files without that entry
+use SB3 as before.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vtopt import hookimpl
-from vtopt.errors import ParamError, VtoptError
+from vtopt import ParamError, VtoptError, action_size, hookimpl, observation_size
 
 _MANAGED = {"self", "policy", "env", "seed", "device", "_init_setup_model", "verbose"}
+
+NUMPY_ENTRY = "numpy_policy.npz"
+_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, np.float32(0))}
+_OPS = {"linear", "clip", "unscale", *_ACTIVATIONS}
 
 
 def _sb3_class(name: str):
@@ -37,6 +52,41 @@ class SB3Algorithm:
     def __init__(self, policy: str = "MlpPolicy", **params: Any):
         if not isinstance(policy, str):
             raise ParamError("policy", f"must be a policy name such as 'MlpPolicy', got {policy!r}")
+        self.policy = policy
+        self.params = dict(params)
+        if self.class_name in ("PPO", "A2C"):
+            kwargs = self.params.get("policy_kwargs")
+            if kwargs is None or (isinstance(kwargs, dict) and "log_std_init" not in kwargs):
+                self.params["policy_kwargs"] = {"log_std_init": -1.0, **(kwargs or {})}
+        self._model = None
+        self.net: dict[str, np.ndarray] | None = None  # the numpy policy of a loaded model file
+        self.path: Path | None = None  # the model file, read by SB3 only when needed
+        self.pending: dict[str, Any] = {}
+        self._given = dict(params)
+
+    def validate(self) -> None:
+        """The costly check (imports SB3 and torch), run when a config is checked: vtopt skips it
+        when it loads a model file, whose params were checked when it was trained."""
+        self._check(self._given)
+
+    @property
+    def model(self):
+        """The SB3 model; one loaded from a file with a numpy policy is read (importing torch) on first use."""
+        if self._model is None and self.path is not None:
+            self._model = _sb3_class(self.class_name).load(self.path, device="cpu")
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
+
+    def _check(self, params: dict[str, Any]) -> None:
+        """Refuse params the SB3 class does not take, and build the model once on a stub env,
+        so that bad values fail at validation."""
+        import warnings
+
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
         cls = _sb3_class(self.class_name)
         accepted = set(inspect.signature(cls.__init__).parameters) - _MANAGED
         for key in params:
@@ -44,27 +94,11 @@ class SB3Algorithm:
                 raise ParamError(key, f"{key!r} is set by vtopt (run.seed, resources.device), not in algorithm.params")
             if key not in accepted:
                 raise ParamError(key, f"{self.class_name} takes no parameter {key!r}; it takes: {', '.join(sorted(accepted))}")
-        self.policy = policy
-        self.params = dict(params)
-        if self.class_name in ("PPO", "A2C"):
-            kwargs = self.params.get("policy_kwargs")
-            if kwargs is None or (isinstance(kwargs, dict) and "log_std_init" not in kwargs):
-                self.params["policy_kwargs"] = {"log_std_init": -1.0, **(kwargs or {})}
-        self.model = None
-        self.pending: dict[str, Any] = {}
         if self.params.get("tensorboard_log") is not None:
             try:
                 import tensorboard  # noqa: F401
             except ImportError:
                 raise ParamError("tensorboard_log", "needs the tensorboard package (pip install tensorboard)") from None
-        self._check(cls)
-
-    def _check(self, cls) -> None:
-        """Build the model once on a stub env, so that bad values fail at validation."""
-        import warnings
-
-        from stable_baselines3.common.vec_env import DummyVecEnv
-
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -133,22 +167,110 @@ class SB3Algorithm:
                 self.model.clip_range = get_schedule_fn(value)
 
     def save(self, path: Path) -> None:
+        """SB3's zip, plus :data:`NUMPY_ENTRY` where :func:`numpy_policy` can export the actor."""
         with open(path, "wb") as fh:
             self.model.save(fh)
+        net = numpy_policy(self.model)
+        if net is not None:
+            buf = io.BytesIO()
+            np.savez(buf, **net)
+            with zipfile.ZipFile(path, "a") as zf:
+                zf.writestr(NUMPY_ENTRY, buf.getvalue())
 
     def load(self, path: Path) -> None:
+        """Read the numpy policy if the file has one (SB3 is then loaded only if needed), else SB3's model."""
+        self.path, self.model, self.net = Path(path), None, None
+        with zipfile.ZipFile(path) as zf:
+            if NUMPY_ENTRY in zf.namelist():
+                with np.load(io.BytesIO(zf.read(NUMPY_ENTRY)), allow_pickle=False) as npz:
+                    net = dict(npz)
+                if set(net["ops"].tolist()) <= _OPS:  # else written by a newer vtopt: use SB3
+                    self.net = net
+                    return
         self.model = _sb3_class(self.class_name).load(path, device="cpu")
 
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        if deterministic and self._model is None and self.net is not None:
+            return predict_numpy(self.net, observation)
         action, _ = self.model.predict(observation, deterministic=deterministic)
         return action
+
+
+def numpy_policy(model) -> dict[str, np.ndarray] | None:
+    """What a deterministic :meth:`predict <stable_baselines3.common.base_class.BaseAlgorithm.predict>`
+    of ``model`` computes, as numpy arrays; None for what it does not cover (then SB3 predicts).
+
+    Covered: a flat Box observation through SB3's ``FlattenExtractor`` (no
+    preprocessing: SB3 only casts to float32) and a Box action. PPO/A2C
+    (``DiagGaussianDistribution``): the mean ``action_net(policy_net(obs))``,
+    clipped to the action box. SAC (``SquashedDiagGaussianDistribution``):
+    ``tanh(mu(latent_pi(obs)))``, rescaled from [-1, 1] to the action box.
+    Hidden layers: ``Linear`` followed by ``Tanh`` or ``ReLU``.
+
+    The arrays: ``ops``, the steps in order (``linear``, ``tanh``, ``relu``,
+    ``clip``, ``unscale``); ``w{i}`` (out x in) and ``b{i}``, the float32
+    weight and bias of the ``linear`` step ``i``; ``low`` and ``high``, the
+    action box.
+    """
+    from gymnasium import spaces
+    from stable_baselines3.common.distributions import DiagGaussianDistribution, SquashedDiagGaussianDistribution
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+    from torch import nn
+
+    policy = model.policy
+    obs_space, action_space = policy.observation_space, policy.action_space
+    if not (isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 1 and isinstance(action_space, spaces.Box)):
+        return None
+    actor = getattr(policy, "actor", None)
+    if actor is not None:  # SAC
+        if type(actor.action_dist) is not SquashedDiagGaussianDistribution or not policy.squash_output:
+            return None
+        extractor, modules, tail = actor.features_extractor, [*actor.latent_pi, actor.mu], ["tanh", "unscale"]
+    else:  # PPO, A2C
+        if type(getattr(policy, "action_dist", None)) is not DiagGaussianDistribution or policy.squash_output:
+            return None
+        extractor = policy.pi_features_extractor
+        modules, tail = [*policy.mlp_extractor.policy_net, policy.action_net], ["clip"]
+    if type(extractor) is not FlattenExtractor:
+        return None
+    activations = {nn.Tanh: "tanh", nn.ReLU: "relu"}
+    ops: list[str] = []
+    net: dict[str, np.ndarray] = {}
+    for module in modules:
+        if type(module) is nn.Linear and module.bias is not None:
+            net[f"w{len(ops)}"] = module.weight.detach().cpu().numpy().astype(np.float32)
+            net[f"b{len(ops)}"] = module.bias.detach().cpu().numpy().astype(np.float32)
+            ops.append("linear")
+        elif type(module) in activations:
+            ops.append(activations[type(module)])
+        else:
+            return None
+    net.update(ops=np.array(ops + tail), low=action_space.low.astype(np.float32),
+               high=action_space.high.astype(np.float32))
+    return net
+
+
+def predict_numpy(net: dict[str, np.ndarray], observation: np.ndarray) -> np.ndarray:
+    """The action for ``observation`` (one, or a batch in rows) from :func:`numpy_policy`'s arrays."""
+    x = np.asarray(observation, dtype=np.float32)
+    single = x.ndim == 1
+    x = x.reshape(-1, x.shape[-1])
+    low, high = net["low"], net["high"]
+    for i, op in enumerate(net["ops"].tolist()):
+        if op == "linear":
+            x = x @ net[f"w{i}"].T + net[f"b{i}"]
+        elif op == "clip":
+            x = np.clip(x, low, high)
+        elif op == "unscale":
+            x = low + (0.5 * (x + 1.0) * (high - low))
+        else:
+            x = _ACTIVATIONS[op](x)
+    return x[0] if single else x
 
 
 def _StubEnv():
     import gymnasium as gym
 
-    from vtopt.env import observation_size
-    from vtopt.params import action_size
 
     class Stub(gym.Env):
         observation_space = gym.spaces.Box(-1.0, 1.0, (observation_size(),), dtype=np.float32)

@@ -18,9 +18,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from vtopt import hookimpl
-from vtopt.errors import ParamError
-from vtopt.params import SPACE, check_params
+from vtopt import SPACE, ParamError, check_params, hookimpl
 
 log = structlog.get_logger(__name__)
 

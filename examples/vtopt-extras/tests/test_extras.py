@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vtopt.components import Sample
-from vtopt.vectorize import convert, render
+from vtopt import Sample, convert, render
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -94,7 +93,7 @@ def test_a_run_with_all_four_components(vtopt_run):
 
 
 def test_metric_params_from_the_config_take_effect(vtopt_pm, vtopt_images):
-    from vtopt.scoring import make_scorer
+    from vtopt import make_scorer
 
     weights = {"ssim_rgb": 1.0, "edges": 1.0}
     scores = set()

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtopt import hookimpl
-from vtopt.errors import ParamError
-from vtopt.params import action_size
+from vtopt import ParamError, action_size, hookimpl
 
 
 class CrossEntropySearch:
@@ -161,7 +159,7 @@ class JsonlMetrics:
 
     @hookimpl
     def vtopt_run_started(self, run):
-        self._fh = open(Path(run.out_dir) / self.file, "a", encoding="utf-8")
+        self._fh = open(Path(run.out_dir) / self.file, "a" if run.resumed else "w", encoding="utf-8")  # fresh: anew
 
     @hookimpl
     def vtopt_episode_finished(self, episode, timesteps):

@@ -1,0 +1,125 @@
+"""The public API is `vtopt` itself; plugins registered from code reach every worker and trial."""
+
+import ast
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ICONS, REPO, TINY_RUN, write_config
+
+import vtopt
+from vtopt.apply import Method, run_images
+from vtopt.cli import main
+from vtopt.sweep import parse_distribution
+
+
+def _vtopt_imports(path):
+    """(line, text) of every import of a vtopt module other than `vtopt` itself."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vtopt.") and node.level == 0:
+            found.append((node.lineno, f"from {node.module} import ..."))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, f"import {a.name}") for a in node.names if a.name.startswith("vtopt.")]
+    return found
+
+
+def test_plugins_and_examples_import_only_the_public_api():
+    files = sorted((REPO / "plugins").rglob("*.py")) + sorted((REPO / "examples").rglob("*.py"))
+    assert len(files) >= 12
+    offending = [f"{p.relative_to(REPO)}:{line}: {text}" for p in files for line, text in _vtopt_imports(p)]
+    assert not offending, "\n".join(offending)
+
+
+def test_every_public_name_resolves_and_import_vtopt_stays_light():
+    for name in vtopt.__all__:
+        assert getattr(vtopt, name) is not None, name
+    assert isinstance(vtopt.Distribution("uniform", (0, 1)).sample(np.random.default_rng(0)), float)
+    out = subprocess.run([sys.executable, "-c", "import sys, vtopt; print(sorted(m for m in ('torch', 'gymnasium', "
+                          "'stable_baselines3', 'vtracer') if m in sys.modules))"], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def _const_plugin():
+    """A plugin registered from code (a local class: it travels by value to Ray, by fork to local workers)."""
+
+    class Const:
+        def prepare(self, image):
+            return None
+
+        def compute(self, sample, state):
+            return 1.0
+
+    class ConstPlugin:
+        @vtopt.hookimpl
+        def vtopt_register_metrics(self):
+            return {"const": Const}
+
+    return ConstPlugin()
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_metric_registered_from_code_reaches_image_workers(executor, tmp_path, request):
+    if executor == "ray":
+        request.getfixturevalue("local_ray")
+    pm = vtopt.PluginManager()
+    pm.register(_const_plugin(), name="const-plugin")
+    files = sorted(ICONS.glob("*.png"))[:2]
+    methods = [Method("defaults", 1), Method("random", 3, algorithm="random")]  # evaluate's rows
+    base = {"ssim_rgb": 1.0, "size": -0.02}
+    plain = run_images(files, [None] * 2, methods, base, 2)
+    rows = run_images(files, [None] * 2, methods, {**base, "const": 0.5}, 2, pm=pm,
+                      executor=pm.create("executor", executor))
+    assert all(r["error"] is None for r in rows + plain)
+    for with_const, without in zip(rows, plain):  # the workers scored with the code-registered metric
+        assert with_const["default_score"] == pytest.approx(without["default_score"] + 0.5, abs=1e-9)
+    optimize = [Method("ppo", 3, algorithm="random")]
+    out = [str(tmp_path / f"{i}.svg") for i in range(2)]
+    rows = run_images(files, out, optimize, {**base, "const": 0.5}, 2, pm=pm, executor=pm.create("executor", executor))
+    assert all(r["error"] is None and (tmp_path / r["output"]).is_file() for r in rows)
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_metric_registered_from_code_reaches_sweep_trials(executor, tmp_path, request):
+    if executor == "ray":
+        request.getfixturevalue("local_ray")
+    pm = vtopt.PluginManager()
+    pm.register(_const_plugin(), name="const-plugin")
+    cfg = write_config(tmp_path, TINY_RUN.replace("timesteps: 96", "timesteps: 32")
+                       + "reward: {weights: {ssim_rgb: 1.0, size: -0.02, const: 0.5}}\n")
+    loaded = vtopt.load_config(cfg, pm=pm)
+    trial = vtopt.Trial(str(cfg), (), loaded.config.run.timesteps, pm.code_plugins())
+    space = {"run.seed": parse_distribution("randint(0, 100)")}
+    rows = pm.create("executor", executor).run_sweep(trial, space, 1, tmp_path / "sweep", loaded.config.sweep
+                                                     or _fifo())
+    assert len(rows) == 1 and rows[0]["score"] is not None and not rows[0].get("error"), rows
+    summary = json.loads((tmp_path / "sweep" / rows[0]["trial"] / "summary.json").read_text())
+    assert summary["evaluation"]["default_mean_score"] > 1.1  # ssim (< 1) + 0.5: scored with the metric
+
+
+def _fifo():
+    from vtopt.config import SweepConfig
+
+    return SweepConfig()
+
+
+def test_force_starts_the_monitors_files_afresh(tmp_path):
+    cfg = write_config(tmp_path, TINY_RUN.replace("checkpoint_every: 64", "checkpoint_every: 0")
+                       .replace("params: {console: false}}]", "params: {console: false}}, {name: csv}]"))
+    out = tmp_path / "run"
+    for extra in ([], ["--force"]):
+        assert main(["-q", "run", str(cfg), "--out", str(out), *extra]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = list(csv.DictReader((out / "episodes.csv").open()))
+    assert len(rows) == summary["episodes"]
+    events = [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events.count("run_started") == 1
+
+
+def test_asha_is_refused_by_the_local_executor(tmp_path, capsys):
+    cfg = write_config(tmp_path, TINY_RUN + "sweep:\n  scheduler: asha\n  space:\n    run.seed: randint(0, 9)\n")
+    assert main(["-q", "sweep", str(cfg), "--samples", "1", "--out", str(tmp_path / "s")]) == 1
+    assert "the local executor runs every trial to the end" in capsys.readouterr().err
