@@ -208,7 +208,10 @@ class UpdatableAlgorithm(Algorithm, Protocol):
 class StagedCurriculum(Curriculum, Protocol):
     """A Curriculum with per-stage algorithm settings, applied through :class:`UpdatableAlgorithm`."""
 
-    overrides: Mapping[str, Mapping[str, Any]]  # stage name -> settings for ``algorithm.update``
+    overrides: Mapping[str, Mapping[str, Any]]  # stage name -> settings; validated with ``check_update``
+
+    def algorithm_overrides(self) -> Mapping[str, Any]:
+        """The settings of the current stage, passed to ``algorithm.update`` when the stage begins."""
 
 
 @runtime_checkable

@@ -85,9 +85,10 @@ class EnvConfig:
 
 
 @frozen
-class ComponentConfig:
+class MonitorConfig:
     name: str
     params: dict[str, Any] = Factory(dict)
+    on_error: Literal["disable", "stop"] = "disable"  # a hook that raises: turn the monitor off, or stop the run
 
 
 @frozen
@@ -132,7 +133,7 @@ class Config:
     algorithm: AlgorithmConfig = Factory(AlgorithmConfig)
     curriculum: CurriculumConfig = Factory(CurriculumConfig)
     reward: RewardConfig = Factory(RewardConfig)
-    monitors: list[ComponentConfig] = Factory(lambda: [ComponentConfig("structlog")])
+    monitors: list[MonitorConfig] = Factory(lambda: [MonitorConfig("structlog")])
     resources: ResourcesConfig = Factory(ResourcesConfig)
     sweep: Union[SweepConfig, None] = None
 
@@ -224,7 +225,7 @@ def _strict_list(t):
     converter.register_structure_hook_func(lambda typ: typ == t, hook)
 
 
-for _t in (list[ComponentConfig], list[FolderConfig]):
+for _t in (list[MonitorConfig], list[FolderConfig]):
     _strict_list(_t)
 
 

@@ -22,44 +22,60 @@ def make_env(images, scorer, conversions, reference=None):
     return VTracerEnv(images, scorer, conversions, reference=reference)
 
 
+class WorkerError:
+    """Sent back instead of a result when a command raised: the worker lives on, the driver decides.
+    ``fault``: a :class:`vtopt.errors.PluginFault`'s (origin, what, method, detail), else None."""
+
+    def __init__(self, message: str, fault: tuple | None = None):
+        self.message, self.fault = message, fault
+
+
 def serve(remote, parent_remote, env_fn) -> None:
     parent_remote.close()
     env = env_fn()
-    reset_info: dict[str, Any] | None = {}
+    state: dict[str, Any] = {"reset_info": {}}
     while True:
         try:
             cmd, data = remote.recv()
         except (EOFError, KeyboardInterrupt):
             break
-        if cmd == "step":
-            observation, reward, terminated, truncated, info = env.step(data)
-            done = terminated or truncated
-            info["TimeLimit.truncated"] = truncated and not terminated
-            if done:  # SB3's VecEnv API: keep the final observation, then reset
-                info["terminal_observation"] = observation
-                observation, reset_info = env.reset()
-            remote.send((observation, reward, done, info, reset_info))
-        elif cmd == "reset":
-            options = {"options": data[1]} if data[1] else {}
-            observation, reset_info = env.reset(seed=data[0], **options)
-            remote.send((observation, reset_info))
-        elif cmd == "render":
-            remote.send(env.render())
-        elif cmd == "close":
+        if cmd == "close":
             env.close()
             remote.close()
             break
-        elif cmd == "get_spaces":
-            remote.send((env.observation_space, env.action_space))
-        elif cmd == "env_method":
-            remote.send(getattr(env, data[0])(*data[1], **data[2]))
-        elif cmd == "get_attr":
-            remote.send(getattr(env, data))
-        elif cmd == "has_attr":
-            remote.send(hasattr(env, data))
-        elif cmd == "set_attr":
-            remote.send(setattr(env, data[0], data[1]))
-        elif cmd == "is_wrapped":
-            remote.send(False)  # vtopt's environments are never wrapped
-        else:
-            raise NotImplementedError(f"`{cmd}` is not implemented in vtopt's env worker")
+        try:
+            remote.send(_handle(env, state, cmd, data))
+        except Exception as exc:  # e.g. a plugin's metric that raised: one line back to the driver
+            fault = getattr(exc, "detail", None) and (exc.origin, exc.what, exc.method, exc.detail)
+            remote.send(WorkerError(f"{type(exc).__name__}: {exc}", fault))
+
+
+def _handle(env, state: dict[str, Any], cmd: str, data: Any) -> Any:
+    """The answer to one command."""
+    if cmd == "step":
+        observation, reward, terminated, truncated, info = env.step(data)
+        done = terminated or truncated
+        info["TimeLimit.truncated"] = truncated and not terminated
+        if done:  # SB3's VecEnv API: keep the final observation, then reset
+            info["terminal_observation"] = observation
+            observation, state["reset_info"] = env.reset()
+        return observation, reward, done, info, state["reset_info"]
+    if cmd == "reset":
+        options = {"options": data[1]} if data[1] else {}
+        observation, state["reset_info"] = env.reset(seed=data[0], **options)
+        return observation, state["reset_info"]
+    if cmd == "render":
+        return env.render()
+    if cmd == "get_spaces":
+        return env.observation_space, env.action_space
+    if cmd == "env_method":
+        return getattr(env, data[0])(*data[1], **data[2])
+    if cmd == "get_attr":
+        return getattr(env, data)
+    if cmd == "has_attr":
+        return hasattr(env, data)
+    if cmd == "set_attr":
+        return setattr(env, data[0], data[1])
+    if cmd == "is_wrapped":
+        return False  # vtopt's environments are never wrapped
+    raise NotImplementedError(f"`{cmd}` is not implemented in vtopt's env worker")

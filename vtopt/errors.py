@@ -39,6 +39,16 @@ class UnknownComponent(VtoptError):
         self.kind, self.name, self.available = kind, name, available
 
 
+class PluginFault(VtoptError):
+    """A plugin's component method or hook raised (or a metric gave no finite number), in one line:
+    ``plugin 'extras' (vtopt-extras 0.1.0): metric 'edges'.compute: ZeroDivisionError: ...``."""
+
+    def __init__(self, origin: str, what: str, method: str, error: BaseException | str):
+        detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}".rstrip(": ")
+        super().__init__(f"plugin {origin}: {what}.{method}: {detail}")
+        self.origin, self.what, self.method, self.detail = origin, what, method, detail
+
+
 class Interrupted(VtoptError):
     """Training stopped by a signal after writing a checkpoint; exit code 128 + signal."""
 

@@ -10,16 +10,17 @@ plugins (entry-point names).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 import inspect
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import ParamError, UnknownComponent, VtoptError, check_param_names
+from .errors import Interrupted, ParamError, PluginFault, UnknownComponent, VtoptError, check_param_names
 
 hookimpl = pluggy.HookimplMarker("vtopt")
 
@@ -76,6 +77,8 @@ class PluginManager:
             blocked = tuple(b.strip() for b in os.environ.get("VTOPT_BLOCK_PLUGINS", "").split(",") if b.strip())
         self.blocked = set(blocked)
         self._from_code: dict[str, Any] = {}  # name -> plugin registered from code, to reach every worker
+        self.disabled: dict[str, str] = {}  # monitors turned off after their hook raised: name -> error
+        self.stop_on_error: set[str] = set()  # monitors (by registered name) whose errors stop the run
         self._load_entry_points(builtins_only=not autoload)
 
     @classmethod
@@ -224,33 +227,91 @@ class PluginManager:
                                   {k: v for k, v in provides.items() if v}))
         return out
 
+    # -- faults ----------------------------------------------------------------
+    def origin(self, plugin_name: str) -> str:
+        """How a plugin is named in errors: ``'extras' (vtopt-extras 0.1.0)``."""
+        dist = self._dists.get(plugin_name)
+        if dist is not None:
+            return f"{plugin_name!r} ({dist.name} {dist.version})"
+        return f"{plugin_name!r} (registered from code)"
+
+    def component_origin(self, kind: str, name: str) -> str:
+        comp = self._registry()[kind].get(name)
+        return self.origin(comp.plugin) if comp is not None else "?"
+
+    @contextlib.contextmanager
+    def blame(self, kind: str, name: str, method: str) -> Iterator[None]:
+        """Turn an exception escaping a component's method into a one-line :class:`PluginFault`
+        naming the plugin, the component and the method (vtopt's own errors pass through)."""
+        try:
+            yield
+        except (VtoptError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise PluginFault(self.component_origin(kind, name), f"{kind} {name!r}", method, exc) from exc
+
     # -- events (typed facade) -------------------------------------------------
+    def _emit(self, hook_name: str, **kwargs: Any) -> None:
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):  # pluggy's order: last registered first
+            name = self.pm.get_name(impl.plugin)
+            try:
+                impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except (Interrupted, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                self._hook_failed(name, impl.plugin, hook_name, exc, kwargs.get("run"))
+
+    def _hook_failed(self, name: str | None, plugin: Any, hook_name: str, exc: Exception, run: Any) -> None:
+        """A monitor (registered for a run as ``monitor:NAME:i``) whose hook raised is disabled for the rest
+        of the run, with a warning and an alert, unless it is in :attr:`stop_on_error`; any other plugin's
+        hook that raises stops the run with a :class:`PluginFault`."""
+        monitor = name is not None and name.startswith("monitor:")
+        what = f"monitor {name.split(':')[1]!r}" if monitor else "hooks"
+        origin = (self.component_origin("monitor", name.split(":")[1]) if monitor
+                  else self.origin(name or repr(plugin)))
+        fault = PluginFault(origin, what, hook_name, exc)
+        if not monitor or name in self.stop_on_error:
+            raise fault from exc
+        self.pm.unregister(plugin)
+        self.disabled[name] = str(fault)
+        import structlog
+
+        structlog.get_logger("vtopt.plugins").warning("monitor_disabled", error=str(fault))
+        if run is not None and hook_name != "vtopt_alert":
+            run.alert("monitor_disabled", f"{fault}; the monitor is off for the rest of the run", 0)
+
     def run_started(self, run) -> None:
-        self.pm.hook.vtopt_run_started(run=run)
+        self._emit("vtopt_run_started", run=run)
 
     def episode_finished(self, run, episode: dict, timesteps: int) -> None:
-        self.pm.hook.vtopt_episode_finished(run=run, episode=episode, timesteps=timesteps)
+        self._emit("vtopt_episode_finished", run=run, episode=episode, timesteps=timesteps)
 
     def rollout_finished(self, run, timesteps: int, stats: dict) -> None:
-        self.pm.hook.vtopt_rollout_finished(run=run, timesteps=timesteps, stats=stats)
+        self._emit("vtopt_rollout_finished", run=run, timesteps=timesteps, stats=stats)
 
     def stage_changed(self, run, previous, stage, timesteps: int) -> None:
-        self.pm.hook.vtopt_stage_changed(run=run, previous=previous, stage=stage, timesteps=timesteps)
+        self._emit("vtopt_stage_changed", run=run, previous=previous, stage=stage, timesteps=timesteps)
 
     def evaluated(self, run, evaluation: dict, timesteps: int) -> None:
-        self.pm.hook.vtopt_evaluated(run=run, evaluation=evaluation, timesteps=timesteps)
+        self._emit("vtopt_evaluated", run=run, evaluation=evaluation, timesteps=timesteps)
 
     def checkpoint_saved(self, run, path, timesteps: int) -> None:
-        self.pm.hook.vtopt_checkpoint_saved(run=run, path=path, timesteps=timesteps)
+        self._emit("vtopt_checkpoint_saved", run=run, path=path, timesteps=timesteps)
 
     def alert(self, run, alert: str, message: str, timesteps: int) -> None:
-        self.pm.hook.vtopt_alert(run=run, alert=alert, message=message, timesteps=timesteps)
+        self._emit("vtopt_alert", run=run, alert=alert, message=message, timesteps=timesteps)
 
     def run_aborted(self, run, reason: str) -> None:
-        self.pm.hook.vtopt_run_aborted(run=run, reason=reason)
+        try:
+            self._emit("vtopt_run_aborted", run=run, reason=reason)
+        except PluginFault as fault:  # the run is failing already: say so, and keep its own error
+            import structlog
+
+            structlog.get_logger("vtopt.plugins").warning("hook_failed", error=str(fault))
 
     def run_finished(self, run, summary: dict) -> None:
-        self.pm.hook.vtopt_run_finished(run=run, summary=summary)
+        self._emit("vtopt_run_finished", run=run, summary=summary)
 
 
 KNOWN_HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("vtopt_"))

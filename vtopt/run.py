@@ -54,36 +54,19 @@ def build_scorer(pm: PluginManager, config: Config) -> Scorer:
 
 
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
-                 reference: Sequence[dict] | None = None):
-    """n_envs environments, in subprocesses when more than one; never a silent fallback."""
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
-
-    class LightSubprocVecEnv(SubprocVecEnv):
-        """SB3's SubprocVecEnv whose processes run :func:`vtopt.envworker.serve`: no torch in them."""
-
-        def __init__(self, env_fns):
-            import multiprocessing as mp
-
-            self.waiting, self.closed = False, False
-            ctx = mp.get_context("forkserver")
-            self.remotes, self.work_remotes = zip(*[ctx.Pipe() for _ in env_fns])
-            self.processes = []
-            for work_remote, remote, env_fn in zip(self.work_remotes, self.remotes, env_fns):
-                process = ctx.Process(target=envworker.serve, args=(work_remote, remote, env_fn), daemon=True)
-                process.start()
-                self.processes.append(process)
-                work_remote.close()
-            self.remotes[0].send(("get_spaces", None))
-            observation_space, action_space = self.remotes[0].recv()
-            VecEnv.__init__(self, len(env_fns), observation_space, action_space)
+                 reference: Sequence[dict] | None = None, on_replaced=None):
+    """n_envs environments, in subprocesses when more than one (a dead one is replaced, and
+    ``on_replaced(slot, reason)`` told: see :mod:`vtopt.vecenv`); never a silent fallback."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
     if n_envs == 1:
         env = DummyVecEnv([partial(VTracerEnv, list(images), scorer, conversions, reference=reference)])
     else:
+        from .vecenv import WorkerVecEnv
+
         try:
-            env = LightSubprocVecEnv([partial(envworker.make_env, list(images), scorer, conversions, reference)
-                                      for _ in range(n_envs)])
+            env = WorkerVecEnv([partial(envworker.make_env, list(images), scorer, conversions, reference)
+                                for _ in range(n_envs)], on_replaced)
         except Exception as exc:
             raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc
     env.seed(seed)
@@ -171,18 +154,31 @@ class _Driver:
         self.last_rollout = (time.perf_counter(), 0)
         self.weights: dict[str, float] = {}
         self.stage: str | None = None
+        self.workers_replaced = 0
+        self.errors_said: set[str] = set()
+
+    def _curriculum(self, method: str, *args, **kwargs):
+        """A curriculum method; what it raises stops the run as a one-line PluginFault naming it."""
+        with self.pm.blame("curriculum", self.run.config.curriculum.name, method):
+            return getattr(self.curriculum, method)(*args, **kwargs)
+
+    def worker_replaced(self, slot: int, reason: str) -> None:
+        self.workers_replaced += 1
+        log.warning("env_worker_replaced", slot=slot, reason=reason, timesteps=self.timesteps)
+        self.run.alert("env_worker_replaced", f"environment worker {slot} died ({reason}); a new one took its "
+                       "place and its episode in flight was dropped", self.timesteps)
 
     # -- state -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"timesteps": self.timesteps, "episodes": self.episodes, "recent": list(self.recent),
-                "curriculum": self.curriculum.state_dict(), "stage": self.stage, "evaluations": self.evaluations,
+                "curriculum": self._curriculum("state_dict"), "stage": self.stage, "evaluations": self.evaluations,
                 "best_score": self.best_score, "stale": self.stale, "checkpoints": self.checkpoints,
                 "train_seconds": self.seconds_before + (time.perf_counter() - self.started)}
 
     def restore(self, state: dict[str, Any], rng_file: Path) -> None:
         self.timesteps, self.episodes = state["timesteps"], state["episodes"]
         self.recent.extend(state["recent"])
-        self.curriculum.load_state_dict(state["curriculum"])
+        self._curriculum("load_state_dict", state["curriculum"])
         self.stage = state["stage"]
         self.evaluations, self.checkpoints = state["evaluations"], state["checkpoints"]
         self.best_score, self.stale = state["best_score"], state["stale"]
@@ -199,20 +195,21 @@ class _Driver:
 
     # -- steps ---------------------------------------------------------------------------
     def _sync_curriculum(self, timesteps: int, first: bool = False) -> None:
-        weights = dict(self.curriculum.weights())
+        weights = dict(self._curriculum("weights"))
         if weights != self.weights:
             if not any(w > 0 for k, w in weights.items() if k in self.run.kinds):
                 raise VtoptError(f"curriculum gives no weight to any kind in the data: {weights}")
             self.env.env_method("set_kind_weights", weights)
             self.weights = weights
-        stage = self.curriculum.stage()
+        stage = self._curriculum("stage")
         if first or stage != self.stage:
-            overrides = getattr(self.curriculum, "algorithm_overrides", lambda: {})()
+            overrides = self._curriculum("algorithm_overrides") if hasattr(self.curriculum, "algorithm_overrides") else {}
             if overrides:
                 if not hasattr(self.algorithm, "update"):
                     raise VtoptError(f"the curriculum sets {sorted(overrides)} for stage {stage!r}, "
                                      f"but algorithm {self.run.config.algorithm.name!r} cannot change settings mid-run")
-                self.algorithm.update(**overrides)
+                with self.pm.blame("algorithm", self.run.config.algorithm.name, "update"):
+                    self.algorithm.update(**overrides)
             self.pm.stage_changed(self.run, None if first else self.stage, stage, timesteps)
             self.stage = stage
 
@@ -223,16 +220,18 @@ class _Driver:
             if episode is None:
                 continue
             for error in episode["errors"]:
-                log.warning("conversion_failed", image=episode["image"], error=error, timesteps=timesteps)
+                if error not in self.errors_said:  # the same failure again and again is said once
+                    self.errors_said.add(error)
+                    log.warning("conversion_failed", image=episode["image"], error=error, timesteps=timesteps)
             self.episodes += 1
             self.recent.append(episode)
             self.pending.append(episode)
             self.pm.episode_finished(self.run, episode, timesteps)
             if self.record_reference:
-                self.curriculum.record(episode["kind"], episode["improvement"], timesteps,
-                                       reference=episode.get("reference_improvement"))
+                self._curriculum("record", episode["kind"], episode["improvement"], timesteps,
+                                 reference=episode.get("reference_improvement"))
             else:
-                self.curriculum.record(episode["kind"], episode["improvement"], timesteps)
+                self._curriculum("record", episode["kind"], episode["improvement"], timesteps)
             self._sync_curriculum(timesteps)
         if self.signal is not None:
             self.stop_reason = "signal"
@@ -407,7 +406,8 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     log.info("data", train=len(data.train), validation=len(data.validation), kinds=kinds,
              rejected=len(data.rejected))
     try:
-        curriculum.start(kinds)
+        with pm.blame("curriculum", cfg.curriculum.name, "start"):
+            curriculum.start(kinds)
     except (ValueError, TypeError) as exc:
         raise VtoptError(f"{loaded.path}: curriculum {cfg.curriculum.name!r}: {exc}") from None
 
@@ -415,7 +415,8 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
                   resumed=checkpoint is not None, notify=pm.alert)
     registered = [pm.register(m, name=f"monitor:{spec.name}:{i}", portable=False)
                   for i, (m, spec) in enumerate(zip(monitors, cfg.monitors))]
-    env = None
+    pm.stop_on_error.update(name for name, spec in zip(registered, cfg.monitors) if spec.on_error == "stop")
+    env = driver = None
     handlers = {}
     started = False
     start = time.perf_counter()
@@ -426,7 +427,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         wants_reference = takes_keyword(curriculum.record, "reference")
         reference = reference_sets(pm, cfg.env.conversions_per_episode) if wants_reference else None
         env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed,
-                           reference=reference)
+                           reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a))
         driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation, wants_reference)
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
@@ -445,7 +446,16 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
                            run_dir=out_dir, on_step=driver.on_step, on_rollout_end=driver.on_rollout_end,
                            resume_from=checkpoint[0] if checkpoint else None, start_timesteps=driver.timesteps)
         if driver.timesteps < cfg.run.timesteps:
-            algorithm.learn(ctx)
+            try:
+                with pm.blame("algorithm", cfg.algorithm.name, "learn"):
+                    algorithm.learn(ctx)
+            except VtoptError as exc:  # a plugin's fault, a dead worker: keep what was learned, then stop
+                if not isinstance(exc, Interrupted) and driver.timesteps > 0:
+                    try:
+                        log.error("run_failed", error=str(exc), checkpoint=str(driver.checkpoint(driver.timesteps)))
+                    except Exception as again:
+                        log.error("checkpoint_failed", error=f"{type(again).__name__}: {again}")
+                raise
         elif checkpoint:  # nothing left to learn: restore the policy itself
             algorithm.load(checkpoint[0])
         if driver.signal is not None:
@@ -484,6 +494,8 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             "model": "model.zip",
             "best_model": "best_model.zip",
             "checkpoints": driver.checkpoints,
+            "env_workers_replaced": driver.workers_replaced,
+            "monitors_disabled": dict(pm.disabled),
         }
         atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1, default=_json_default))
         pm.run_finished(run, summary)

@@ -19,6 +19,7 @@ import numpy as np
 import structlog
 
 from .components import Metric, Sample
+from .errors import PluginFault
 from .images import LogoImage
 from .params import DEFAULT_PARAMS, params_key
 from .vectorize import ConversionError, IsolatedConverter, convert, render
@@ -69,10 +70,9 @@ def make_scorer(pm, weights: Mapping[str, float], timeout: float = 0.0, max_ssim
     available = pm.components("metric")
     names = list(weights) + [n for n in REPORTED if n in available and n not in weights]
     params = dict(metric_params or {})
-    scorer = Scorer({n: pm.create("metric", n, params.get(n)) for n in names}, weights, timeout=timeout,
-                    max_ssim_loss=max_ssim_loss)
-    scorer.metric_params = params
-    return scorer
+    return Scorer({n: pm.create("metric", n, params.get(n)) for n in names}, weights, timeout=timeout,
+                  max_ssim_loss=max_ssim_loss, metric_params=params,
+                  origins={n: pm.component_origin("metric", n) for n in names})
 
 
 class Scorer:
@@ -85,13 +85,15 @@ class Scorer:
     """
 
     def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096,
-                 state_cache_size: int = 4, timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS):
+                 state_cache_size: int = 4, timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS,
+                 metric_params: Mapping[str, Any] | None = None, origins: Mapping[str, str] | None = None):
         missing = sorted(set(weights) - set(metrics))
         if missing:
             raise ValueError(f"reward weights name metrics that were not given: {missing}")
         self.metrics = dict(metrics)
         self.weights = dict(weights)
-        self.metric_params: dict[str, Any] = {}  # what built the metrics (make_scorer), for cache keys
+        self.metric_params = dict(metric_params or {})  # what built the metrics (make_scorer), for cache keys
+        self.origins = dict(origins or {})  # metric name -> its plugin, as errors name it
         self.max_ssim_loss = float(max_ssim_loss)
         self.cache_size, self.state_cache_size = cache_size, state_cache_size
         self.timeout = timeout  # seconds a conversion may take (0: no limit, converted in-process)
@@ -100,14 +102,18 @@ class Scorer:
         # the metrics' prepared states are large (reference statistics): an LRU of them
         self._states: OrderedDict[LogoImage, dict[str, Any]] = OrderedDict()
         self._results: OrderedDict[tuple, Outcome] = OrderedDict()
+        self._said: set[str] = set()
 
     def __getstate__(self):
         return {"metrics": self.metrics, "weights": self.weights, "cache_size": self.cache_size,
                 "state_cache_size": self.state_cache_size, "timeout": self.timeout,
-                "max_ssim_loss": self.max_ssim_loss}
+                "max_ssim_loss": self.max_ssim_loss, "metric_params": self.metric_params, "origins": self.origins}
 
     def __setstate__(self, state):
         self.__init__(**state)
+
+    def _fault(self, metric: str, method: str, error: BaseException | str) -> PluginFault:
+        return PluginFault(self.origins.get(metric, "?"), f"metric {metric!r}", method, error)
 
     def _convert(self, image: LogoImage, params: dict[str, Any]) -> str:
         return self._isolated.convert(image, params) if self._isolated is not None else convert(image, params)
@@ -115,7 +121,12 @@ class Scorer:
     def _states_of(self, image: LogoImage) -> dict[str, Any]:
         states = self._states.get(image)
         if states is None:
-            states = {name: m.prepare(image) for name, m in self.metrics.items()}
+            states = {}
+            for name, metric in self.metrics.items():
+                try:
+                    states[name] = metric.prepare(image)
+                except Exception as exc:
+                    raise self._fault(name, "prepare", exc) from exc
             self._states[image] = states
             if len(self._states) > self.state_cache_size:
                 self._states.popitem(last=False)
@@ -135,6 +146,8 @@ class Scorer:
                 raise ConversionError(f"{exc} (with VTracer's default parameters)") from None
             sample = Sample(image, svg, render(svg, *image.size), defaults=None)
             outcome = self._outcome(DEFAULT_PARAMS, sample, states, time.perf_counter() - start)
+            if outcome.error is not None:
+                raise ConversionError(f"{image.source}: {outcome.error} (on VTracer's defaults' conversion)")
             cache = _ImageCache(sample, outcome)
             self._images[image] = cache
         return cache
@@ -169,6 +182,9 @@ class Scorer:
             return failed
         outcome = self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, keep_svg,
                                 cache.default_outcome)
+        if outcome.error is not None and outcome.error not in self._said:  # a metric's fault: said once
+            self._said.add(outcome.error)
+            log.warning("conversion_failed", image=image.source, params=params, error=outcome.error)
         self._results[key] = outcome
         if len(self._results) > self.cache_size:
             self._results.popitem(last=False)
@@ -179,7 +195,15 @@ class Scorer:
         values = {}
         for name, metric in self.metrics.items():
             if name in self.weights or name in REPORTED:
-                values[name] = float(metric.compute(sample, states[name]))
+                try:
+                    value = metric.compute(sample, states[name])
+                except Exception as exc:
+                    raise self._fault(name, "compute", exc) from exc
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+                    # not a reward: the conversion counts as failed
+                    error = f"{self._fault(name, 'compute', f'returned {value!r}, not a finite number')}"
+                    return Outcome(dict(params), -math.inf, {}, error=error, seconds=seconds)
+                values[name] = float(value)
         score = float(sum(w * values[name] for name, w in self.weights.items()))
         outcome = Outcome(dict(params), score, values, sample.svg_bytes, sample.paths,
                           sample.svg if keep_svg else None, None, seconds)

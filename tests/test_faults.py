@@ -1,0 +1,118 @@
+"""Misbehaving plugins and dying workers: one line naming the plugin, and training that survives what it can."""
+
+import json
+import multiprocessing
+import os
+import signal
+
+import pytest
+from conftest import ICONS, TINY_RUN, write_config
+
+import vtopt
+from vtopt.apply import Method, run_images
+from vtopt.run import latest_checkpoint
+
+
+class _Metric:
+    """Returns ``value`` (or raises) from its ``after``-th call in an env worker process on."""
+
+    def __init__(self, mode: str = "nan", after: int = 0, flag: str = ""):
+        self.mode, self.after, self.flag, self.calls = mode, after, flag, 0
+
+    def prepare(self, image):
+        return None
+
+    def compute(self, sample, state):
+        self.calls += 1
+        in_worker = multiprocessing.parent_process() is not None
+        if self.mode == "nan":
+            return float("nan") if sample.defaults is not None else 0.0
+        if self.mode == "raise" and sample.defaults is not None:
+            raise ZeroDivisionError("the metric divided by zero")
+        if self.mode == "kill" and in_worker and self.calls > self.after and not os.path.exists(self.flag):
+            open(self.flag, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would, once
+        return 0.0
+
+
+class _Monitor:
+    @vtopt.hookimpl
+    def vtopt_episode_finished(self, episode):
+        raise RuntimeError("the monitor's disk is gone")
+
+
+class FaultyPlugin:
+    @vtopt.hookimpl
+    def vtopt_register_metrics(self):
+        return {"faulty": _Metric}
+
+    @vtopt.hookimpl
+    def vtopt_register_monitors(self):
+        return {"broken": _Monitor}
+
+
+def _train(tmp_path, extra: str, name="run"):
+    pm = vtopt.PluginManager()
+    pm.register(FaultyPlugin(), name="faulty-plugin")
+    keys = {line.split(":")[0] for line in extra.splitlines()}
+    base = "".join(line + "\n" for line in TINY_RUN.splitlines() if line.split(":")[0] not in keys)
+    cfg = write_config(tmp_path, base + extra, name=f"{name}.yaml")
+    return pm, vtopt.train(vtopt.load_config(cfg, pm=pm), tmp_path / name, pm)
+
+
+def test_a_metric_that_raises_stops_training_in_one_line_with_a_checkpoint(tmp_path):
+    reward = "reward: {weights: {ssim_rgb: 1.0, faulty: 0.1}, params: {faulty: {mode: raise}}}\n"
+    with pytest.raises(vtopt.VtoptError) as info:
+        _train(tmp_path, reward)
+    message = str(info.value)
+    assert message == ("plugin 'faulty-plugin' (registered from code): metric 'faulty'.compute: "
+                       "ZeroDivisionError: the metric divided by zero")
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "run_aborted" and "ZeroDivisionError" in events[-1]["reason"]
+
+
+def test_a_metric_that_raises_fails_only_its_image_in_optimize(tmp_path):
+    pm = vtopt.PluginManager()
+    pm.register(FaultyPlugin(), name="faulty-plugin")
+    files = sorted(ICONS.glob("*.png"))[:2]
+    rows = run_images(files, [None, None], [Method("random", 3, algorithm="random")],
+                      {"ssim_rgb": 1.0, "faulty": 0.1}, 1, pm=pm, metric_params={"faulty": {"mode": "raise"}})
+    assert len(rows) == 2
+    for row in rows:
+        assert "plugin 'faulty-plugin' (registered from code): metric 'faulty'.compute: ZeroDivisionError" in row["error"]
+
+
+def test_a_nan_metric_is_a_failed_conversion_never_a_reward(tmp_path):
+    _, summary = _train(tmp_path, "reward: {weights: {ssim_rgb: 1.0, faulty: 0.1}, params: {faulty: {mode: nan}}}\n")
+    assert summary["total_timesteps"] == 96 and summary["training_recent"]["images"] > 0
+    # every conversion beyond the defaults failed: nothing beat the defaults, and nothing scored NaN
+    assert all(r["score"] == r["default_score"] for r in summary["evaluation_rows"])
+    assert summary["training_recent"]["mean_improvement"] == 0.0
+
+
+def test_a_monitor_that_raises_is_disabled_and_training_goes_on(tmp_path):
+    _, summary = _train(tmp_path, "monitors: [{name: structlog, params: {console: false}}, {name: broken}]\n")
+    assert summary["stopped"] == "completed" and summary["total_timesteps"] == 96
+    (error,) = summary["monitors_disabled"].values()
+    assert "monitor 'broken'.vtopt_episode_finished: RuntimeError: the monitor's disk is gone" in error
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "alert" and e["alert"] == "monitor_disabled" for e in events)
+
+
+def test_a_monitor_with_on_error_stop_stops_the_run(tmp_path):
+    with pytest.raises(vtopt.VtoptError, match="monitor 'broken'.vtopt_episode_finished: RuntimeError"):
+        _train(tmp_path, "monitors: [{name: broken, on_error: stop}]\n")
+    assert latest_checkpoint(tmp_path / "run") is not None  # what was learned is kept
+
+
+def test_a_killed_env_worker_is_replaced_and_the_run_completes(tmp_path):
+    flag = tmp_path / "killed-once"
+    _, summary = _train(tmp_path, "reward: {weights: {ssim_rgb: 1.0, faulty: 0.0}, params: {faulty: "
+                        f"{{mode: kill, after: 6, flag: '{flag}'}}}}}}\n"
+                        "env: {conversions_per_episode: 3, parallel_envs: 2}\n")
+    assert flag.exists()  # a worker really was killed
+    assert summary["stopped"] == "completed" and summary["total_timesteps"] == 96
+    assert summary["env_workers_replaced"] == 1
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    alerts = [e for e in events if e["event"] == "alert" and e["alert"] == "env_worker_replaced"]
+    assert len(alerts) == 1 and "killed by signal 9" in alerts[0]["message"]

@@ -1,0 +1,163 @@
+"""Subprocess environments for training: torch-free workers, and a dead worker is replaced.
+
+:class:`WorkerVecEnv` is stable-baselines3's ``SubprocVecEnv`` with its
+processes running :func:`vtopt.envworker.serve` (no torch in them). When a
+worker process dies (the OOM killer, a crash in native code), a new one
+takes its slot: the episode in flight is dropped (the slot reports it done,
+with no episode summary), the settings the driver gave the old one (the
+curriculum's kind weights) are given again, and ``on_replaced(slot,
+reason)`` is told. A slot that fails ``MAX_FAILURES`` times in a row stops
+the run. An exception inside a worker (a plugin's metric that raises) comes
+back as a one-line error instead of killing the worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from stable_baselines3.common.vec_env import SubprocVecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
+
+from . import envworker
+from .errors import PluginFault, VtoptError
+
+#: Consecutive deaths of one worker slot that stop the run.
+MAX_FAILURES = 3
+_LOST = (EOFError, ConnectionError, BrokenPipeError, OSError)
+
+
+class WorkerVecEnv(SubprocVecEnv):
+    def __init__(self, env_fns: Sequence[Callable], on_replaced: Callable[[int, str], None] | None = None):
+        self.waiting, self.closed = False, False
+        self.env_fns = list(env_fns)
+        self.ctx = mp.get_context("forkserver")
+        self.on_replaced = on_replaced
+        self.failures = [0] * len(env_fns)  # consecutive deaths per slot
+        self.replaced = 0
+        self.settings: dict[str, tuple] = {}  # env_method name -> the last (args, kwargs) given to every env
+        self.remotes, self.processes = [], []
+        for fn in self.env_fns:
+            remote, process = self._start(fn)
+            self.remotes.append(remote)
+            self.processes.append(process)
+        self.remotes[0].send(("get_spaces", None))
+        observation_space, action_space = self.remotes[0].recv()
+        self.dead: set[int] = set()
+        VecEnv.__init__(self, len(env_fns), observation_space, action_space)
+
+    def _start(self, fn):
+        remote, work_remote = self.ctx.Pipe()
+        process = self.ctx.Process(target=envworker.serve, args=(work_remote, remote, fn), daemon=True)
+        process.start()
+        work_remote.close()
+        return remote, process
+
+    # -- replacing a dead worker --------------------------------------------------------
+    def _replace(self, i: int, reason: str) -> tuple:
+        """Start a new worker in slot ``i``; return the step result that ends the dropped episode."""
+        self.failures[i] += 1
+        if self.failures[i] >= MAX_FAILURES:
+            raise VtoptError(f"environment worker {i} died {MAX_FAILURES} times in a row (last: {reason}); "
+                             "stopping the run")
+        old = self.processes[i]
+        if old.is_alive():
+            old.kill()
+        old.join(timeout=5)
+        self.remotes[i].close()
+        self.remotes[i], self.processes[i] = self._start(self.env_fns[i])
+        for name, (args, kwargs) in self.settings.items():
+            self.remotes[i].send(("env_method", (name, args, kwargs)))
+            self._recv(i)
+        self.remotes[i].send(("reset", (None, None)))
+        observation, reset_info = self._recv(i)
+        self.dead.discard(i)
+        self.replaced += 1
+        if self.on_replaced is not None:
+            self.on_replaced(i, reason)
+        info = {"terminal_observation": observation, "TimeLimit.truncated": True, "vtopt_worker_replaced": reason}
+        return observation, 0.0, True, info, reset_info
+
+    def _reason(self, i: int, exc: BaseException) -> str:
+        process = self.processes[i]
+        process.join(timeout=1)
+        code = process.exitcode
+        died = f"exit code {code}" if code is not None and code >= 0 else f"killed by signal {-code}" if code else ""
+        return f"the process {died or 'stopped answering'} ({type(exc).__name__})"
+
+    def _recv(self, i: int) -> Any:
+        result = self.remotes[i].recv()
+        if isinstance(result, envworker.WorkerError):
+            raise PluginFault(*result.fault) if result.fault else VtoptError(result.message)
+        return result
+
+    # -- the VecEnv interface -------------------------------------------------------------
+    def step_async(self, actions: np.ndarray) -> None:
+        for i, (remote, action) in enumerate(zip(self.remotes, actions)):
+            try:
+                remote.send(("step", action))
+            except _LOST:
+                self.dead.add(i)
+        self.waiting = True
+
+    def step_wait(self):
+        results = []
+        for i in range(self.num_envs):
+            if i in self.dead:
+                results.append(self._replace(i, "the process was gone when sent a step"))
+                continue
+            try:
+                results.append(self._recv(i))
+                self.failures[i] = 0
+            except _LOST as exc:
+                results.append(self._replace(i, self._reason(i, exc)))
+        self.waiting = False
+        obs, rews, dones, infos, self.reset_infos = zip(*results)
+        return _stack_obs(obs, self.observation_space), np.stack(rews), np.stack(dones), infos
+
+    def reset(self):
+        results = []
+        for i, remote in enumerate(self.remotes):
+            try:
+                remote.send(("reset", (self._seeds[i], self._options[i])))
+                results.append(self._recv(i))
+            except _LOST as exc:
+                observation, _, _, _, reset_info = self._replace(i, self._reason(i, exc))
+                results.append((observation, reset_info))
+        obs, self.reset_infos = zip(*results)
+        self._reset_seeds()
+        self._reset_options()
+        return _stack_obs(obs, self.observation_space)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        if indices is None and method_name.startswith("set_"):  # given again to a replacement worker
+            self.settings[method_name] = (method_args, method_kwargs)
+        out = []
+        for i in self._get_indices(indices):
+            try:
+                self.remotes[i].send(("env_method", (method_name, method_args, method_kwargs)))
+                out.append(self._recv(i))
+            except _LOST as exc:
+                self._replace(i, self._reason(i, exc))  # the replacement got the settings already
+                out.append(None)
+        return out
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        for i, remote in enumerate(self.remotes):
+            try:
+                if self.waiting and i not in self.dead:
+                    remote.recv()
+                remote.send(("close", None))
+            except _LOST:
+                pass
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+        for remote in self.remotes:
+            remote.close()
+        self.closed = True
