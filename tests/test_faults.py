@@ -6,6 +6,8 @@ import os
 import signal
 
 import pytest
+import structlog
+import structlog.testing
 from conftest import ICONS, TINY_RUN, write_config
 
 import vtopt
@@ -116,3 +118,51 @@ def test_a_killed_env_worker_is_replaced_and_the_run_completes(tmp_path):
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     alerts = [e for e in events if e["event"] == "alert" and e["alert"] == "env_worker_replaced"]
     assert len(alerts) == 1 and "killed by signal 9" in alerts[0]["message"]
+
+
+LONG = TINY_RUN.replace("timesteps: 96, checkpoint_every: 64", "timesteps: 128, checkpoint_every: 32")
+
+
+def test_keep_checkpoints_keeps_the_newest(tmp_path):
+    from vtopt.cli import main
+
+    cfg = write_config(tmp_path, LONG.replace("checkpoint_every: 32", "checkpoint_every: 32, keep_checkpoints: 2"))
+    assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == [f"step_{t:09d}.{s}" for t in (96, 128) for s in ("json", "rng", "zip")]
+    assert (tmp_path / "run" / "best_model.zip").is_file()
+
+
+@pytest.mark.parametrize("damage", ["rng", "zip", "json"])
+def test_a_damaged_checkpoint_is_skipped_with_a_warning(tmp_path, damage):
+    from vtopt.cli import main
+
+    cfg, out = write_config(tmp_path, LONG), tmp_path / "run"
+    assert main(["-q", "run", str(cfg), "--out", str(out), "--set", "run.timesteps=96"]) == 0
+    newest = out / "checkpoints" / f"step_{96:09d}.{damage}"
+    newest.write_bytes(newest.read_bytes()[: len(newest.read_bytes()) // 2])
+    with structlog.testing.capture_logs() as logs:
+        model, state = latest_checkpoint(out)
+    assert state["timesteps"] == 64 and model.name == "step_000000064.zip"
+    (skipped,) = [e for e in logs if e["event"] == "checkpoint_skipped"]
+    assert skipped["checkpoint"].endswith("step_000000096") and skipped["log_level"] == "warning"
+    assert main(["-q", "run", str(out / "config.yaml"), "--out", str(out), "--resume"]) == 0  # from 64 to 96
+
+
+def test_a_full_disk_names_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from vtopt.cli import main
+    from vtopt.files import atomic_write_bytes
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", full)
+    with pytest.raises(OSError) as info:
+        atomic_write_bytes(tmp_path / "x.json", b"{}")
+    assert info.value.filename == str(tmp_path / "x.json") and not list(tmp_path.iterdir())  # no partial file
+    cfg = write_config(tmp_path, TINY_RUN)
+    assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert f"vtopt: error: {tmp_path / 'run'}/" in err and "No space left on device" in err

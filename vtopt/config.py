@@ -46,6 +46,7 @@ class RunConfig:
     seed: NonNegInt = 0
     timesteps: PosInt = 20_000  # environment steps of training
     checkpoint_every: NonNegInt = 0  # timesteps between checkpoints; 0: none
+    keep_checkpoints: NonNegInt = 0  # keep the newest N checkpoints (best_model.zip is always kept); 0: all
     eval_every: NonNegInt = 0  # timesteps between evaluations on the validation images; 0: at the end only
     early_stop: NonNegInt = 0  # stop after this many evaluations without a better score; 0: never
 

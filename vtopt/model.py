@@ -27,22 +27,26 @@ SHIPPED = Path(__file__).parent / "models"
 
 def save_model(algorithm, path: Path, name: str, params: dict, conversions: int, weights: dict,
                extra: dict[str, Any] | None = None) -> Path:
-    """Write ``path`` atomically: the algorithm's zip plus ``vtopt.json``."""
+    """Write ``path`` atomically: the algorithm's zip plus ``vtopt.json``. An OSError (a full disk)
+    names ``path``, and no partial file is left."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    algorithm.save(tmp)
     meta = {"format": FORMAT, "algorithm": name, "params": params, "conversions_per_episode": conversions,
             "reward_weights": weights, "observation_size": observation_size(), "action_size": action_size(),
             "vtopt_version": __version__, **(extra or {})}
     try:
+        algorithm.save(tmp)
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(META, json.dumps(meta, indent=1))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
     except zipfile.BadZipFile:
         tmp.unlink(missing_ok=True)
         raise VtoptError(f"algorithm {name!r} must save a zip file") from None
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     return path
 
 

@@ -34,7 +34,7 @@ from .env import VTracerEnv
 from .errors import Interrupted, VtoptError
 from .files import atomic_write_bytes, atomic_write_text
 from .images import LogoImage
-from .model import save_model
+from .model import META, save_model
 from .params import POLYGON_PARAMS
 from .plugin_manager import PluginManager
 from .scoring import Scorer, make_scorer, summarise
@@ -299,6 +299,12 @@ class _Driver:
             self.checkpoints.append(name)
         atomic_write_text(path.with_suffix(".json"), json.dumps(self.state(), indent=1, default=_json_default))
         self.pm.checkpoint_saved(self.run, path, timesteps)
+        keep = self.run.config.run.keep_checkpoints
+        if keep and len(self.checkpoints) > keep:  # the JSON first: a checkpoint without it no longer counts
+            for old in self.checkpoints[:-keep]:
+                for suffix in (".json", ".rng", ".zip"):
+                    (self.run.out_dir / old).with_suffix(suffix).unlink(missing_ok=True)
+            self.checkpoints = self.checkpoints[-keep:]
         return path
 
 
@@ -323,16 +329,25 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def latest_checkpoint(out_dir: Path) -> tuple[Path, dict] | None:
-    """The newest complete checkpoint: its JSON parses and its model is a whole zip."""
+    """The newest intact checkpoint: its JSON parses, its model is a whole zip and its RNG states
+    unpickle. A damaged one is skipped with a warning that names it and says what is wrong."""
     for state_file in sorted((out_dir / "checkpoints").glob("step_*.json"), reverse=True):
         model = state_file.with_suffix(".zip")
         try:
             state = json.loads(state_file.read_text())
+            if not isinstance(state, dict) or not isinstance(state.get("timesteps"), int):
+                raise ValueError("its state has no timesteps")
             with zipfile.ZipFile(model) as zf:
-                if zf.testzip() is None:
-                    return model, state
-        except (OSError, ValueError, zipfile.BadZipFile):
-            continue
+                bad = zf.testzip()
+                if bad is not None:
+                    raise zipfile.BadZipFile(f"{bad} fails its CRC check")
+                if META not in zf.namelist():  # e.g. truncated onto a zip nested inside it
+                    raise zipfile.BadZipFile(f"no {META} in it")
+            pickle.loads(state_file.with_suffix(".rng").read_bytes())
+            return model, state
+        except Exception as exc:  # any damage: say so, and try the one before
+            log.warning("checkpoint_skipped", checkpoint=str(state_file.with_suffix("")),
+                        problem=f"{type(exc).__name__}: {exc}")
     return None
 
 
