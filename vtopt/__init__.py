@@ -14,7 +14,8 @@ plugins and the examples to that). The names are loaded on first use, so
 - Executors receive :class:`WorkerFactory` and :class:`Trial` objects to run,
   and sample a sweep's :class:`Distribution` values.
 - Errors: :class:`VtoptError`, :class:`ParamError`, :class:`ConfigError`,
-  :class:`Interrupted`, and :func:`check_param_names` for "takes no parameter".
+  :class:`Interrupted`, :class:`PluginFault`; :func:`check_param_names` for "takes no
+  parameter" and :func:`check_number` for numeric params, in vtopt's wording.
 - VTracer's parameters: :data:`SPACE` (the searched ones), :data:`DEFAULT_PARAMS`,
   :func:`check_params`, :func:`params_key`, :func:`action_to_params`,
   :func:`action_size`, :func:`observation_size`; :func:`convert` and
@@ -27,7 +28,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import ConfigError, Interrupted, ParamError, VtoptError, check_param_names
+from .errors import ConfigError, Interrupted, ParamError, PluginFault, VtoptError, check_number, check_param_names
 from .plugin_manager import PluginManager, hookimpl
 
 __version__ = "0.1.0"
@@ -43,11 +44,11 @@ _LAZY = {
     "SPACE": "params", "DEFAULT_PARAMS": "params", "check_params": "params", "params_key": "params",
     "action_to_params": "params", "action_size": "params", "observation_size": "env",
     "convert": "vectorize", "render": "vectorize", "renderer_name": "vectorize",
-    "load_config": "config", "train": "run",
+    "load_config": "config", "train": "run", "KINDS": "synthetic", "DEFAULT_WEIGHTS": "scoring",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",
-           "check_param_names", *_LAZY]
+           "PluginFault", "check_param_names", "check_number", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ import numpy as np
 from .env import VTracerEnv
 from .errors import VtoptError
 from .files import atomic_write_text
-from .images import IMAGE_SUFFIXES, ImageError, list_images, load_image
+from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
 from .plugin_manager import PluginManager
 from .scoring import MAX_SSIM_LOSS, make_scorer
@@ -27,7 +27,6 @@ from .scoring import summarise as summarise_rows
 from .search import search_image
 from .vectorize import ConversionError
 
-DEFAULT_WEIGHTS = {"ssim_rgb": 1.0, "size": -0.02}
 #: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
 BLOAT_NOTE = 4.0
 
@@ -36,7 +35,7 @@ BLOAT_NOTE = 4.0
 class Limits:
     """What a worker refuses or abandons."""
 
-    max_pixels: int = 16_000_000
+    max_pixels: int = MAX_PIXELS
     downscale: bool = False
     conversion_timeout: float = 60.0
     max_ssim_loss: float = MAX_SSIM_LOSS  # the quality floor (see vtopt.scoring.Scorer)

@@ -16,9 +16,10 @@ from . import __version__
 from .config import PRESETS, load_config, preset_text
 from .errors import ConfigError, Interrupted, ParamError, VtoptError
 from .files import atomic_write_text
+from .images import MAX_PIXELS
 from .logs import configure
 from .plugin_manager import PluginManager
-from .scoring import MAX_SSIM_LOSS
+from .scoring import DEFAULT_WEIGHTS, MAX_SSIM_LOSS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -110,8 +111,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--report", type=Path, help="write the per-image rows as JSON here")
         sp.add_argument("--workers", type=int, help="worker processes (default: this machine's cores; "
                         "ray: the cluster's CPUs)")
-        sp.add_argument("--max-pixels", type=int, default=16_000_000,
-                        help="refuse larger images (default 16,000,000), unless --downscale")
+        sp.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help=f"refuse larger images (default {MAX_PIXELS:,}), unless --downscale")
         sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels instead")
         sp.add_argument("--executor", default="local", help="where images run: local (default), ray, or a plugin's")
         sp.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
@@ -279,12 +280,12 @@ def _apply(args) -> int:
     wants_policy = optimize or "policy" in args.methods.split(",") or args.model is not None
     if wants_policy:
         policy, meta = apply.model_method(args.model, args.budget)
-        weights = meta.get("reward_weights") or apply.DEFAULT_WEIGHTS
+        weights = meta.get("reward_weights") or DEFAULT_WEIGHTS
         metric_params = meta.get("reward_params") or {}
         if optimize:  # one row, named after what made it
             policy = attrs.evolve(policy, label=meta["algorithm"])
     else:
-        policy, weights, metric_params = apply.Method("policy", args.budget or 4), apply.DEFAULT_WEIGHTS, {}
+        policy, weights, metric_params = apply.Method("policy", args.budget or 4), DEFAULT_WEIGHTS, {}
     if args.report and args.report.exists() and not args.force:
         raise VtoptError(f"{args.report}: exists; pass --force to overwrite it")
     if optimize:

@@ -24,8 +24,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import ConfigError, ParamError, UnknownComponent
-from .images import IMAGE_SUFFIXES
-from .scoring import MAX_SSIM_LOSS, REPORTED
+from .images import IMAGE_SUFFIXES, MAX_PIXELS
+from .scoring import DEFAULT_WEIGHTS, MAX_SSIM_LOSS, REPORTED
+from .synthetic import KINDS
 
 PosInt = NewType("PosInt", int)
 NonNegInt = NewType("NonNegInt", int)
@@ -51,14 +52,14 @@ class RunConfig:
     early_stop: NonNegInt = 0  # stop after this many evaluations without a better score; 0: never
 
 
-SyntheticKind = Literal["simple", "text", "gradient", "complex"]
+SyntheticKind = Literal[KINDS]
 SyntheticKinds = NewType("SyntheticKinds", list)
 
 
 @frozen
 class SyntheticConfig:
     per_kind: PosInt = 32
-    kinds: SyntheticKinds = Factory(lambda: ["simple", "text", "gradient", "complex"])
+    kinds: SyntheticKinds = Factory(lambda: list(KINDS))
     seed: Union[NonNegInt, None] = None  # None: run.seed
 
 
@@ -74,7 +75,7 @@ class DataConfig:
     folders: list[FolderConfig] = Factory(list)
     validation_split: Fraction = 0.2
     image_size: ImageSize = 128  # images larger than this are downscaled to fit
-    max_pixels: PosInt = 16_000_000  # larger files are rejected unread (decompression bombs) ...
+    max_pixels: PosInt = MAX_PIXELS  # larger files are rejected unread (decompression bombs) ...
     downscale: bool = False  # ... or, when true, downscaled to fit
 
 
@@ -106,7 +107,7 @@ class CurriculumConfig:
 
 @frozen
 class RewardConfig:
-    weights: dict[str, float] = Factory(lambda: {"ssim_rgb": 1.0, "size": -0.02})
+    weights: dict[str, float] = Factory(lambda: dict(DEFAULT_WEIGHTS))
     # the quality floor: a result whose SSIM is more than this below the defaults' never wins
     max_ssim_loss: NonNegFloat = MAX_SSIM_LOSS
     params: dict[str, dict[str, Any]] = Factory(dict)  # metric name -> its factory's params

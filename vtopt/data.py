@@ -11,7 +11,7 @@ import structlog
 
 from .config import DataConfig, LoadedConfig
 from .errors import VtoptError
-from .images import ImageError, LogoImage, list_images, load_image
+from .images import MAX_PIXELS, ImageError, LogoImage, list_images, load_image
 from .synthetic import synthetic_set
 from .vectorize import ConversionError
 
@@ -29,7 +29,7 @@ class Dataset:
         return sorted({im.kind for im in self.train})
 
 
-def load_folder(folder: Path, kind: str | None, max_size: int, max_pixels: int = 16_000_000,
+def load_folder(folder: Path, kind: str | None, max_size: int, max_pixels: int = MAX_PIXELS,
                 downscale: bool = False) -> tuple[list[LogoImage], list[str]]:
     """Images of a folder: sub-folders are kinds (unless ``kind`` is given)."""
     groups: list[tuple[Path, str]] = [(folder, kind or FLAT_KIND)]

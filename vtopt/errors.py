@@ -32,6 +32,27 @@ def check_param_names(owner: str, given, accepted) -> None:
                                   + (f"it takes: {', '.join(accepted)}" if accepted else "it takes none"))
 
 
+def check_number(key: str, value, *, integer: bool = False, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False):
+    """``value`` if it is a number (an int when ``integer``; never a bool) within the bounds, else
+    :class:`ParamError` in one wording for every component: ``must be an integer >= 1, got 0``."""
+    kind = "an integer" if integer else "a number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high}")
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    ok = ok and not isinstance(value, bool) and value == value
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise ParamError(key, f"must be {kind}{' ' + ' and '.join(bounds) if bounds else ''}, got {value!r}")
+    return value
+
+
 class UnknownComponent(VtoptError):
     def __init__(self, kind: str, name: str, available: dict[str, str]):
         listing = ", ".join(f"{n} (from {p})" for n, p in sorted(available.items())) or "none"

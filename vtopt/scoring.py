@@ -28,6 +28,8 @@ log = structlog.get_logger(__name__)
 
 #: Metrics always computed for reports (when a plugin provides them), whatever the weights.
 REPORTED = ("ssim_rgb",)
+#: The standard reward: colour SSIM, less 0.02 per doubling of the bytes against the defaults'.
+DEFAULT_WEIGHTS = {"ssim_rgb": 1.0, "size": -0.02}
 #: The quality floor: a result whose SSIM is more than this below the defaults' never wins.
 MAX_SSIM_LOSS = 0.005
 

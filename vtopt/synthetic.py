@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .images import LogoImage
 
+#: The kinds of logo, in the order a curriculum teaches them (simplest first).
 KINDS = ("simple", "text", "gradient", "complex")
 _SS = 4  # supersampling factor
 _PALETTE = np.array(

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Sequence
 
-from vtopt import ParamError, hookimpl
-
-ORDER = ("simple", "text", "gradient", "complex")
+from vtopt import KINDS, ParamError, check_number, hookimpl
 
 
 class Uniform:
@@ -59,20 +57,16 @@ class Staged:
         self.overrides = overrides or {}
         if stages is not None and (not isinstance(stages, list) or not all(isinstance(s, str) for s in stages) or not stages):
             raise ParamError("stages", "must be a non-empty list of kind names")
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
-            raise ParamError("threshold", "must be a number")
-        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-            raise ParamError("window", "must be an integer >= 1")
-        if not isinstance(max_timesteps, int) or isinstance(max_timesteps, bool) or max_timesteps < 1:
-            raise ParamError("max_timesteps", "must be an integer >= 1")
-        if not isinstance(replay, (int, float)) or not 0 <= replay < 1:
-            raise ParamError("replay", "must be in [0, 1)")
+        check_number("threshold", threshold)
+        check_number("window", window, integer=True, low=1)
+        check_number("max_timesteps", max_timesteps, integer=True, low=1)
+        check_number("replay", replay, low=0, high=1, high_open=True)
         self.requested = stages
         self.threshold, self.window = float(threshold), window
         self.max_timesteps, self.replay = max_timesteps, float(replay)
 
     def start(self, kinds: Sequence[str]) -> None:
-        order = self.requested or list(ORDER)
+        order = self.requested or list(KINDS)
         unknown = [k for k in self.requested or [] if k not in kinds]
         if unknown:
             raise ValueError(f"stages {unknown} are not kinds in the data (kinds: {list(kinds)})")
@@ -134,8 +128,7 @@ class Adaptive:
     """
 
     def __init__(self, window: int = 20, floor: float = 0.2):
-        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-            raise ParamError("window", "must be an integer >= 1")
+        check_number("window", window, integer=True, low=1)
         if not isinstance(floor, (int, float)) or not 0 < floor <= 1:
             raise ParamError("floor", "must be in (0, 1]")
         self.window, self.floor = window, float(floor)

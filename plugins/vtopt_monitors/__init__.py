@@ -11,7 +11,7 @@ from pathlib import Path
 
 import structlog
 
-from vtopt import ParamError, hookimpl
+from vtopt import ParamError, check_number, hookimpl
 
 _ROUND = 5
 
@@ -277,8 +277,7 @@ class AlertsMonitor:
     """
 
     def __init__(self, patience: int = 3, failure_rate: float = 0.05, drop: float = 0.01):
-        _check("patience", patience, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-               "must be an integer >= 1")
+        check_number("patience", patience, integer=True, low=1)
         _check("failure_rate", failure_rate, _positive, "must be a positive share")
         _check("drop", drop, _positive, "must be a positive score difference")
         self.patience, self.failure_rate, self.drop = patience, float(failure_rate), float(drop)

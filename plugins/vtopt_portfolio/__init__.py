@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from vtopt import ParamError, check_param_names, check_params, hookimpl, params_key
+from vtopt import ParamError, check_number, check_param_names, check_params, hookimpl, params_key
 
 from . import chooser as net_lib
 from .labels import label, make_pool
@@ -36,9 +36,7 @@ DEFAULT_LABELS = "~/.cache/vtopt/labels"
 
 
 def _int(key: str, value: Any, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ParamError(key, f"must be an integer >= {low}")
-    return value
+    return check_number(key, value, integer=True, low=low)
 
 
 def _sets(key: str, value: Any) -> list[dict[str, Any]]:
@@ -156,12 +154,8 @@ class Chooser(_PoolLearner):
         self.epochs = _int("epochs", epochs, 1)
         self.steps = _int("steps", steps, 1)
         self.random_orders = _int("random_orders", random_orders, 0)
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-            raise ParamError("learning_rate", "must be a number > 0")
-        self.learning_rate = float(learning_rate)
-        if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
-            raise ParamError("holdout", "must be a number in [0, 1)")
-        self.holdout = float(holdout)
+        self.learning_rate = float(check_number("learning_rate", learning_rate, low=0, low_open=True))
+        self.holdout = float(check_number("holdout", holdout, low=0, high=1, high_open=True))
         self.policy: net_lib.Policy | None = None
         self._index: dict[tuple, int] = {}
 

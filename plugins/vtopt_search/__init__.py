@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from vtopt import SPACE, ParamError, check_params, hookimpl
+from vtopt import SPACE, ParamError, check_number, check_params, hookimpl
 
 log = structlog.get_logger(__name__)
 
@@ -103,8 +103,7 @@ class Preset(_Search):
         if preset is not None and params is not None:
             raise ParamError("params", "give either preset or params, not both")
         for key, value in (("trials", trials), ("images", images)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ParamError(key, "must be an integer >= 1")
+            check_number(key, value, integer=True, low=1)
         self.params = _checked("params", params) if params is not None else (
             check_params(PRESETS[preset]) if preset is not None else None)
         self.trials, self.n_images, self.seed = trials, images, seed
@@ -149,8 +148,7 @@ class RandomSearch(_Search):
     """Uniform random actions over the whole box, seeded per image (reproducible)."""
 
     def __init__(self, seed: int = 0):
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ParamError("seed", "must be an integer")
+        check_number("seed", seed, integer=True)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtopt import ParamError, action_size, hookimpl
+from vtopt import ParamError, action_size, check_number, hookimpl
 
 
 class CrossEntropySearch:
@@ -32,8 +32,7 @@ class CrossEntropySearch:
             raise ParamError("elite_fraction", "must be in (0, 1]")
         if not isinstance(init_std, (int, float)) or init_std <= 0:
             raise ParamError("init_std", "must be positive")
-        if not isinstance(memory, int) or isinstance(memory, bool) or memory < 2:
-            raise ParamError("memory", "must be an integer >= 2")
+        check_number("memory", memory, integer=True, low=2)
         self.elite_fraction, self.init_std, self.seed, self.memory = float(elite_fraction), float(init_std), seed, memory
         self.start_mean = [0.0] * action_size()
         self.start_std = [self.init_std] * action_size()
@@ -123,8 +122,7 @@ class RoundRobin:
     """Every kind in turn, ``episodes_per_kind`` episodes each."""
 
     def __init__(self, episodes_per_kind: int = 10):
-        if not isinstance(episodes_per_kind, int) or isinstance(episodes_per_kind, bool) or episodes_per_kind < 1:
-            raise ParamError("episodes_per_kind", "must be an integer >= 1")
+        check_number("episodes_per_kind", episodes_per_kind, integer=True, low=1)
         self.per_kind = episodes_per_kind
 
     def start(self, kinds):
