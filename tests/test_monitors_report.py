@@ -125,3 +125,25 @@ def test_report_opens_in_headless_chromium_with_every_image_decoded(run_dir, tmp
     total, decoded = map(int, body.groups())
     # 3 learning-curve charts + 4 gallery images x 3 (original, defaults, policy)
     assert total >= 15 and decoded == total
+
+
+def test_the_history_and_the_report_need_no_monitor(tmp_path):
+    from conftest import TINY_RUN, write_config
+
+    from vtopt.cli import main
+
+    cfg = write_config(tmp_path, TINY_RUN.replace("monitors: [{name: structlog, params: {console: false}}]",
+                                                  "monitors: []\nrun: {name: bare, seed: 1, timesteps: 96, "
+                                                  "eval_every: 48}").replace(
+        "run: {name: tiny, seed: 1, timesteps: 96, checkpoint_every: 64}\n", ""))
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(cfg), "--out", str(out)]) == 0
+    assert not (out / "events.jsonl").exists()
+    lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    events = [e["event"] for e in lines]
+    assert events.count("episode") == summary["episodes"] and events[0] == "stage_changed"
+    assert events.count("evaluated") == len(summary["evaluations"]) >= 2 and "rollout" in events
+    assert all(isinstance(e["timesteps"], int) for e in lines)
+    page = (out / "report.html").read_text()
+    assert 'alt="learning curves"' in page and 'alt="per-kind curves"' in page

@@ -1,7 +1,8 @@
 """``vtopt report RUN_DIR``: one self-contained HTML page about a run.
 
-Learning curves and the stage timeline come from ``events.jsonl`` (the
-structlog monitor), the evaluation tables from ``summary.json``, and the
+Learning curves and the stage timeline come from ``history.jsonl`` (written
+by vtopt itself, whatever the monitors: see :data:`vtopt.run.HISTORY`), the
+evaluation tables from ``summary.json``, and the
 gallery is made anew: the run's validation images converted with VTracer's
 defaults and with the run's policy, side by side. Every image is embedded
 as a data URI, so the file can be mailed or archived alone.
@@ -25,7 +26,7 @@ from .errors import VtoptError
 from .files import atomic_write_text
 from .model import load_model
 from .plugin_manager import PluginManager
-from .run import build_scorer
+from .run import HISTORY, build_scorer
 from .search import search_image
 
 GALLERY_SIZE = 12
@@ -38,7 +39,7 @@ def _png_uri(fig) -> str:
 
 
 def _events(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "events.jsonl"
+    path = run_dir / HISTORY
     if not path.is_file():
         return []
     out = []
@@ -60,7 +61,7 @@ def _curves(events: list[dict], summary: dict) -> str:
     episodes = [e for e in events if e["event"] == "episode"]
     stages = [e for e in events if e["event"] == "stage_changed"]
     if not rollouts and not episodes:
-        return "<p>No learning curves: the run has no events.jsonl with rollouts (enable the structlog monitor).</p>"
+        return f"<p>No learning curves: the run's {HISTORY} has no rollouts or episodes.</p>"
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
     if rollouts:
         t = [e["timesteps"] for e in rollouts]

@@ -155,6 +155,7 @@ class _Driver:
         self.weights: dict[str, float] = {}
         self.stage: str | None = None
         self.workers_replaced = 0
+        self.history = None  # the open history.jsonl while the run goes
         self.errors_said: set[str] = set()
 
     def _curriculum(self, method: str, *args, **kwargs):
@@ -188,6 +189,7 @@ class _Driver:
             _set_rng_state(pickle.loads(rng_file.read_bytes()))
 
     def begin(self) -> None:
+        self.history = open(self.run.out_dir / HISTORY, "a" if self.run.resumed else "w", encoding="utf-8")
         self.started = time.perf_counter()
         self.next_checkpoint = _next(self.timesteps, self.checkpoint_every)
         self.next_eval = _next(self.timesteps, self.eval_every)
@@ -210,6 +212,7 @@ class _Driver:
                                      f"but algorithm {self.run.config.algorithm.name!r} cannot change settings mid-run")
                 with self.pm.blame("algorithm", self.run.config.algorithm.name, "update"):
                     self.algorithm.update(**overrides)
+            self.record("stage_changed", timesteps, previous=None if first else self.stage, stage=stage)
             self.pm.stage_changed(self.run, None if first else self.stage, stage, timesteps)
             self.stage = stage
 
@@ -226,6 +229,7 @@ class _Driver:
             self.episodes += 1
             self.recent.append(episode)
             self.pending.append(episode)
+            self.record("episode", timesteps, kind=episode["kind"], improvement=episode["improvement"])
             self.pm.episode_finished(self.run, episode, timesteps)
             if self.record_reference:
                 self._curriculum("record", episode["kind"], episode["improvement"], timesteps,
@@ -258,9 +262,22 @@ class _Driver:
         stats = {k: v for k, v in stats.items() if v is not None}
         stats["steps_per_s"] = (timesteps - steps0) / max(now - t0, 1e-9)
         stats["failures"] = float(sum(e["failures"] for e in self.pending))
+        self.record("rollout", timesteps, **stats)
         self.pm.rollout_finished(self.run, timesteps, stats)
         self.pending = []
         self.last_rollout = (now, timesteps)
+
+    def record(self, event: str, timesteps: int, **fields: Any) -> None:
+        """One line of the run's history (see :data:`HISTORY`)."""
+        if self.history is not None:
+            self.history.write(json.dumps({"event": event, "timesteps": timesteps, **fields},
+                                          default=_json_default) + "\n")
+            self.history.flush()
+
+    def end(self) -> None:
+        if self.history is not None:
+            self.history.close()
+            self.history = None
 
     # -- evaluation and files --------------------------------------------------------------
     def evaluate(self, timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
@@ -278,6 +295,8 @@ class _Driver:
             self.save(self.run.out_dir / "best_model.zip")
         elif not repeat:
             self.stale += 1
+        if not repeat:
+            self.record("evaluated", timesteps, **{k: v for k, v in brief.items() if k != "timesteps"})
         self.pm.evaluated(self.run, evaluation, timesteps)
         return evaluation
 
@@ -306,6 +325,14 @@ class _Driver:
                     (self.run.out_dir / old).with_suffix(suffix).unlink(missing_ok=True)
             self.checkpoints = self.checkpoints[-keep:]
         return path
+
+
+#: The run's history, written by vtopt itself whatever the monitors (``report.html`` is drawn from
+#: it): one JSON object per line, each with ``event`` and ``timesteps``:
+#: ``episode`` (kind, improvement), ``rollout`` (the statistics of ``vtopt_rollout_finished``),
+#: ``stage_changed`` (previous, stage), ``evaluated`` (mean_score, mean_ssim, bytes_ratio,
+#: mean_improvement, per_kind).
+HISTORY = "history.jsonl"
 
 
 def _next(timesteps: int, every: int) -> float:
@@ -354,10 +381,10 @@ def latest_checkpoint(out_dir: Path) -> tuple[Path, dict] | None:
 def prepare_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise VtoptError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any((out_dir / f).exists() for f in ("summary.json", "model.zip", "events.jsonl")):
+    if out_dir.is_dir() and any((out_dir / f).exists() for f in ("summary.json", "model.zip", HISTORY)):
         if not force:
             raise VtoptError(f"{out_dir}: already holds a run; choose another --out or pass --force to overwrite it")
-        for f in ("summary.json", "model.zip", "events.jsonl"):
+        for f in ("summary.json", "model.zip", HISTORY):
             (out_dir / f).unlink(missing_ok=True)
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
         (out_dir / "best_model.zip").unlink(missing_ok=True)
@@ -528,6 +555,8 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
+        if driver is not None:
+            driver.end()
         if env is not None:
             env.close()
         for name in registered:
