@@ -96,3 +96,38 @@ def test_every_command_and_argument_has_help(capsys):
     assert main(["sweep", "--help"]) == 0
     out = capsys.readouterr().out
     assert "space:" in out and "loguniform(a, b)" in out and "metric:" in out
+
+
+def test_reruns_keep_the_report_and_one_file_outputs_can_be_skipped(tmp_path, capsys):
+    import glob
+    import tempfile
+
+    images = tmp_path / "in"
+    images.mkdir()
+    for src in list_images(SAMPLES)[:2]:
+        (images / src.name).write_bytes(src.read_bytes())
+    out, report = tmp_path / "out", tmp_path / "rows.json"
+    assert main(["-q", "optimize", str(images), "--out", str(out), "--report", str(report), "--workers", "1"]) == 0
+    first = sorted(out.glob("*.svg"))[0]
+    first.unlink()
+    assert main(["-q", "optimize", str(images), "--out", str(out), "--report", str(report), "--skip-existing",
+                 "--workers", "1"]) == 0
+    rows = json.loads(report.read_text())
+    assert len(rows) == 2 and len({r["input"] for r in rows}) == 2  # the skipped image's row is kept
+    one = tmp_path / "one.svg"
+    one.write_text("kept")
+    assert main(["-q", "optimize", str(images / first.name.replace(".svg", ".png")), "-o", str(one),
+                 "--skip-existing"]) == 0
+    assert one.read_text() == "kept" and "nothing to do" in capsys.readouterr().out
+    assert main(["optimize", str(list_images(SAMPLES)[0]), "-o", "-", "--skip-existing"]) == 1
+    assert "--skip-existing has nothing to skip" in capsys.readouterr().err
+    before = set(glob.glob(f"{tempfile.gettempdir()}/vtopt-*"))
+    assert main(["optimize", str(list_images(SAMPLES)[0]), "-o", "-", "--executor", "nosuch"]) == 1
+    assert set(glob.glob(f"{tempfile.gettempdir()}/vtopt-*")) == before  # no temp folder left behind
+
+
+def test_an_image_named_twice_is_done_once(tmp_path):
+    report = tmp_path / "rows.json"
+    sample = list_images(SAMPLES)[0]
+    assert main(["-q", "evaluate", str(sample), "--samples", "--methods", "defaults", "--report", str(report)]) == 0
+    assert len(json.loads(report.read_text())) == 24

@@ -148,3 +148,13 @@ def test_adaptive_curriculum_follows_learning_progress(pm):
     restored.start(["a", "b"])
     restored.load_state_dict(json.loads(json.dumps(ad.state_dict())))
     assert restored.weights() == w
+
+
+def test_resume_cannot_go_below_what_was_trained(tmp_path, capsys):
+    cfg = write_config(tmp_path, LONG_RUN.replace("timesteps: 1600", "timesteps: 128")
+                       .replace("checkpoint_every: 256", "checkpoint_every: 64"))
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(cfg), "--out", str(out)]) == 0
+    (out / "summary.json").unlink()  # as if stopped after its last checkpoint
+    assert main(["-q", "run", str(out / "config.yaml"), "--out", str(out), "--resume", "--set", "run.timesteps=64"]) == 1
+    assert "run.timesteps 64 is below the 128 timesteps the run has done" in capsys.readouterr().err

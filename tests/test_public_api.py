@@ -91,13 +91,43 @@ def test_a_metric_registered_from_code_reaches_sweep_trials(executor, tmp_path, 
     cfg = write_config(tmp_path, TINY_RUN.replace("timesteps: 96", "timesteps: 32")
                        + "reward: {weights: {ssim_rgb: 1.0, size: -0.02, const: 0.5}}\n")
     loaded = vtopt.load_config(cfg, pm=pm)
-    trial = vtopt.Trial(str(cfg), (), loaded.config.run.timesteps, pm.code_plugins())
+    trial = vtopt.Trial(str(cfg), (), loaded.config.run.timesteps, pm.portable())
     space = {"run.seed": parse_distribution("randint(0, 100)")}
     rows = pm.create("executor", executor).run_sweep(trial, space, 1, tmp_path / "sweep", loaded.config.sweep
                                                      or _fifo())
     assert len(rows) == 1 and rows[0]["score"] is not None and not rows[0].get("error"), rows
     summary = json.loads((tmp_path / "sweep" / rows[0]["trial"] / "summary.json").read_text())
     assert summary["evaluation"]["default_mean_score"] > 1.1  # ssim (< 1) + 0.5: scored with the metric
+
+
+class ModuleLevelConst:
+    """A plugin class at module level: it pickles by reference, so spawned workers get it too."""
+
+    @vtopt.hookimpl
+    def vtopt_register_metrics(self):
+        return {"const": _Const}
+
+
+class _Const:
+    def prepare(self, image):
+        return None
+
+    def compute(self, sample, state):
+        return 1.0
+
+
+def test_spawned_workers_get_importable_plugins_and_a_clear_error_for_others(tmp_path):
+    files = sorted(ICONS.glob("*.png"))[:1]
+    weights = {"ssim_rgb": 1.0, "const": 0.5}
+    pm = vtopt.PluginManager()
+    pm.register(ModuleLevelConst(), name="module-level")
+    spawn = pm.create("executor", "local", {"start_method": "spawn"})
+    (row,) = run_images(files, [None], [Method("defaults", 1)], weights, 1, pm=pm, executor=spawn)
+    assert row["error"] is None and row["default_score"] > 1.2
+    pm = vtopt.PluginManager()
+    pm.register(_const_plugin(), name="local-class")
+    with pytest.raises(vtopt.VtoptError, match="cannot be sent to spawn worker processes .*_const_plugin.<locals>"):
+        run_images(files, [None], [Method("defaults", 1)], weights, 1, pm=pm, executor=spawn)
 
 
 def _fifo():
@@ -108,18 +138,35 @@ def _fifo():
 
 def test_force_starts_the_monitors_files_afresh(tmp_path):
     cfg = write_config(tmp_path, TINY_RUN.replace("checkpoint_every: 64", "checkpoint_every: 0")
-                       .replace("params: {console: false}}]", "params: {console: false}}, {name: csv}]"))
+                       .replace("params: {console: false}}]", "params: {console: false, file: log.jsonl}}, {name: csv}]"))
     out = tmp_path / "run"
     for extra in ([], ["--force"]):
         assert main(["-q", "run", str(cfg), "--out", str(out), *extra]) == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = list(csv.DictReader((out / "episodes.csv").open()))
     assert len(rows) == summary["episodes"]
-    events = [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert events.count("run_started") == 1
 
 
 def test_asha_is_refused_by_the_local_executor(tmp_path, capsys):
     cfg = write_config(tmp_path, TINY_RUN + "sweep:\n  scheduler: asha\n  space:\n    run.seed: randint(0, 9)\n")
-    assert main(["-q", "sweep", str(cfg), "--samples", "1", "--out", str(tmp_path / "s")]) == 1
+    assert main(["-q", "sweep", str(cfg), "--trials", "1", "--out", str(tmp_path / "s")]) == 1
     assert "the local executor runs every trial to the end" in capsys.readouterr().err
+
+
+def test_a_module_plugin_travels_by_name_with_the_managers_settings(tmp_path, monkeypatch):
+    import pickle
+
+    (tmp_path / "my_metrics_mod.py").write_text(
+        "import vtopt\n\nclass One:\n    def prepare(self, image):\n        return None\n\n"
+        "    def compute(self, sample, state):\n        return 1.0\n\n"
+        "@vtopt.hookimpl\ndef vtopt_register_metrics():\n    return {'one': One}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_metrics_mod
+
+    pm = vtopt.PluginManager(blocked=("search",))
+    pm.register(my_metrics_mod, name="mine")
+    restored = pickle.loads(pickle.dumps(pm.portable())).manager()
+    assert restored.components("metric")["one"].plugin == "mine"
+    assert "random" not in restored.components("algorithm")  # the blocked plugin stays blocked

@@ -53,7 +53,7 @@ def test_a_failed_image_on_ray_is_a_row(local_ray, model, tmp_path):
 def test_two_trial_sweep(local_ray, tmp_path, capsys, executor):
     cfg = write_config(tmp_path, SWEEP)
     out = tmp_path / "sweep"
-    assert main(["-q", "sweep", str(cfg), "--samples", "2", "--out", str(out), "--executor", executor]) == 0
+    assert main(["-q", "sweep", str(cfg), "--trials", "2", "--out", str(out), "--executor", executor]) == 0
     rows = json.loads((out / "sweep.json").read_text())
     assert len(rows) == 2 and rows[0]["score"] >= rows[1]["score"]
     for row in rows:

@@ -20,7 +20,8 @@ plugins and the examples to that). The names are loaded on first use, so
   :func:`check_params`, :func:`params_key`, :func:`action_to_params`,
   :func:`action_size`, :func:`observation_size`; :func:`convert` and
   :func:`render` for one conversion, :func:`renderer_name`.
-- Programs: :func:`load_config`, :func:`train`, :func:`make_scorer`.
+- Programs: :func:`load_config`, :func:`train`, :func:`make_scorer`; :func:`run_images` with
+  :class:`Method` (what ``optimize`` and ``evaluate`` run), :class:`Trial` (a sweep's trial).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _LAZY = {
     "Validating": "components", "StagedCurriculum": "components",
     "Sample": "components", "TrainContext": "components", "RunInfo": "components",
     "LogoImage": "images", "Outcome": "scoring", "make_scorer": "scoring",
-    "WorkerFactory": "apply", "Trial": "sweep", "Distribution": "sweep",
+    "WorkerFactory": "apply", "Method": "apply", "run_images": "apply", "Trial": "sweep", "Distribution": "sweep",
     "SPACE": "params", "DEFAULT_PARAMS": "params", "check_params": "params", "params_key": "params",
     "action_to_params": "params", "action_size": "params", "observation_size": "env",
     "convert": "vectorize", "render": "vectorize", "renderer_name": "vectorize",

@@ -21,7 +21,7 @@ from .errors import VtoptError
 from .files import atomic_write_text
 from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
-from .plugin_manager import PluginManager
+from .plugin_manager import PluginManager, PluginSet
 from .scoring import MAX_SSIM_LOSS, make_scorer
 from .scoring import summarise as summarise_rows
 from .search import search_image
@@ -64,7 +64,8 @@ def collect_inputs(paths: Sequence[Path]) -> list[Path]:
             files.append(p)
         else:
             raise VtoptError(f"{p}: no such file or folder")
-    return files
+    seen: set[Path] = set()  # an image named twice (a file and its folder) is done once
+    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
 
 
 def output_names(files: Sequence[Path]) -> list[str]:
@@ -87,18 +88,17 @@ def output_names(files: Sequence[Path]) -> list[str]:
 @attrs.frozen
 class WorkerFactory:
     """What an executor runs for images: picklable; call it once per worker process for a :class:`Worker`
-    (``worker.run(input, output) -> rows``). ``plugins`` are the ones registered from code
-    (:meth:`PluginManager.code_plugins`): each worker registers them too."""
+    (``worker.run(input, output) -> rows``). ``plugins`` rebuilds the caller's plugin manager in each
+    worker, the plugins registered from code included (:meth:`PluginManager.portable`)."""
 
     methods: tuple[Method, ...]
     weights: dict[str, float]
     limits: Limits = Limits()
     metric_params: dict[str, dict] = attrs.Factory(dict)
-    plugins: tuple = ()
+    plugins: PluginSet = attrs.Factory(PluginSet)
 
     def __call__(self) -> "Worker":
-        return Worker(self.methods, self.weights, self.limits, self.metric_params,
-                      PluginManager.with_plugins(self.plugins))
+        return Worker(self.methods, self.weights, self.limits, self.metric_params, self.plugins.manager())
 
     def error_rows(self, job: tuple[str, str | None], error: str) -> list[dict[str, Any]]:
         """The rows of a job whose worker failed as a whole (a crashed process, a lost node)."""
@@ -207,7 +207,7 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
         if progress:
             progress(len(results), len(jobs), rows)
 
-    factory = WorkerFactory(tuple(methods), dict(weights), limits, dict(metric_params or {}), pm.code_plugins())
+    factory = WorkerFactory(tuple(methods), dict(weights), limits, dict(metric_params or {}), pm.portable())
     executor.run_images(jobs, factory, max(1, workers), on_result)
     missing = [str(files[i]) for i in range(len(jobs)) if i not in results]
     if missing:

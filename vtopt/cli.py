@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run directory (default: runs/<run.name>)")
     run.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
     run.add_argument("--resume", action="store_true",
-                     help="continue the run in --out from its newest checkpoint to the configured total")
+                     help="continue the run in --out from its newest checkpoint to the configured total "
+                          "(--set run.timesteps=N trains a run further)")
 
     val = sub.add_parser("validate", help="check a config without running it")
     with_config(val)
@@ -84,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                     "Distributions: uniform(a, b), loguniform(a, b), randint(a, b) (a <= x < b), choice([v, ...]).\n"
                     "Each trial is a run directory OUT/trial-NNN; the ranking goes to OUT/sweep.json and sweep.csv.")
     with_config(sw)
-    sw.add_argument("--samples", type=int, required=True, help="number of trials")
+    sw.add_argument("--trials", "--samples", dest="trials", type=int, required=True,
+                    help="number of trials (--samples: the former name)")
     sw.add_argument("--out", type=Path, help="folder for the trials and the results (default: runs/<name>-sweep)")
     sw.add_argument("--executor", default="local", help="local (one trial after another), ray (Ray Tune)")
     sw.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
@@ -129,9 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     dest.add_argument("-o", "--output", type=Path, metavar="FILE",
                       help="the SVG file for a single input image; '-' writes it to stdout")
     kept = opt.add_mutually_exclusive_group()
-    kept.add_argument("--force", action="store_true", help="overwrite existing SVGs")
+    kept.add_argument("--force", action="store_true", help="overwrite existing SVGs (and an existing --report)")
     kept.add_argument("--skip-existing", action="store_true",
-                      help="leave images whose SVG exists in --out alone (for reruns over big folders)")
+                      help="leave images whose SVG exists alone (for reruns over big folders); an existing "
+                           "--report keeps their earlier rows")
 
     ev = sub.add_parser("evaluate", help="compare the policy with baselines at the same budget")
     with_images(ev)
@@ -286,12 +289,15 @@ def _apply(args) -> int:
             policy = attrs.evolve(policy, label=meta["algorithm"])
     else:
         policy, weights, metric_params = apply.Method("policy", args.budget or 4), DEFAULT_WEIGHTS, {}
-    if args.report and args.report.exists() and not args.force:
+    skip = optimize and args.skip_existing  # a rerun: the report keeps the earlier rows of skipped images
+    if args.report and args.report.exists() and not (args.force or skip):
         raise VtoptError(f"{args.report}: exists; pass --force to overwrite it")
     if optimize:
+        if to_stdout and skip:
+            raise VtoptError("-o -: --skip-existing has nothing to skip when the SVG goes to stdout")
         files, outputs = _outputs(args, files, apply.output_names(files))
         if not files:
-            print(f"every image's SVG exists in {args.out} already; nothing to do", file=console)
+            print(f"every image's SVG exists already ({args.out or args.output}); nothing to do", file=console)
             return EXIT_OK
         methods = [policy]
     else:
@@ -302,21 +308,29 @@ def _apply(args) -> int:
     if not 0 <= floor <= 1:
         raise VtoptError(f"--max-ssim-loss {floor}: must be in [0, 1]")
     limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout, floor)
-    executor = _executor(args)
-    workers = args.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
-    rows = apply.run_images(files, outputs, methods, weights, workers,
-                            progress=None if args.quiet else apply.print_progress, limits=limits, executor=executor,
-                            metric_params=metric_params)
-    if to_stdout:
-        tmp = Path(outputs[0])
-        if rows[0]["output"]:
-            sys.stdout.write(tmp.read_text(encoding="utf-8"))
+    try:
+        executor = _executor(args)
+        workers = args.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
+        rows = apply.run_images(files, outputs, methods, weights, workers,
+                                progress=None if args.quiet else apply.print_progress, limits=limits,
+                                executor=executor, metric_params=metric_params)
+        if to_stdout and rows[0]["output"]:
+            sys.stdout.write(Path(outputs[0]).read_text(encoding="utf-8"))
             sys.stdout.flush()
             rows[0]["output"] = "-"
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+    finally:
+        if to_stdout:
+            shutil.rmtree(Path(outputs[0]).parent, ignore_errors=True)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.report, json.dumps(rows, indent=1))
+        earlier = []
+        if skip and args.report.is_file():  # keep the rows of the images skipped this time
+            try:
+                done = {r["input"] for r in rows}
+                earlier = [r for r in json.loads(args.report.read_text()) if r.get("input") not in done]
+            except (ValueError, TypeError, AttributeError):
+                raise VtoptError(f"{args.report}: not a report of vtopt optimize; pass another --report") from None
+        atomic_write_text(args.report, json.dumps(earlier + rows, indent=1))
     summaries = {m.label: apply.summarise(r for r in rows if r["method"] == m.label) for m in methods}
     if optimize:
         summaries = {"defaults": apply.summarise(
@@ -340,7 +354,7 @@ def _apply(args) -> int:
         print(f"note: {len(bloated)} SVG(s) over {apply.BLOAT_NOTE:g}x their input file's size, e.g. "
               f"{bloated[0]['input']}: vector output suits flat-colour art, not photo-like images", file=sys.stderr)
     where = ""
-    if optimize:
+    if optimize and len(failed) < len(files):
         where = "; SVG on stdout" if to_stdout else f"; SVGs in {args.out}" if args.out else f"; SVG in {args.output}"
     print(f"{len(files) - len(failed)} of {len(files)} images done" + (f", {len(failed)} failed" if failed else "")
           + where, file=console)
@@ -356,9 +370,11 @@ def _outputs(args, files: list[Path], names: list[str]) -> tuple[list[Path], lis
         if str(args.output) == "-":  # written to a private file first, then to stdout
             import tempfile
 
-            return files, [str(Path(tempfile.mkdtemp(prefix="vtopt-")) / names[0])]
+            return files, [str(Path(tempfile.mkdtemp(prefix="vtopt-")) / names[0])]  # removed by _apply
+        if args.output.exists() and args.skip_existing:
+            return [], []
         if args.output.exists() and not args.force:
-            raise VtoptError(f"{args.output}: exists; pass --force to overwrite it")
+            raise VtoptError(f"{args.output}: exists; pass --force to overwrite it or --skip-existing to leave it")
         args.output.parent.mkdir(parents=True, exist_ok=True)
         return files, [str(args.output)]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -449,8 +465,8 @@ def _executor(args):
 def _sweep(args, loaded) -> int:
     from .sweep import Trial, sweep_space, write_results
 
-    if args.samples < 1:
-        raise VtoptError(f"--samples {args.samples}: must be at least 1")
+    if args.trials < 1:
+        raise VtoptError(f"--trials {args.trials}: must be at least 1")
     space = sweep_space(loaded)
     out = args.out or Path("runs") / f"{loaded.config.run.name}-sweep"
     if (out / "sweep.json").exists() or list(out.glob("trial-*")):
@@ -458,7 +474,7 @@ def _sweep(args, loaded) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         trial = Trial(str(loaded.path), tuple(args.overrides), loaded.config.run.timesteps)
-        rows = _executor(args).run_sweep(trial, space, args.samples, out, loaded.config.sweep)
+        rows = _executor(args).run_sweep(trial, space, args.trials, out, loaded.config.sweep)
     except Interrupted as exc:
         print(f"vtopt: sweep {exc}", file=sys.stderr)
         return exc.exit_code

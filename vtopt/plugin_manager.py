@@ -11,6 +11,7 @@ plugins (entry-point names).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.metadata as md
 import inspect
 import os
@@ -53,6 +54,41 @@ class PluginInfo:
     provides: dict[str, list[str]]  # kind -> component names
 
 
+class PluginSet:
+    """A plugin manager's settings and its plugins registered from code, to rebuild it elsewhere
+    (another process, another machine). Modules travel by name; other plugins are pickled, so a
+    plugin class must be importable there (defined at module level) unless the executor forks."""
+
+    def __init__(self, autoload: bool = True, blocked: tuple[str, ...] = (), plugins: tuple = ()):
+        self.autoload, self.blocked, self.plugins = autoload, tuple(blocked), tuple(plugins)
+
+    def manager(self) -> "PluginManager":
+        pm = PluginManager(autoload=self.autoload, blocked=self.blocked)
+        for name, plugin in self.plugins:
+            if isinstance(plugin, _ModuleRef):
+                plugin = importlib.import_module(plugin.name)
+            pm.register(plugin, name=name)
+        return pm
+
+    def __getstate__(self):
+        import types
+
+        plugins = tuple((name, _ModuleRef(p.__name__) if isinstance(p, types.ModuleType) else p)
+                        for name, p in self.plugins)
+        return {"autoload": self.autoload, "blocked": self.blocked, "plugins": plugins}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __eq__(self, other):
+        return isinstance(other, PluginSet) and self.__getstate__() == other.__getstate__()
+
+
+@attrs.frozen
+class _ModuleRef:
+    name: str
+
+
 class _Manager(pluggy.PluginManager):
     def parse_hookimpl_opts(self, plugin, name):
         opts = super().parse_hookimpl_opts(plugin, name)
@@ -75,24 +111,17 @@ class PluginManager:
             autoload = os.environ.get("VTOPT_DISABLE_PLUGIN_AUTOLOAD", "") not in ("1", "true", "yes")
         if blocked is None:
             blocked = tuple(b.strip() for b in os.environ.get("VTOPT_BLOCK_PLUGINS", "").split(",") if b.strip())
-        self.blocked = set(blocked)
+        self.blocked, self.autoload = set(blocked), autoload
         self._from_code: dict[str, Any] = {}  # name -> plugin registered from code, to reach every worker
         self.disabled: dict[str, str] = {}  # monitors turned off after their hook raised: name -> error
         self.stop_on_error: set[str] = set()  # monitors (by registered name) whose errors stop the run
         self._load_entry_points(builtins_only=not autoload)
 
-    @classmethod
-    def with_plugins(cls, plugins: tuple[tuple[str, Any], ...] = ()) -> "PluginManager":
-        """A fresh manager (entry points) plus ``plugins`` as :meth:`code_plugins` returned them."""
-        pm = cls()
-        for name, plugin in plugins:
-            pm.register(plugin, name=name)
-        return pm
-
-    def code_plugins(self) -> tuple[tuple[str, Any], ...]:
-        """(name, plugin) of the plugins registered from code, for worker processes and trials to register
-        too: :class:`vtopt.WorkerFactory` and :class:`vtopt.Trial` carry them (they must pickle)."""
-        return tuple(self._from_code.items())
+    def portable(self) -> "PluginSet":
+        """What worker processes and sweep trials need to build a manager like this one: its
+        settings and the plugins registered from code (:class:`vtopt.WorkerFactory` and
+        :class:`vtopt.Trial` carry it)."""
+        return PluginSet(self.autoload, tuple(sorted(self.blocked)), tuple(self._from_code.items()))
 
     # -- loading -------------------------------------------------------------
     def _load_entry_points(self, builtins_only: bool) -> None:

@@ -411,7 +411,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         if refused:
             raise VtoptError(f"{loaded.path}: differs from the run's config in {', '.join(refused)} (a resumed run "
                              f"may change only {', '.join(RESUMABLE_CHANGES)}); resume with: "
-                             f"vtopt run {saved} --out {out_dir} --resume")
+                             f"vtopt run {saved} --out {out_dir} --resume [--set run.timesteps=N]")
         checkpoint = latest_checkpoint(out_dir)
         if checkpoint is None:
             raise VtoptError(f"{out_dir}: no complete checkpoint to resume from")
@@ -419,6 +419,9 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             raise VtoptError(f"{out_dir}: the run is complete ({checkpoint[1]['timesteps']} timesteps); nothing to "
                              f"resume. To train further: vtopt run {saved} --out {out_dir} --resume "
                              f"--set run.timesteps=N")
+        if checkpoint[1]["timesteps"] > cfg.run.timesteps:
+            raise VtoptError(f"{loaded.path}: run.timesteps {cfg.run.timesteps} is below the {checkpoint[1]['timesteps']} "
+                             "timesteps the run has done; a resumed run can only train further")
         if changed:
             log.info("resume_changes", **{k: changed[k][1] for k in changed})
             atomic_write_text(saved, loaded.dump())

@@ -96,7 +96,7 @@ class Trial:
     config_path: str
     overrides: tuple[str, ...]
     total_timesteps: int  # each trial's run.timesteps
-    plugins: tuple = ()
+    plugins: Any = None  # a vtopt.plugin_manager.PluginSet (PluginManager.portable()); None: a fresh manager
 
     def __call__(self, values: dict[str, Any], trial_dir: str,
                  on_evaluated: Callable[[dict], None] | None = None) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def run_trial(trial: Trial, values: dict[str, Any], trial_dir: str,
     from .plugin_manager import PluginManager
     from .run import train
 
-    pm = PluginManager.with_plugins(trial.plugins)
+    pm = trial.plugins.manager() if trial.plugins is not None else PluginManager()
     config_path, overrides = trial.config_path, trial.overrides
     if on_evaluated is not None:
         class Reporter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from vtopt import Interrupted, ParamError, hookimpl
+from vtopt import Interrupted, ParamError, VtoptError, hookimpl
 
 log = structlog.get_logger(__name__)
 _WORKER = None
@@ -47,6 +48,13 @@ class LocalExecutor:
         """A crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
         so that only the job that crashes again is lost (as an error row)."""
         global _WORKER
+        if self.start_method != "fork":  # what cannot reach the workers fails here, in one line
+            try:
+                pickle.dumps(make_worker)
+            except Exception as exc:
+                raise VtoptError(f"the work cannot be sent to {self.start_method} worker processes ({type(exc).__name__}: "
+                                 f"{exc}); a plugin registered from code must be defined at the top level of an "
+                                 "importable module, or use start_method fork") from None
         try:
             if self.start_method == "fork":
                 _WORKER = make_worker()

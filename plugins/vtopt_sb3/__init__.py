@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from vtopt import ParamError, VtoptError, action_size, hookimpl, observation_size
+from vtopt import ParamError, VtoptError, action_size, check_param_names, hookimpl, observation_size
 
 _MANAGED = {"self", "policy", "env", "seed", "device", "_init_setup_model", "verbose"}
 
@@ -92,8 +92,7 @@ class SB3Algorithm:
         for key in params:
             if key in _MANAGED:
                 raise ParamError(key, f"{key!r} is set by vtopt (run.seed, resources.device), not in algorithm.params")
-            if key not in accepted:
-                raise ParamError(key, f"{self.class_name} takes no parameter {key!r}; it takes: {', '.join(sorted(accepted))}")
+        check_param_names(f"algorithm {self.class_name.lower()!r}", params, accepted | {"policy"})
         if self.params.get("tensorboard_log") is not None:
             try:
                 import tensorboard  # noqa: F401

@@ -1,7 +1,9 @@
 """Example vtopt plugins: one component of each kind.
 
-Everything a plugin needs from vtopt is the ``hookimpl`` marker; the
-components implement the interfaces in ``vtopt.components`` (no base class).
+Everything it needs comes from ``vtopt`` itself (``hookimpl``, ``ParamError``,
+``check_number``, ``action_size``); the components implement the interfaces
+``vtopt.Algorithm``, ``vtopt.Metric``, ``vtopt.Curriculum`` and
+``vtopt.Monitor`` (typing protocols: no base class).
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ class CrossEntropySearch:
             _, rewards, dones, infos = env.step(actions)
             self.timesteps += env.num_envs
             for i in range(env.num_envs):
-                if rewards[i] > best[i][0]:  # a step's reward is its gain over the episode's best so far
-                    best[i] = (float(rewards[i]), actions[i])
+                if rewards[i] > 0:  # a new best of the episode: its gain over the defaults is the rewards' sum
+                    best[i] = (best[i][0] + float(rewards[i]), actions[i])
                 if dones[i]:
                     if best[i][1] is not None:
                         elites = (elites + [best[i]])[-self.memory:]
