@@ -27,16 +27,26 @@ class Sample:
     """One conversion of one image, as a metric sees it.
 
     ``defaults`` is the same image converted with VTracer's defaults, or None
-    when this sample *is* the defaults' conversion.
+    when this sample *is* the defaults' conversion. ``rendered`` is the SVG
+    drawn back (uint8 RGB, composited on the same background as
+    ``image.rgb``); given as None, it is drawn when first read (the defaults'
+    sample, kept for every image, keeps only its SVG until a metric asks).
     """
 
-    def __init__(self, image: LogoImage, svg: str, rendered: np.ndarray, defaults: Sample | None):
+    def __init__(self, image: LogoImage, svg: str, rendered: np.ndarray | None, defaults: Sample | None):
         self.image = image
         self.svg = svg
-        self.rendered = rendered  # uint8 RGB, composited on the same background as image.rgb
+        if rendered is not None:
+            self.rendered = rendered
         self.defaults = defaults
         self.svg_bytes = len(svg.encode())
         self.paths = svg.count("<path")
+
+    @cached_property
+    def rendered(self) -> np.ndarray:
+        from .vectorize import render
+
+        return render(self.svg, *self.image.size)
 
     @cached_property
     def gray(self) -> np.ndarray:

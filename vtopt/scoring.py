@@ -150,7 +150,7 @@ class Scorer:
             outcome = self._outcome(DEFAULT_PARAMS, sample, states, time.perf_counter() - start)
             if outcome.error is not None:
                 raise ConversionError(f"{image.source}: {outcome.error} (on VTracer's defaults' conversion)")
-            cache = _ImageCache(sample, outcome)
+            cache = _ImageCache(Sample(image, svg, None, None), outcome)  # its pixels are drawn again if asked
             self._images[image] = cache
         return cache
 
