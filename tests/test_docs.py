@@ -52,3 +52,26 @@ def test_programmatic_example_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "trained 192 timesteps" in out.stdout and "held-out images: SSIM" in out.stdout
     assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_the_gymnasium_example_trains_without_sb3(capsys):
+    section = DOC.split("## The environment for other RL libraries", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    exec(compile(block, "docs/plugins.md", "exec"), {})
+    assert "best return of the last generation:" in capsys.readouterr().out
+
+
+def test_the_env_is_registered_with_gymnasium_and_passes_its_checker():
+    import subprocess
+    import sys
+
+    code = ("import gymnasium as gym, vtopt\n"
+            "from gymnasium.utils.env_checker import check_env\n"
+            "env = gym.make('vtopt/VTracer-v0', conversions=3)\n"
+            "check_env(env.unwrapped, skip_render_check=True)\n"
+            "env = gym.make('vtopt:vtopt/VTracer-v0', reward={'ssim_rgb': 1.0}, conversions=2)\n"
+            "print(env.unwrapped.scorer.weights, len(env.unwrapped.images))\n")
+    out = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "{'ssim_rgb': 1.0} 24"

@@ -86,7 +86,7 @@ def test_resume_refuses_another_config_and_a_run_without_checkpoints(tmp_path, c
     assert main(["-q", "run", str(cfg), "--out", str(out), "--resume", "--set", "run.seed=9",
                  "--set", "run.timesteps=96"]) == 1
     err = capsys.readouterr().err
-    assert "differs from the run's config in run.seed (a resumed run may change only run.timesteps)" in err
+    assert "differs from the run's config in run.seed (a resumed run may change only run.timesteps, resources.executor" in err
 
 
 def test_a_finished_run_is_not_retrained_and_can_be_extended(tmp_path, capsys):

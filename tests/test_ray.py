@@ -70,3 +70,65 @@ def test_bad_sweep_space_is_a_config_error(tmp_path, capsys):
     assert main(["sweep", str(cfg), "--samples", "2"]) == 2
     err = capsys.readouterr().err
     assert "$.sweep.space.run.seed" in err and "is not one of uniform" in err
+
+
+def _killer_plugin(flag: str, main_pid: int, after: int):
+    """A metric that kills the process it runs in once (as the OOM killer would): local classes, so that
+    Ray's cloudpickle sends them by value to the actors."""
+    import os
+    import signal
+
+    import vtopt
+
+    class Killer:
+        calls = 0
+
+        def prepare(self, image):
+            return None
+
+        def compute(self, sample, state):
+            Killer.calls += 1
+            if os.getpid() != main_pid and Killer.calls > after:
+                try:
+                    os.close(os.open(flag, os.O_CREAT | os.O_EXCL))  # one actor only, however they race
+                except FileExistsError:
+                    return 0.0
+                os.kill(os.getpid(), signal.SIGKILL)
+            return 0.0
+
+    class Plugin:
+        @vtopt.hookimpl
+        def vtopt_register_metrics(self):
+            return {"killer": Killer}
+
+    return Plugin()
+
+
+RAY_RUN = TINY_RUN.replace("parallel_envs: 1", "parallel_envs: 2").replace(
+    "timesteps: 96, checkpoint_every: 64", "timesteps: 128, checkpoint_every: 64")
+
+
+def test_training_on_ray_actors_resumes_and_survives_a_killed_actor(local_ray, tmp_path):
+    import os
+
+    import vtopt
+    from vtopt.run import latest_checkpoint
+
+    out = tmp_path / "run"
+    cfg = write_config(tmp_path, RAY_RUN)
+    assert main(["-q", "run", str(cfg), "--out", str(out), "--executor", "ray", "--set", "run.timesteps=64"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["executor"] == "ray" and summary["n_envs"] == 2 and summary["total_timesteps"] == 64
+    assert latest_checkpoint(out)[1]["timesteps"] == 64
+    # resume, further, on Ray; a killed actor is replaced and the run completes
+    assert main(["-q", "run", str(out / "config.yaml"), "--out", str(out), "--resume",
+                 "--set", "run.timesteps=128"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] and summary["total_timesteps"] == 128
+    flag = tmp_path / "killed"
+    pm = vtopt.PluginManager()
+    pm.register(_killer_plugin(str(flag), os.getpid(), 10), name="killer")
+    cfg = write_config(tmp_path, RAY_RUN + "reward: {weights: {ssim_rgb: 1.0, size: -0.02, killer: 0.0}}\n"
+                       "resources: {executor: ray}\n", name="kill.yaml")
+    summary = vtopt.train(vtopt.load_config(cfg, pm=pm), tmp_path / "kill", pm)
+    assert flag.exists() and summary["env_workers_replaced"] == 1 and summary["total_timesteps"] == 128

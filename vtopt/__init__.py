@@ -27,6 +27,7 @@ plugins and the examples to that). The names are loaded on first use, so
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from .errors import ConfigError, Interrupted, ParamError, PluginFault, VtoptError, check_number, check_param_names
@@ -45,11 +46,16 @@ _LAZY = {
     "SPACE": "params", "DEFAULT_PARAMS": "params", "check_params": "params", "params_key": "params",
     "action_to_params": "params", "action_size": "params", "observation_size": "env",
     "convert": "vectorize", "render": "vectorize", "renderer_name": "vectorize",
-    "load_config": "config", "train": "run", "KINDS": "synthetic", "DEFAULT_WEIGHTS": "scoring",
+    "load_config": "config", "train": "run", "make_gym_env": "env", "GYM_ID": "env",
+    "KINDS": "synthetic", "DEFAULT_WEIGHTS": "scoring",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",
            "PluginFault", "check_param_names", "check_number", *_LAZY]
+
+
+if "gymnasium" in sys.modules:  # gymnasium.make("vtopt/VTracer-v0") then works; else vtopt.env registers it
+    importlib.import_module(".env", __name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -143,8 +143,8 @@ def stage_times(images, scorer, actions) -> dict[str, float]:
     return out
 
 
-def env_rate(images, scorer, n_envs: int, seconds: float) -> tuple[float, list[float]]:
-    env = make_vec_env(images, scorer, 4, n_envs, seed=0)
+def env_rate(images, scorer, n_envs: int, seconds: float, executor=None) -> tuple[float, list[float]]:
+    env = make_vec_env(images, scorer, 4, n_envs, seed=0, executor=executor)
     try:
         rng = np.random.default_rng(0)
         env.reset()
@@ -153,7 +153,7 @@ def env_rate(images, scorer, n_envs: int, seconds: float) -> tuple[float, list[f
             env.step(rng.uniform(-1, 1, (n_envs, action_size())).astype(np.float32))
             steps += n_envs
         rate = steps / (time.perf_counter() - start)
-        rss = env.env_method("peak_rss_mb")
+        rss = env.env_method("peak_rss_mb") if executor is None else []
         return rate, rss
     finally:
         env.close()
@@ -199,7 +199,8 @@ def optimize_rate(images, policy: Path | None, workers: int) -> tuple[float, flo
 
 
 def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: int, workers: int,
-              policy: Path | None, printer=print) -> dict[str, Any]:
+              policy: Path | None, printer=print, executor: str | None = None, address: str | None = None
+              ) -> dict[str, Any]:
     pm = PluginManager()
     scorer = build_scorer(pm, Config())
     rng = np.random.default_rng(0)
@@ -248,6 +249,13 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     printer(f"whole processes on {len(images)} images at budget 4: vtopt optimize {full:.2f} s, one bare-VTracer "
             f"process {bare_process:.2f} s; one image: vtopt optimize {one:.2f} s")
     printer(f"peak RSS: main {main_rss:.0f} MB, env processes {', '.join(f'{r:.0f}' for r in rss2)} MB")
+    if executor is not None and executor != "local":  # training's envs elsewhere, beside the local ones
+        remote = pm.create("executor", executor, {"address": address} if address else {})
+        a1, _ = env_rate(images, scorer, 1, seconds, remote)
+        a2, _ = env_rate(images, scorer, 2, seconds, remote)
+        results.update({f"{executor}_env_steps_per_s_1": a1, f"{executor}_env_steps_per_s_2": a2})
+        printer(f"env steps/s on {executor}: 1 actor {a1:.1f}, 2 actors {a2:.1f} "
+                f"(local subprocesses: 1 env {r1:.1f}, 2 envs {r2:.1f})")
     printer("")
     printer(f"{'ratio':<40} {'measured':>9} {'target':>10}  met")
     for name, value in ratios.items():

@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     with_config(run)
     run.add_argument("--out", type=Path, help="run directory (default: runs/<run.name>)")
     run.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
+    run.add_argument("--executor", help="where the training environments run: local (subprocesses, the default) or "
+                                        "ray (actors anywhere on a cluster); sets resources.executor")
+    run.add_argument("--address", help="the cluster's address (ray: 'auto' or ray://HOST:PORT); sets resources.address")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its newest checkpoint to the configured total "
                           "(--set run.timesteps=N trains a run further)")
@@ -69,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="optimize workers")
     bench.add_argument("--model", type=Path, help="policy for the optimize figure (default: the shipped one)")
     bench.add_argument("--json", type=Path, help="also write the figures here")
+    bench.add_argument("--executor", help="also measure env steps/s with training's environments on this "
+                                          "executor (ray: actors), beside local subprocesses")
+    bench.add_argument("--address", help="the executor's cluster address (ray: 'auto' or ray://HOST:PORT)")
 
     sw = sub.add_parser(
         "sweep", help="run many trials over the search space in the config's sweep section",
@@ -191,7 +197,7 @@ def _dispatch(args, argv: list[str]) -> int:
             raise VtoptError("bench: --images and --samples exclude each other")
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
         results = run_bench(SAMPLES if args.samples else args.images, sizes, args.seconds, args.per_kind,
-                            args.workers, args.model)
+                            args.workers, args.model, executor=args.executor, address=args.address)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
         return EXIT_OK
@@ -216,7 +222,11 @@ def _dispatch(args, argv: list[str]) -> int:
             provides = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.provides.items()) or "event hooks only"
             print(f"{info.name:<12} {where:<20} {provides}")
         return EXIT_OK
-    loaded = load_config(args.config, args.overrides, pm)
+    overrides = list(args.overrides)
+    if args.command == "run":  # --executor/--address are the config's resources.executor/address
+        overrides += [f"resources.{k}={json.dumps(v)}" for k in ("executor", "address")
+                      if (v := getattr(args, k)) is not None]
+    loaded = load_config(args.config, overrides, pm)
     if args.command == "validate":
         print(f"{args.config}: OK")
         return EXIT_OK

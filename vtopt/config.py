@@ -117,6 +117,9 @@ class RewardConfig:
 class ResourcesConfig:
     threads: PosInt = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # where the training environments run: local (subprocesses), ray (actors anywhere on a cluster), a plugin's
+    executor: str = "local"
+    address: Union[str, None] = None  # the executor's cluster address (ray: 'auto' or ray://HOST:PORT)
 
 
 @frozen
@@ -469,6 +472,10 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
             problems.append((where, str(exc)))
     for i, mon in enumerate(cfg.monitors):
         component("monitor", mon, ["monitors", i])
+    executors = pm.components("executor")
+    if cfg.resources.executor not in executors:
+        problems.append((["resources", "executor"], f"unknown executor {cfg.resources.executor!r}; available: "
+                         + ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(executors.items()))))
     metrics = pm.components("metric")
     for name in cfg.reward.weights:
         if name not in metrics:

@@ -153,3 +153,45 @@ class VTracerEnv(gym.Env):
         obs = np.concatenate([self.image.features, head, params_to_unit(best.params), tail]).astype(np.float32)
         return np.clip(obs, -1.0, 1.0)
 
+
+
+#: The id under which vtopt's environment is registered with gymnasium.
+GYM_ID = "vtopt/VTracer-v0"
+
+
+def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, conversions: int = 4,
+                 max_ssim_loss: float | None = None, max_size: int = 256) -> VTracerEnv:
+    """``gymnasium.make("vtopt/VTracer-v0", images=..., reward=..., conversions=...)``: the environment
+    for any RL library. ``images``: a folder, image files, or :class:`LogoImage` objects (default: the
+    sample icons shipped with vtopt); ``reward``: metric weights (default :data:`DEFAULT_WEIGHTS`),
+    metrics from every installed plugin; ``conversions``: per episode, VTracer's defaults included."""
+    from .data import load_folder
+    from .images import SAMPLES, load_image
+    from .plugin_manager import PluginManager
+    from .scoring import DEFAULT_WEIGHTS, MAX_SSIM_LOSS, make_scorer
+
+    if images is None or isinstance(images, (str, bytes)) or hasattr(images, "is_dir"):
+        from pathlib import Path
+
+        folder = Path(images) if images is not None else SAMPLES
+        if folder.is_dir():
+            images, _ = load_folder(folder, None, max_size)
+        else:
+            images = [load_image(folder, "image", max_size)]
+    else:
+        from pathlib import Path
+
+        images = [i if isinstance(i, LogoImage) else load_image(Path(i), "image", max_size) for i in images]
+    floor = MAX_SSIM_LOSS if max_ssim_loss is None else max_ssim_loss
+    scorer = make_scorer(PluginManager(), dict(reward or DEFAULT_WEIGHTS), max_ssim_loss=floor)
+    return VTracerEnv(images, scorer, conversions)
+
+
+def register_gym_env() -> None:
+    """Register :data:`GYM_ID` with gymnasium (done when this module is imported, and by ``import vtopt``
+    when gymnasium is already imported)."""
+    if GYM_ID not in gym.registry:
+        gym.register(GYM_ID, entry_point=make_gym_env)
+
+
+register_gym_env()

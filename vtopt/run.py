@@ -54,12 +54,16 @@ def build_scorer(pm: PluginManager, config: Config) -> Scorer:
 
 
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
-                 reference: Sequence[dict] | None = None, on_replaced=None):
+                 reference: Sequence[dict] | None = None, on_replaced=None, executor=None):
     """n_envs environments, in subprocesses when more than one (a dead one is replaced, and
-    ``on_replaced(slot, reason)`` told: see :mod:`vtopt.vecenv`); never a silent fallback."""
+    ``on_replaced(slot, reason)`` told: see :mod:`vtopt.vecenv`), or wherever ``executor``'s
+    ``make_vec_env`` puts them; never a silent fallback."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    if n_envs == 1:
+    if executor is not None:
+        env = executor.make_vec_env(partial(envworker.make_env, list(images), scorer, conversions, reference),
+                                    n_envs, on_replaced)
+    elif n_envs == 1:
         env = DummyVecEnv([partial(VTracerEnv, list(images), scorer, conversions, reference=reference)])
     else:
         from .vecenv import WorkerVecEnv
@@ -71,6 +75,17 @@ def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, 
             raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc
     env.seed(seed)
     return env
+
+
+def env_executor(pm: PluginManager, cfg: Config):
+    """The executor that runs the training environments: None for ``local`` (vtopt's own subprocesses)."""
+    name = cfg.resources.executor
+    if name == "local":
+        return None
+    executor = pm.create("executor", name, {"address": cfg.resources.address} if cfg.resources.address else {})
+    if not callable(getattr(executor, "make_vec_env", None)):
+        raise VtoptError(f"executor {name!r} cannot run training environments (it has no make_vec_env)")
+    return executor
 
 
 def reference_sets(pm: PluginManager, conversions: int) -> list[dict]:
@@ -472,7 +487,8 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         wants_reference = takes_keyword(curriculum.record, "reference")
         reference = reference_sets(pm, cfg.env.conversions_per_episode) if wants_reference else None
         env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed,
-                           reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a))
+                           reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
+                           executor=env_executor(pm, cfg))
         driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation, wants_reference)
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
@@ -528,6 +544,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             "train_seconds": round(train_seconds, 3),
             "env_steps_per_second": round(driver.timesteps / max(train_seconds, 1e-9), 2),
             "n_envs": cfg.env.parallel_envs,
+            "executor": cfg.resources.executor,
             "conversions_per_episode": cfg.env.conversions_per_episode,
             "images": {"train": len(data.train), "validation": len(data.validation), "rejected": data.rejected},
             "final_stage": driver.stage,
@@ -569,7 +586,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
 
 
 #: Config keys a resumed run may change: train further by raising ``run.timesteps``.
-RESUMABLE_CHANGES = ("run.timesteps",)
+RESUMABLE_CHANGES = ("run.timesteps", "resources.executor", "resources.address")
 
 
 def _changed_keys(old_yaml: str, new_yaml: str) -> dict[str, tuple[Any, Any]]:

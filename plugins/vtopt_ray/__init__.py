@@ -1,4 +1,5 @@
-"""The ``ray`` executor: images as Ray tasks and sweeps on Ray Tune (``pip install 'vtopt[ray]'``).
+"""The ``ray`` executor: images as Ray tasks, sweeps on Ray Tune, and training's environments as
+Ray actors (``vtopt run --executor ray``; ``pip install 'vtopt[ray]'``).
 
 Without ``address`` it starts a local Ray instance (``num_cpus``: all cores
 by default); with one (``--address ray://host:10001`` or ``auto``) it joins
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vtopt import ParamError, hookimpl
+from vtopt import ParamError, VtoptError, hookimpl
 
 
 def _ray():
@@ -70,6 +71,11 @@ class RayExecutor:
         for index in sorted(pending):
             on_result(index, make_worker.error_rows(jobs[index], lost))
 
+    def make_vec_env(self, env_fn, n_envs: int, on_replaced=None):
+        """Training's ``n_envs`` environments as Ray actors anywhere on the cluster (see ``RayVecEnv``)."""
+        self._init()
+        return _vec_env_class()(env_fn, n_envs, on_replaced)
+
     def run_sweep(self, trial, space, samples, out_dir: Path, sweep) -> list[dict]:
         self._init()
         from ray import tune
@@ -110,6 +116,152 @@ class RayExecutor:
                 row.update(score=None, error=str(result.error).splitlines()[0])
             rows.append(row)
         return rows
+
+
+class _EnvActor:
+    """One training environment, living wherever Ray puts it."""
+
+    def __init__(self, env_fn):
+        self.env = env_fn()
+        self.reset_info = {}
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        done = terminated or truncated
+        info["TimeLimit.truncated"] = truncated and not terminated
+        if done:  # SB3's VecEnv API: keep the final observation, then reset
+            info["terminal_observation"] = observation
+            observation, self.reset_info = self.env.reset()
+        return observation, reward, done, info, self.reset_info
+
+    def reset(self, seed=None, options=None):
+        observation, self.reset_info = self.env.reset(seed=seed, **({"options": options} if options else {}))
+        return observation, self.reset_info
+
+    def call(self, name, args, kwargs):
+        return getattr(self.env, name)(*args, **kwargs)
+
+    def get_attr(self, name):
+        return getattr(self.env, name)
+
+    def set_attr(self, name, value):
+        return setattr(self.env, name, value)
+
+    def spaces(self):
+        return self.env.observation_space, self.env.action_space
+
+
+def _vec_env_class():
+    import numpy as np
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+    from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
+
+    ray = _ray()
+    lost = (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)
+
+    class RayVecEnv(VecEnv):
+        """SB3's VecEnv interface over Ray actors, one environment each; the learner stays here.
+
+        The environment factory (images included) goes into Ray's object store once, so a node
+        needs no copy of the dataset. A dead actor is replaced: its episode in flight is dropped,
+        the settings given to every env (kind weights) are given again, and ``on_replaced`` is told;
+        a slot that dies 3 times in a row stops the run.
+        """
+
+        def __init__(self, env_fn, n_envs, on_replaced=None):
+            self.fn_ref = ray.put(env_fn)
+            self.remote_cls = ray.remote(num_cpus=1, max_restarts=0)(_EnvActor)
+            self.on_replaced = on_replaced
+            self.actors = [self.remote_cls.remote(self.fn_ref) for _ in range(n_envs)]
+            self.failures = [0] * n_envs
+            self.settings: dict = {}
+            self.replaced = 0
+            observation_space, action_space = ray.get(self.actors[0].spaces.remote())
+            super().__init__(n_envs, observation_space, action_space)
+            self.pending = None
+
+        def _replace(self, i, exc):
+            self.failures[i] += 1
+            reason = f"Ray actor died ({type(exc).__name__})"
+            if self.failures[i] >= 3:
+                raise VtoptError(f"environment actor {i} died 3 times in a row (last: {reason}); stopping the run")
+            ray.kill(self.actors[i], no_restart=True)
+            self.actors[i] = self.remote_cls.remote(self.fn_ref)
+            for name, (args, kwargs) in self.settings.items():
+                ray.get(self.actors[i].call.remote(name, args, kwargs))
+            observation, reset_info = ray.get(self.actors[i].reset.remote())
+            self.replaced += 1
+            if self.on_replaced is not None:
+                self.on_replaced(i, reason)
+            info = {"terminal_observation": observation, "TimeLimit.truncated": True, "vtopt_worker_replaced": reason}
+            return observation, 0.0, True, info, reset_info
+
+        def _get(self, i, ref):
+            try:
+                result = ray.get(ref)
+                self.failures[i] = 0
+                return result
+            except lost as exc:
+                return exc
+            except ray.exceptions.RayTaskError as exc:  # the env raised: one line, as a local env would
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, VtoptError):  # a plugin's fault, already named
+                    raise cause from None
+                raise VtoptError(f"environment actor {i}: {type(cause).__name__}: {cause}") from None
+
+        def step_async(self, actions):
+            self.pending = [a.step.remote(action) for a, action in zip(self.actors, actions)]
+
+        def step_wait(self):
+            results = []
+            for i, ref in enumerate(self.pending):
+                result = self._get(i, ref)
+                results.append(self._replace(i, result) if isinstance(result, Exception) else result)
+            self.pending = None
+            obs, rews, dones, infos, self.reset_infos = zip(*results)
+            return _stack_obs(obs, self.observation_space), np.stack(rews), np.stack(dones), infos
+
+        def reset(self):
+            refs = [a.reset.remote(self._seeds[i], self._options[i]) for i, a in enumerate(self.actors)]
+            results = []
+            for i, ref in enumerate(refs):
+                result = self._get(i, ref)
+                if isinstance(result, Exception):
+                    observation, _, _, _, reset_info = self._replace(i, result)
+                    result = (observation, reset_info)
+                results.append(result)
+            obs, self.reset_infos = zip(*results)
+            self._reset_seeds()
+            self._reset_options()
+            return _stack_obs(obs, self.observation_space)
+
+        def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+            if indices is None and method_name.startswith("set_"):  # given again to a replacement actor
+                self.settings[method_name] = (method_args, method_kwargs)
+            out = []
+            for i in self._get_indices(indices):
+                result = self._get(i, self.actors[i].call.remote(method_name, method_args, method_kwargs))
+                if isinstance(result, Exception):
+                    self._replace(i, result)
+                    result = None
+                out.append(result)
+            return out
+
+        def get_attr(self, attr_name, indices=None):
+            return ray.get([self.actors[i].get_attr.remote(attr_name) for i in self._get_indices(indices)])
+
+        def set_attr(self, attr_name, value, indices=None):
+            ray.get([self.actors[i].set_attr.remote(attr_name, value) for i in self._get_indices(indices)])
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False for _ in self._get_indices(indices)]
+
+        def close(self):
+            for actor in self.actors:
+                ray.kill(actor, no_restart=True)
+            self.actors = []
+
+    return RayVecEnv
 
 
 def _to_tune(tune, dist):
