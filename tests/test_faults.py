@@ -169,3 +169,32 @@ def test_a_full_disk_names_the_file(tmp_path, monkeypatch, capsys):
     assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert f"vtopt: error: {tmp_path / 'run'}/" in err and "No space left on device" in err
+
+
+class _Crashing:
+    def learn(self, ctx):
+        pass
+
+    def save(self, path):
+        pass
+
+    def load(self, path):
+        pass
+
+    def predict(self, observation, deterministic=True):
+        raise KeyError("no such thing")
+
+
+class CrashingPlugin:
+    @vtopt.hookimpl
+    def vtopt_register_algorithms(self):
+        return {"crashing": _Crashing}
+
+
+def test_an_algorithm_that_raises_fails_its_image_naming_the_plugin():
+    pm = vtopt.PluginManager()
+    pm.register(CrashingPlugin(), name="crash-plugin")
+    files = sorted(ICONS.glob("*.png"))[:1]
+    (row,) = run_images(files, [None], [Method("mine", 3, algorithm="crashing")], {"ssim_rgb": 1.0}, 1, pm=pm)
+    assert row["error"].endswith("PluginFault: plugin 'crash-plugin' (registered from code): algorithm 'crashing'"
+                                 ".search: KeyError: 'no such thing'")

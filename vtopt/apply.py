@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from .env import VTracerEnv
-from .errors import VtoptError
+from .errors import PluginFault, VtoptError
 from .files import atomic_write_text
 from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
@@ -113,11 +113,14 @@ class Worker:
         self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss, metric_params)
         self.methods = list(methods)
         self.algorithms = {}
+        self.names: dict[str, str] = {}  # label -> the registered algorithm, as faults name it
         for m in self.methods:
             if m.model is not None:
-                self.algorithms[m.label] = load_model(self.pm, Path(m.model))[0]
+                self.algorithms[m.label], meta = load_model(self.pm, Path(m.model))
+                self.names[m.label] = meta["algorithm"]
             elif m.algorithm is not None:
                 self.algorithms[m.label] = self.pm.create("algorithm", m.algorithm, m.params)
+                self.names[m.label] = m.algorithm
 
     def run(self, path: str, output: str | None) -> list[dict[str, Any]]:
         if "torch" in sys.modules:  # only algorithms that need torch import it; one thread per worker process
@@ -152,7 +155,10 @@ class Worker:
             else:
                 env = VTracerEnv([image], self.scorer, method.budget, keep_svg=output is not None)
                 row = search_image(algorithm, env, 0)
-        except Exception as exc:  # a plugin's bug on one image is that image's error
+        except Exception as exc:  # a plugin's bug on one image is that image's error, naming the plugin
+            if not isinstance(exc, VtoptError) and method.label in self.names:
+                name = self.names[method.label]
+                exc = PluginFault(self.pm.component_origin("algorithm", name), f"algorithm {name!r}", "search", exc)
             return _error_row(path, method.label, f"{path}: {type(exc).__name__}: {exc}", time.perf_counter() - start)
         svg = row.pop("svg")
         notes = list(image.notes)
