@@ -31,6 +31,16 @@ def tiny_images():
     return [generate(kind, i, seed=0, size=64) for kind in ("simple", "text", "gradient", "complex") for i in range(2)]
 
 
+def expected_score(row: dict, floor: float = 0.005) -> float:
+    """The standard reward of a result row, worked out here from its SSIM and bytes (not by vtopt's scorer):
+    ssim - 0.02 log2(bytes / defaults' bytes), and below the defaults' score when under the quality floor."""
+    import math
+
+    score = row["ssim"] - 0.02 * math.log2(row["bytes"] / row["default_bytes"])
+    excess = row["default_ssim"] - floor - row["ssim"]
+    return min(score, row["default_score"]) - excess if excess > 0 else score
+
+
 def install_fake_plugin(tmp_path: Path, monkeypatch, entry: str, module: str, dist: str, version: str,
                         source: str) -> None:
     """A real distribution on sys.path (a module and its .dist-info), found through entry points."""

@@ -1,14 +1,18 @@
 """Checkpoints, exact resume, signals, periodic evaluation, curricula that change mid-run."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 
+import numpy as np
 import pytest
 from conftest import write_config
 
+from vtopt import Interrupted, hookimpl, load_config, train
 from vtopt.cli import main
 from vtopt.model import load_model
 from vtopt.plugin_manager import PluginManager
@@ -60,8 +64,8 @@ def test_sigkill_then_resume_counts_every_timestep_once(tmp_path):
     assert sum(e["event"] == "run_started" for e in events) == 2
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_writes_a_checkpoint_and_exits_128_plus_signal(tmp_path, signum, code):
+def test_sigterm_to_the_process_writes_a_checkpoint_and_exits_143(tmp_path):
+    signum, code = signal.SIGTERM, 143
     cfg, out = write_config(tmp_path, LONG_RUN), tmp_path / "run"
     proc = _start(cfg, out)
     _wait_for_checkpoint(proc, out)
@@ -74,6 +78,85 @@ def test_signal_writes_a_checkpoint_and_exits_128_plus_signal(tmp_path, signum, 
     assert state["timesteps"] < 1600
     last = json.loads((out / "events.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "run_aborted" and "Interrupted" in last["reason"]
+
+
+class _Interrupter:
+    """A monitor that sends this process SIGINT at its 5th episode, as Ctrl-C would."""
+
+    def __init__(self):
+        self.episodes = 0
+
+    @hookimpl
+    def vtopt_episode_finished(self, timesteps):
+        self.episodes += 1
+        if self.episodes == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+class _InterrupterPlugin:
+    @hookimpl
+    def vtopt_register_monitors(self):
+        return {"interrupter": _Interrupter}
+
+
+def test_sigint_in_process_stops_after_the_step_with_a_checkpoint(tmp_path):
+    pm = PluginManager()
+    pm.register(_InterrupterPlugin(), name="interrupter")
+    cfg = write_config(tmp_path, LONG_RUN.replace("parallel_envs: 2", "parallel_envs: 1").replace(
+        "monitors: [{name: structlog, params: {console: false}}]",
+        "monitors: [{name: structlog, params: {console: false}}, {name: interrupter}]"))
+    with pytest.raises(Interrupted) as info:
+        train(load_config(cfg, pm=pm), tmp_path / "run", pm)
+    assert info.value.exit_code == 130 and "SIGINT" in str(info.value)
+    model, state = latest_checkpoint(tmp_path / "run")
+    assert state["timesteps"] == state["episodes"] * 2 == 10  # stopped right after the 5th episode's step
+    load_model(PluginManager(), model)
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "run_aborted" and "Interrupted" in events[-1]["reason"]
+
+
+class _Constant:
+    """Steps the env with random actions (so evaluations come round) but always proposes the same set:
+    every evaluation scores the same, so early stopping must stop it."""
+
+    def learn(self, ctx):
+        env, steps = ctx.env, ctx.start_timesteps
+        env.reset()
+        while steps < ctx.total_timesteps:
+            _, _, dones, infos = env.step(np.zeros((env.num_envs, env.action_space.shape[0]), np.float32))
+            steps += env.num_envs
+            if not ctx.on_step(infos, dones, steps):
+                break
+
+    def save(self, path):
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("constant.json", "{}")
+
+    def load(self, path):
+        pass
+
+    def predict(self, observation, deterministic=True):
+        return {"mode": "polygon"}
+
+
+class _ConstantPlugin:
+    @hookimpl
+    def vtopt_register_algorithms(self):
+        return {"constant": _Constant}
+
+
+def test_early_stop_stops_a_run_that_no_longer_improves(tmp_path):
+    pm = PluginManager()
+    pm.register(_ConstantPlugin(), name="constant")
+    cfg = write_config(tmp_path, LONG_RUN.replace("checkpoint_every: 256", "checkpoint_every: 0, eval_every: 128, "
+                                                  "early_stop: 2").replace("parallel_envs: 2", "parallel_envs: 1")
+                       .replace("algorithm: {name: ppo, params: {n_steps: 64, batch_size: 64, n_epochs: 1}}",
+                                "algorithm: {name: constant}"))
+    summary = train(load_config(cfg, pm=pm), tmp_path / "run", pm)
+    # the best at 128; no better at 256 and 384: two evaluations without improvement
+    assert summary["stopped"] == "early_stop" and summary["total_timesteps"] == 384
+    assert [e["timesteps"] for e in summary["evaluations"]] == [128, 256, 384]
+    assert len({e["mean_score"] for e in summary["evaluations"]}) == 1
 
 
 def test_resume_refuses_another_config_and_a_run_without_checkpoints(tmp_path, capsys):
@@ -105,7 +188,7 @@ def test_a_finished_run_is_not_retrained_and_can_be_extended(tmp_path, capsys):
     assert summary["checkpoints"][-1].endswith("step_000000192.zip")
 
 
-def test_periodic_evaluation_keeps_the_best_model_and_can_stop_early(tmp_path):
+def test_periodic_evaluation_keeps_the_best_model(tmp_path):
     cfg = write_config(tmp_path, LONG_RUN.replace("checkpoint_every: 256", "checkpoint_every: 0, eval_every: 128, early_stop: 2")
                        .replace("parallel_envs: 2", "parallel_envs: 1"))
     out = tmp_path / "run"
@@ -115,10 +198,8 @@ def test_periodic_evaluation_keeps_the_best_model_and_can_stop_early(tmp_path):
     assert len(evals) >= 3 and all(set(e["per_kind"]) == {"simple", "text", "gradient", "complex"} for e in evals)
     assert summary["best_score"] == max(e["mean_score"] for e in evals)
     assert (out / "best_model.zip").is_file()
-    if summary["stopped"] == "early_stop":
-        assert summary["total_timesteps"] < 1600
-    else:
-        assert summary["total_timesteps"] == 1600
+    best = [e["timesteps"] for e in evals if e["mean_score"] == summary["best_score"]][0]
+    assert load_model(PluginManager(), out / "best_model.zip")[1]["timesteps"] == best
 
 
 def test_stage_overrides_change_algorithm_settings(tmp_path):

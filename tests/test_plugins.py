@@ -12,10 +12,13 @@ from vtopt.plugin_manager import PluginError, PluginManager
 BUILTINS = {"ppo", "a2c", "sac", "ssim", "ssim_rgb", "size", "paths", "mse", "psnr", "staged", "uniform", "structlog"}
 
 
+BUILTIN_PLUGINS = {"sb3", "metrics", "curricula", "monitors", "search", "portfolio", "local", "ray"}
+
+
 def test_builtins_come_from_entry_points(pm):
     infos = {i.name: i for i in pm.plugins()}
-    assert {"sb3", "metrics", "curricula", "monitors"} <= set(infos)
-    assert all(infos[n].distribution == "vtopt" and infos[n].version for n in ("sb3", "metrics"))
+    assert set(infos) == BUILTIN_PLUGINS  # exactly the built-ins: nothing installed in this environment leaks in
+    assert all(infos[n].distribution == "vtopt" and infos[n].version for n in BUILTIN_PLUGINS)
     provided = {name for i in infos.values() for names in i.provides.values() for name in names}
     assert BUILTINS <= provided
 
@@ -117,11 +120,11 @@ def test_autoload_can_be_disabled_and_plugins_blocked(installed_plugin, monkeypa
     monkeypatch.setenv("VTOPT_DISABLE_PLUGIN_AUTOLOAD", "1")
     pm = PluginManager()
     names = {i.name for i in pm.plugins()}
-    assert "extra" not in names and "sb3" in names  # the built-ins stay
+    assert names == BUILTIN_PLUGINS  # the built-ins stay, nothing else
     monkeypatch.delenv("VTOPT_DISABLE_PLUGIN_AUTOLOAD")
     monkeypatch.setenv("VTOPT_BLOCK_PLUGINS", "extra,monitors")
     names = {i.name for i in PluginManager().plugins()}
-    assert "extra" not in names and "monitors" not in names and "sb3" in names
+    assert names == BUILTIN_PLUGINS - {"monitors"}
 
 
 def test_core_never_imports_the_builtin_plugins():

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import TINY_RUN, write_config
+from conftest import TINY_RUN, expected_score, write_config
 from stable_baselines3 import PPO
 
 from vtopt import hookimpl
@@ -30,7 +30,12 @@ def test_tiny_run_end_to_end(tmp_path, capsys, envs):
     assert ev["images"] == 4  # one per kind held out
     for key in ("mean_ssim", "default_mean_ssim", "mean_bytes", "default_mean_bytes", "mean_score", "default_mean_score"):
         assert 0 < ev[key]
-    assert ev["mean_score"] >= ev["default_mean_score"]  # the best of the episode never loses to the defaults
+    rows = summary["evaluation_rows"]
+    for row in rows:  # every score is the reward of its SSIM and bytes, worked out independently
+        assert row["score"] == pytest.approx(expected_score(row), abs=1e-9)
+        assert row["default_score"] == pytest.approx(row["default_ssim"], abs=1e-9)  # size 0 for the defaults
+    assert ev["mean_score"] == pytest.approx(sum(r["score"] for r in rows) / len(rows))
+    assert ev["mean_improvement"] == pytest.approx(ev["mean_score"] - ev["default_mean_score"])
     assert summary["checkpoints"] and (out / summary["checkpoints"][0]).is_file()
     kinds = [e["event"] for e in _events(out)]
     for event in ("run_started", "stage_changed", "episode", "rollout", "checkpoint_saved", "evaluated", "run_finished"):

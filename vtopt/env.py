@@ -20,8 +20,8 @@ import gymnasium as gym
 import numpy as np
 
 from .images import N_FEATURES, LogoImage
-from .params import action_size, action_to_params, params_to_unit
-from .scoring import Scorer
+from .params import action_size, action_to_params, check_params, params_to_unit
+from .scoring import Outcome, Scorer
 
 _IMPROVEMENT_SCALE = 20.0  # observation scale: an improvement of 0.05 reads as 1
 FAILURE_REWARD = -0.1  # far below any real improvement (typically 0 to 0.03)
@@ -92,7 +92,12 @@ class VTracerEnv(gym.Env):
         """A step with a parameter set instead of an action (for search algorithms)."""
         if self.image is None:
             raise RuntimeError("call reset() before step()")
-        outcome = self.scorer.evaluate(self.image, dict(params), keep_svg=self.keep_svg)
+        try:  # a partial set is completed with VTracer's defaults
+            params = check_params(dict(params))
+        except ValueError as exc:  # an algorithm's impossible proposal is a failed conversion
+            outcome = Outcome(dict(params), -math.inf, {}, error=f"{self.image.source}: {exc}")
+        else:
+            outcome = self.scorer.evaluate(self.image, params, keep_svg=self.keep_svg)
         if outcome.ok:
             reward = max(0.0, outcome.score - self.best.score)
             if outcome.score > self.best.score:
