@@ -12,7 +12,7 @@ from conftest import ICONS, TINY_RUN, write_config
 
 import vtopt
 from vtopt.apply import Method, run_images
-from vtopt.run import latest_checkpoint
+from vtopt.rundir import latest_checkpoint
 
 
 class _Metric:

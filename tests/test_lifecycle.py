@@ -16,7 +16,7 @@ from vtopt import Interrupted, hookimpl, load_config, train
 from vtopt.cli import main
 from vtopt.model import load_model
 from vtopt.plugin_manager import PluginManager
-from vtopt.run import latest_checkpoint
+from vtopt.rundir import latest_checkpoint
 
 LONG_RUN = """\
 run: {name: long, seed: 3, timesteps: 1600, checkpoint_every: 256}

@@ -26,7 +26,8 @@ from .errors import VtoptError
 from .files import atomic_write_text
 from .model import load_model
 from .plugin_manager import PluginManager
-from .run import HISTORY, build_scorer
+from .run import build_scorer
+from .rundir import HISTORY
 from .search import search_image
 
 GALLERY_SIZE = 12

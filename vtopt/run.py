@@ -12,12 +12,10 @@ import math
 import pickle
 import platform
 import random
-import shutil
 import signal
 import sys
 import threading
 import time
-import zipfile
 from collections import deque
 from functools import partial
 from pathlib import Path
@@ -34,9 +32,10 @@ from .env import VTracerEnv
 from .errors import Interrupted, VtoptError
 from .files import atomic_write_bytes, atomic_write_text
 from .images import LogoImage
-from .model import META, save_model
+from .model import save_model
 from .params import POLYGON_PARAMS
 from .plugin_manager import PluginManager
+from .rundir import HISTORY, open_run_dir
 from .scoring import Scorer, make_scorer, summarise
 from .search import search_image, takes_keyword
 
@@ -342,14 +341,6 @@ class _Driver:
         return path
 
 
-#: The run's history, written by vtopt itself whatever the monitors (``report.html`` is drawn from
-#: it): one JSON object per line, each with ``event`` and ``timesteps``:
-#: ``episode`` (kind, improvement), ``rollout`` (the statistics of ``vtopt_rollout_finished``),
-#: ``stage_changed`` (previous, stage), ``evaluated`` (mean_score, mean_ssim, bytes_ratio,
-#: mean_improvement, per_kind).
-HISTORY = "history.jsonl"
-
-
 def _next(timesteps: int, every: int) -> float:
     return (timesteps // every + 1) * every if every else math.inf
 
@@ -370,42 +361,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
 
 
-def latest_checkpoint(out_dir: Path) -> tuple[Path, dict] | None:
-    """The newest intact checkpoint: its JSON parses, its model is a whole zip and its RNG states
-    unpickle. A damaged one is skipped with a warning that names it and says what is wrong."""
-    for state_file in sorted((out_dir / "checkpoints").glob("step_*.json"), reverse=True):
-        model = state_file.with_suffix(".zip")
-        try:
-            state = json.loads(state_file.read_text())
-            if not isinstance(state, dict) or not isinstance(state.get("timesteps"), int):
-                raise ValueError("its state has no timesteps")
-            with zipfile.ZipFile(model) as zf:
-                bad = zf.testzip()
-                if bad is not None:
-                    raise zipfile.BadZipFile(f"{bad} fails its CRC check")
-                if META not in zf.namelist():  # e.g. truncated onto a zip nested inside it
-                    raise zipfile.BadZipFile(f"no {META} in it")
-            pickle.loads(state_file.with_suffix(".rng").read_bytes())
-            return model, state
-        except Exception as exc:  # any damage: say so, and try the one before
-            log.warning("checkpoint_skipped", checkpoint=str(state_file.with_suffix("")),
-                        problem=f"{type(exc).__name__}: {exc}")
-    return None
-
-
-def prepare_out_dir(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise VtoptError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any((out_dir / f).exists() for f in ("summary.json", "model.zip", HISTORY)):
-        if not force:
-            raise VtoptError(f"{out_dir}: already holds a run; choose another --out or pass --force to overwrite it")
-        for f in ("summary.json", "model.zip", HISTORY):
-            (out_dir / f).unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-        (out_dir / "best_model.zip").unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
 def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str] = (), force: bool = False,
           resume: bool = False) -> dict:
     """Train as configured; write the run directory; return the summary.
@@ -416,34 +371,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     checkpoint and raise :class:`Interrupted`.
     """
     cfg = loaded.config
-    checkpoint = None
-    if resume:
-        saved = out_dir / "config.yaml"
-        if not saved.is_file():
-            raise VtoptError(f"{out_dir}: no run to resume (no config.yaml)")
-        changed = _changed_keys(saved.read_text(), loaded.dump())
-        refused = sorted(set(changed) - set(RESUMABLE_CHANGES))
-        if refused:
-            raise VtoptError(f"{loaded.path}: differs from the run's config in {', '.join(refused)} (a resumed run "
-                             f"may change only {', '.join(RESUMABLE_CHANGES)}); resume with: "
-                             f"vtopt run {saved} --out {out_dir} --resume [--set run.timesteps=N]")
-        checkpoint = latest_checkpoint(out_dir)
-        if checkpoint is None:
-            raise VtoptError(f"{out_dir}: no complete checkpoint to resume from")
-        if checkpoint[1]["timesteps"] >= cfg.run.timesteps and (out_dir / "summary.json").is_file():
-            raise VtoptError(f"{out_dir}: the run is complete ({checkpoint[1]['timesteps']} timesteps); nothing to "
-                             f"resume. To train further: vtopt run {saved} --out {out_dir} --resume "
-                             f"--set run.timesteps=N")
-        if checkpoint[1]["timesteps"] > cfg.run.timesteps:
-            raise VtoptError(f"{loaded.path}: run.timesteps {cfg.run.timesteps} is below the {checkpoint[1]['timesteps']} "
-                             "timesteps the run has done; a resumed run can only train further")
-        if changed:
-            log.info("resume_changes", **{k: changed[k][1] for k in changed})
-            atomic_write_text(saved, loaded.dump())
-        (out_dir / "summary.json").unlink(missing_ok=True)
-    else:
-        prepare_out_dir(out_dir, force)
-        atomic_write_text(out_dir / "config.yaml", loaded.dump())
+    checkpoint = open_run_dir(loaded, out_dir, force, resume)
     atomic_write_text(out_dir / "run.json", json.dumps(
         {"argv": list(argv) or sys.argv, "config_file": str(loaded.path), "overrides": loaded.overrides,
          "resumed_from": str(checkpoint[0]) if checkpoint else None,
@@ -583,26 +511,6 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             plugin = pm.pm.get_plugin(name)
             if plugin is not None:
                 pm.unregister(plugin)
-
-
-#: Config keys a resumed run may change: train further by raising ``run.timesteps``.
-RESUMABLE_CHANGES = ("run.timesteps", "resources.executor", "resources.address")
-
-
-def _changed_keys(old_yaml: str, new_yaml: str) -> dict[str, tuple[Any, Any]]:
-    """``{"a.b.c": (old, new)}`` for every leaf that differs between two config dumps."""
-    from ruamel.yaml import YAML
-
-    def leaves(node, prefix=""):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                yield from leaves(v, f"{prefix}{k}.")
-        else:
-            yield prefix[:-1], node
-
-    yaml = YAML(typ="safe")
-    old, new = dict(leaves(yaml.load(old_yaml))), dict(leaves(yaml.load(new_yaml)))
-    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
 
 
 def _json_default(value):
