@@ -61,12 +61,18 @@ def _const_plugin():
     return ConstPlugin()
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
-def test_a_metric_registered_from_code_reaches_image_workers(executor, tmp_path, request):
-    if executor == "ray":
+@pytest.fixture(params=["local", "ray"])
+def executor_pm(request):
+    """(executor name, a plugin manager with the code-registered ``const`` metric), on both executors."""
+    if request.param == "ray":
         request.getfixturevalue("local_ray")
     pm = vtopt.PluginManager()
     pm.register(_const_plugin(), name="const-plugin")
+    return request.param, pm
+
+
+def test_a_metric_registered_from_code_reaches_image_workers(executor_pm, tmp_path):
+    executor, pm = executor_pm
     files = sorted(ICONS.glob("*.png"))[:2]
     methods = [Method("defaults", 1), Method("random", 3, algorithm="random")]  # evaluate's rows
     base = {"ssim_rgb": 1.0, "size": -0.02}
@@ -82,12 +88,8 @@ def test_a_metric_registered_from_code_reaches_image_workers(executor, tmp_path,
     assert all(r["error"] is None and (tmp_path / r["output"]).is_file() for r in rows)
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
-def test_a_metric_registered_from_code_reaches_sweep_trials(executor, tmp_path, request):
-    if executor == "ray":
-        request.getfixturevalue("local_ray")
-    pm = vtopt.PluginManager()
-    pm.register(_const_plugin(), name="const-plugin")
+def test_a_metric_registered_from_code_reaches_sweep_trials(executor_pm, tmp_path):
+    executor, pm = executor_pm
     cfg = write_config(tmp_path, TINY_RUN.replace("timesteps: 96", "timesteps: 32")
                        + "reward: {weights: {ssim_rgb: 1.0, size: -0.02, const: 0.5}}\n")
     loaded = vtopt.load_config(cfg, pm=pm)
