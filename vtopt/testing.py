@@ -61,8 +61,9 @@ def vtopt_run(tmp_path: Path, vtopt_pm) -> Callable[..., tuple[dict, Path]]:
     """
     from ruamel.yaml import YAML
 
-    from vtopt.config import load_config, to_yaml
+    from vtopt.config import load_config
     from vtopt.run import train
+    from vtopt.yamlfile import to_yaml
 
     def run(yaml_overlay: str = "", plugins: Iterable[Any] = (), overrides: Iterable[str] = ()):
         yaml = YAML(typ="safe", pure=True)

@@ -1,0 +1,98 @@
+"""The checks of a config that need the plugin registries and the file system (``vtopt validate``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import LoadedConfig, load_config
+from .errors import ConfigError, ParamError, UnknownComponent
+from .images import IMAGE_SUFFIXES
+from .scoring import REPORTED
+
+
+def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tuple[list, str]]:
+    """Checks that need the plugin registries and the file system."""
+    cfg = loaded.config
+    problems: list[tuple[list, str]] = []
+
+    def component(kind: str, comp, parts: list):
+        try:
+            return pm.create(kind, comp.name, comp.params)
+        except UnknownComponent as exc:
+            problems.append((parts + ["name"], str(exc)))
+        except ParamError as exc:
+            problems.append((parts + ["params"] + ([exc.key] if exc.key else []), exc.message))
+        return None
+
+    algorithm = component("algorithm", cfg.algorithm, ["algorithm"])
+    curriculum = component("curriculum", cfg.curriculum, ["curriculum"])
+    for stage, settings in (getattr(curriculum, "overrides", None) or {}).items():
+        if algorithm is None:
+            break
+        where = ["curriculum", "params", "overrides", stage]
+        if not hasattr(algorithm, "check_update"):
+            problems.append((where, f"algorithm {cfg.algorithm.name!r} cannot change settings mid-run"))
+            continue
+        try:
+            algorithm.check_update(**settings)
+        except (ValueError, TypeError) as exc:
+            problems.append((where, str(exc)))
+    for i, mon in enumerate(cfg.monitors):
+        component("monitor", mon, ["monitors", i])
+    executors = pm.components("executor")
+    if cfg.resources.executor not in executors:
+        problems.append((["resources", "executor"], f"unknown executor {cfg.resources.executor!r}; available: "
+                         + ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(executors.items()))))
+    metrics = pm.components("metric")
+    for name in cfg.reward.weights:
+        if name not in metrics:
+            listing = ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(metrics.items()))
+            problems.append((["reward", "weights", name], f"unknown metric {name!r}; available: {listing}"))
+    for name, params in cfg.reward.params.items():
+        where = ["reward", "params", name]
+        if name not in cfg.reward.weights and name not in REPORTED:
+            problems.append((where, f"metric {name!r} has params but no weight in reward.weights"))
+            continue
+        if name in metrics:
+            try:
+                pm.create("metric", name, params)
+            except ParamError as exc:
+                problems.append((where + ([exc.key] if exc.key else []), exc.message))
+    if not cfg.reward.weights:
+        problems.append((["reward", "weights"], "at least one metric weight is needed"))
+    for i, folder in enumerate(cfg.data.folders):
+        p = loaded.resolve_path(folder.path)
+        if not p.is_dir():
+            problems.append((["data", "folders", i, "path"], f"{p.absolute()} " + (
+                "is not a folder" if p.exists() else "does not exist")))
+        elif not _has_images(p, folder.kind is None):
+            problems.append((["data", "folders", i, "path"], f"{p} holds no image files "
+                             f"({', '.join(IMAGE_SUFFIXES)})"))
+    if cfg.sweep is not None and sweep_check:
+        from .sweep import parse_distribution
+
+        rng = __import__("numpy").random.default_rng(0)
+        for key, text in cfg.sweep.space.items():
+            try:
+                value = parse_distribution(text).sample(rng)
+            except ValueError as exc:
+                problems.append((["sweep", "space", key], str(exc)))
+                continue
+            try:  # the key must name a value the config takes
+                load_config(loaded.path, list(loaded.overrides) + [f"{key}={json.dumps(value)}"], pm,
+                            sweep_check=False)
+            except ConfigError as exc:
+                detail = exc.lines[0].split(": ", 1)[-1]
+                problems.append((["sweep", "space", key], f"setting it to {value!r} fails: {detail}"))
+    if cfg.data.synthetic is None and not cfg.data.folders:
+        problems.append((["data"], "no images: enable data.synthetic or list data.folders"))
+    return problems
+
+
+def _has_images(folder: Path, with_subfolders: bool) -> bool:
+    from .images import list_images
+
+    if list_images(folder):
+        return True
+    return with_subfolders and any(sub.is_dir() and list_images(sub) for sub in folder.iterdir())

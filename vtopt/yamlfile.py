@@ -1,0 +1,136 @@
+"""A strict YAML file: read with line numbers, ``--set KEY.PATH=VALUE`` overrides, alias bombs refused,
+and problems reported as ``FILE:LINE: $.path: message``. Knows nothing of vtopt's schema."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .errors import ConfigError
+
+MAX_YAML_NODES = 100_000  # beyond this a document is an alias bomb, not a config
+
+
+def read_yaml(path: Path) -> Any:
+    """The round-trip YAML tree of ``path`` (duplicate keys refused); ConfigError naming FILE:LINE."""
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{where}: no such file ({path.absolute()})"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{where}: cannot read the file ({exc})"]) from None
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p).replace("\n", " ")
+        raise ConfigError([f"{where}:{line}: $: YAML error: {problem}"]) from None
+    except YAMLError as exc:
+        raise ConfigError([f"{where}:0: $: YAML error: {str(exc).splitlines()[0]}"]) from None
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.allow_duplicate_keys = False
+    return y
+
+
+def to_yaml(data) -> str:
+    buf = io.StringIO()
+    y = YAML(typ="safe", pure=True)
+    y.default_flow_style = False
+    y.sort_base_mapping_type_on_output = False
+    y.dump(data, buf)
+    return buf.getvalue()
+
+
+def apply_override(doc: CommentedMap, item: str, where: str) -> list:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError([f"{where}: --set {item}: expected KEY.PATH=VALUE"])
+    parts: list[Any] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+    try:
+        value = _yaml().load(raw) if raw.strip() else ""
+    except YAMLError as exc:
+        raise ConfigError([f"{where}: --set {item}: value is not valid YAML ({str(exc).splitlines()[0]})"]) from None
+    node = doc
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, CommentedMap):
+            if part not in node or node[part] is None:
+                node[part] = CommentedMap()
+            node = node[part]
+        else:
+            path = _fmt_path(parts[: i + 1])
+            raise ConfigError([f"{where}: --set {item}: {path} is not a mapping"])
+    last = parts[-1]
+    if isinstance(node, CommentedSeq) and isinstance(last, int) and last < len(node):
+        node[last] = value
+    elif isinstance(node, CommentedMap):
+        node[last] = value
+    else:
+        raise ConfigError([f"{where}: --set {item}: {_fmt_path(parts[:-1])} is not a mapping"])
+    return parts
+
+
+def plain(node, where: str = "", _count=None):
+    """Round-trip YAML nodes to plain dicts/lists/scalars, refusing alias bombs."""
+    if _count is None:
+        _count = [0]
+    _count[0] += 1
+    if _count[0] > MAX_YAML_NODES:
+        raise ConfigError([f"{where}:1: $: the document expands to more than {MAX_YAML_NODES} nodes (alias bomb?)"])
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, (str, int, float, bool)) else k: plain(v, where, _count)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v, where, _count) for v in node]
+    if node is None or isinstance(node, bool):
+        return node
+    for base in (int, float, str):  # ruamel's ScalarInt, ScalarFloat, quoted strings ...
+        if isinstance(node, base):
+            return base(node)
+    return str(node)  # timestamps, tagged scalars: plain text, never constructed objects
+
+
+def describe(value) -> str:
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+
+
+def _fmt_path(parts) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _locate(doc, parts) -> int:
+    node, line = doc, (doc.lc.line + 1 if hasattr(doc, "lc") else 1)
+    for part in parts:
+        try:
+            if isinstance(node, CommentedMap) and part in node:
+                line = node.lc.key(part)[0] + 1
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+                line = node.lc.item(part)[0] + 1
+            else:
+                break
+        except (KeyError, TypeError):  # a node added by --set has no position
+            break
+        node = node[part]
+    return line
+
+
+def problem_line(where: str, doc, parts, message: str, set_lines: dict) -> str:
+    for n in range(len(parts), 0, -1):
+        if tuple(parts[:n]) in set_lines:
+            return f"{where}: --set {set_lines[tuple(parts[:n])]}: {_fmt_path(parts)}: {message}"
+    return f"{where}:{_locate(doc, parts)}: {_fmt_path(parts)}: {message}"
