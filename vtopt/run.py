@@ -231,29 +231,36 @@ class _Driver:
             self.stage = stage
 
     def on_step(self, infos, dones, timesteps: int) -> bool:
+        """After every vector step, in order: the finished episodes (monitors, curriculum), then the
+        parts that may stop the run (a signal, evaluation with early stop), then checkpoints. False: stop."""
         self.timesteps = timesteps
         for info in infos:
-            episode = info.get("vtopt_episode")
-            if episode is None:
-                continue
-            for error in episode["errors"]:
-                if error not in self.errors_said:  # the same failure again and again is said once
-                    self.errors_said.add(error)
-                    log.warning("conversion_failed", image=episode["image"], error=error, timesteps=timesteps)
-            self.episodes += 1
-            self.recent.append(episode)
-            self.pending.append(episode)
-            self.record("episode", timesteps, kind=episode["kind"], improvement=episode["improvement"])
-            self.pm.episode_finished(self.run, episode, timesteps)
-            if self.record_reference:
-                self._curriculum("record", episode["kind"], episode["improvement"], timesteps,
-                                 reference=episode.get("reference_improvement"))
-            else:
-                self._curriculum("record", episode["kind"], episode["improvement"], timesteps)
-            self._sync_curriculum(timesteps)
-        if self.signal is not None:
+            if "vtopt_episode" in info:
+                self._episode(info["vtopt_episode"], timesteps)
+        if self.signal is not None:  # SIGINT/SIGTERM, seen by the handler: stop after this step
             self.stop_reason = "signal"
             return False
+        if not self._evaluation(timesteps):
+            return False
+        self._checkpoints(timesteps)
+        return timesteps < self.run.total_timesteps  # learners collect whole rollouts: stop at the total
+
+    def _episode(self, episode: dict, timesteps: int) -> None:
+        for error in episode["errors"]:
+            if error not in self.errors_said:  # the same failure again and again is said once
+                self.errors_said.add(error)
+                log.warning("conversion_failed", image=episode["image"], error=error, timesteps=timesteps)
+        self.episodes += 1
+        self.recent.append(episode)
+        self.pending.append(episode)
+        self.record("episode", timesteps, kind=episode["kind"], improvement=episode["improvement"])
+        self.pm.episode_finished(self.run, episode, timesteps)
+        reference = {"reference": episode.get("reference_improvement")} if self.record_reference else {}
+        self._curriculum("record", episode["kind"], episode["improvement"], timesteps, **reference)
+        self._sync_curriculum(timesteps)
+
+    def _evaluation(self, timesteps: int) -> bool:
+        """Evaluate every ``run.eval_every`` timesteps; False when early stopping says stop."""
         if timesteps >= self.next_eval:
             self.next_eval = _next(timesteps, self.eval_every)
             self.evaluate(timesteps)
@@ -261,11 +268,12 @@ class _Driver:
                 log.info("early_stop", timesteps=timesteps, evaluations_without_improvement=self.stale)
                 self.stop_reason = "early_stop"
                 return False
+        return True
+
+    def _checkpoints(self, timesteps: int) -> None:
         if timesteps >= self.next_checkpoint:
             self.next_checkpoint = _next(timesteps, self.checkpoint_every)
             self.checkpoint(timesteps)
-        # learners collect whole rollouts; stop at the configured total, not past it
-        return timesteps < self.run.total_timesteps
 
     def on_rollout_end(self, timesteps: int) -> None:
         now = time.perf_counter()
