@@ -131,3 +131,15 @@ def test_an_image_named_twice_is_done_once(tmp_path):
     sample = list_images(SAMPLES)[0]
     assert main(["-q", "evaluate", str(sample), "--samples", "--methods", "defaults", "--report", str(report)]) == 0
     assert len(json.loads(report.read_text())) == 24
+
+
+def test_a_default_row_whose_dependency_is_missing_is_left_out_and_said(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if the tune extra were not installed
+    assert main(["-q", "evaluate", str(list_images(SAMPLES)[0]), "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "note: tpe40 is left out: algorithm 'tpe': needs Optuna: pip install 'vtopt[tune]'" in captured.err
+    assert "portfolio " in captured.out and "tpe40" not in captured.out
+    assert main(["-q", "evaluate", str(list_images(SAMPLES)[0]), "--methods", "tpe"]) == 1  # asked for: an error
+    assert "needs Optuna" in capsys.readouterr().err

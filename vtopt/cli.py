@@ -409,12 +409,6 @@ def _eval_methods(args, policy):
     methods = []
     tuned_params = None
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if "tpe" in names and args.methods == ",".join(EVAL_METHODS):
-        try:
-            import optuna  # noqa: F401
-        except ImportError:  # an optional extra: leave its row out of the default table, and say so
-            print("note: tpe needs Optuna (pip install 'vtopt[tune]'); its row is left out", file=sys.stderr)
-            names.remove("tpe")
     for name in names:
         if name == "policy":
             methods.append(policy)
@@ -458,12 +452,21 @@ def _eval_methods(args, policy):
         raise VtoptError(f"--methods: more than one method labelled {', '.join(map(repr, twice))}; give each its "
                          "own label, e.g. NAME2=MODEL.zip")
     pm = PluginManager()
+    usable = []
     for m in methods:  # fail here, once, rather than in every worker
-        if m.algorithm is not None:
-            pm.create("algorithm", m.algorithm, m.params)
+        try:
+            if m.algorithm is not None:
+                pm.create("algorithm", m.algorithm, m.params)
+        except ParamError as exc:
+            if args.methods != ",".join(EVAL_METHODS):
+                raise
+            # a default row whose plugin lacks an optional dependency (tpe: Optuna): left out, and said
+            print(f"note: {m.label} is left out: algorithm {m.algorithm!r}: {exc.message}", file=sys.stderr)
+            continue
         if m.model is not None:
             load_model(pm, Path(m.model))
-    return methods
+        usable.append(m)
+    return usable
 
 
 def _executor(args):
