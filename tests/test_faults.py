@@ -25,11 +25,13 @@ class _Metric:
         return None
 
     def compute(self, sample, state):
+        if sample.defaults is None:
+            return 0.0  # the defaults' conversions (made at loading) are not counted
         self.calls += 1
         in_worker = multiprocessing.parent_process() is not None
         if self.mode == "nan":
-            return float("nan") if sample.defaults is not None else 0.0
-        if self.mode == "raise" and sample.defaults is not None:
+            return float("nan")
+        if self.mode == "raise" and self.calls > self.after:
             raise ZeroDivisionError("the metric divided by zero")
         if self.mode == "kill" and in_worker and self.calls > self.after:
             try:
@@ -65,15 +67,21 @@ def _train(tmp_path, extra: str, name="run"):
     return pm, vtopt.train(vtopt.load_config(cfg, pm=pm), tmp_path / name, pm)
 
 
-def test_a_metric_that_raises_stops_training_in_one_line_with_a_checkpoint(tmp_path):
-    reward = "reward: {weights: {ssim_rgb: 1.0, faulty: 0.1}, params: {faulty: {mode: raise}}}\n"
-    with pytest.raises(vtopt.VtoptError) as info:
+@pytest.mark.parametrize("envs, after", [(1, 60), (2, 40)])
+def test_a_metric_that_raises_stops_training_in_one_line_with_a_checkpoint(tmp_path, envs, after):
+    reward = (f"reward: {{weights: {{ssim_rgb: 1.0, faulty: 0.1}}, params: {{faulty: {{mode: raise, after: {after}}}}}}}\n"
+              f"env: {{conversions_per_episode: 3, parallel_envs: {envs}}}\n"
+              "run: {name: faulty, seed: 1, timesteps: 192, checkpoint_every: 16}\n")
+    with pytest.raises(vtopt.VtoptError) as info:  # with 2 subprocess envs this once hung for ever
         _train(tmp_path, reward)
     message = str(info.value)
     assert message == ("plugin 'faulty-plugin' (registered from code): metric 'faulty'.compute: "
                        "ZeroDivisionError: the metric divided by zero")
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     assert events[-1]["event"] == "run_aborted" and "ZeroDivisionError" in events[-1]["reason"]
+    saved = [e["timesteps"] for e in events if e["event"] == "checkpoint_saved"]
+    assert len(saved) >= 2 and saved[-1] >= saved[-2] and saved[-1] < 192  # periodic ones, then one at the fault
+    assert latest_checkpoint(tmp_path / "run")[1]["timesteps"] == saved[-1]
 
 
 def test_a_metric_that_raises_fails_only_its_image_in_optimize(tmp_path):
@@ -198,3 +206,27 @@ def test_an_algorithm_that_raises_fails_its_image_naming_the_plugin():
     (row,) = run_images(files, [None], [Method("mine", 3, algorithm="crashing")], {"ssim_rgb": 1.0}, 1, pm=pm)
     assert row["error"].endswith("PluginFault: plugin 'crash-plugin' (registered from code): algorithm 'crashing'"
                                  ".search: KeyError: 'no such thing'")
+
+
+def test_a_full_disk_at_a_periodic_checkpoint_is_not_the_algorithms_fault(tmp_path, monkeypatch):
+    import errno
+
+    import vtopt.run
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(vtopt.run, "atomic_write_bytes", full)  # the checkpoint's .rng, written inside learn
+    with pytest.raises(OSError) as info:
+        _train(tmp_path, "")
+    assert not isinstance(info.value, vtopt.PluginFault) and info.value.filename.endswith("step_000000064.rng")
+
+
+def test_hook_wrappers_are_refused_at_registration():
+    class Wrapping:
+        @vtopt.hookimpl(wrapper=True)
+        def vtopt_alert(self, alert):
+            return (yield)
+
+    with pytest.raises(vtopt.VtoptError, match="vtopt_alert is a hook wrapper"):
+        vtopt.PluginManager().register(Wrapping(), name="wrapping")

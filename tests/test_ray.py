@@ -132,3 +132,34 @@ def test_training_on_ray_actors_resumes_and_survives_a_killed_actor(local_ray, t
                        "resources: {executor: ray}\n", name="kill.yaml")
     summary = vtopt.train(vtopt.load_config(cfg, pm=pm), tmp_path / "kill", pm)
     assert flag.exists() and summary["env_workers_replaced"] == 1 and summary["total_timesteps"] == 128
+
+
+def test_a_faulty_metric_on_ray_actors_is_named_and_too_many_actors_are_refused(local_ray, tmp_path, capsys):
+    import vtopt
+
+    class Raising:
+        def prepare(self, image):
+            return None
+
+        def compute(self, sample, state):
+            if sample.defaults is not None:
+                raise ZeroDivisionError("on an actor")
+            return 0.0
+
+    class Plugin:
+        @vtopt.hookimpl
+        def vtopt_register_metrics(self):
+            return {"raising": Raising}
+
+    pm = vtopt.PluginManager()
+    pm.register(Plugin(), name="raising-plugin")
+    cfg = write_config(tmp_path, RAY_RUN + "reward: {weights: {ssim_rgb: 1.0, raising: 0.1}}\n"
+                       "resources: {executor: ray}\n")
+    with pytest.raises(vtopt.VtoptError) as info:
+        vtopt.train(vtopt.load_config(cfg, pm=pm), tmp_path / "run", pm)
+    assert str(info.value) == ("plugin 'raising-plugin' (registered from code): metric 'raising'.compute: "
+                               "ZeroDivisionError: on an actor")
+    out = tmp_path / "three"
+    assert main(["-q", "run", str(write_config(tmp_path, RAY_RUN, name="three.yaml")), "--out", str(out),
+                 "--executor", "ray", "--set", "env.parallel_envs=3"]) == 1
+    assert "env.parallel_envs is 3 but the Ray cluster has 2 CPUs" in capsys.readouterr().err

@@ -46,7 +46,9 @@ def serve(remote, parent_remote, env_fn) -> None:
         try:
             remote.send(_handle(env, state, cmd, data))
         except Exception as exc:  # e.g. a plugin's metric that raised: one line back to the driver
-            fault = getattr(exc, "detail", None) and (exc.origin, exc.what, exc.method, exc.detail)
+            from .errors import PluginFault
+
+            fault = (exc.origin, exc.what, exc.method, exc.detail) if isinstance(exc, PluginFault) else None
             remote.send(WorkerError(f"{type(exc).__name__}: {exc}", fault))
 
 

@@ -18,6 +18,9 @@ class ParamError(ValueError):
         self.key = key
         self.message = message
 
+    def __reduce__(self):  # across processes (workers, Ray) with its fields
+        return type(self), (self.key, self.message)
+
 
 def check_param_names(owner: str, given, accepted) -> None:
     """Raise :class:`ParamError` for the first key of ``given`` not in ``accepted``, listing the accepted ones.
@@ -59,6 +62,9 @@ class UnknownComponent(VtoptError):
         super().__init__(f"unknown {kind} {name!r}; available: {listing}")
         self.kind, self.name, self.available = kind, name, available
 
+    def __reduce__(self):
+        return type(self), (self.kind, self.name, self.available)
+
 
 class PluginFault(VtoptError):
     """A plugin's component method or hook raised (or a metric gave no finite number), in one line:
@@ -69,6 +75,9 @@ class PluginFault(VtoptError):
         super().__init__(f"plugin {origin}: {what}.{method}: {detail}")
         self.origin, self.what, self.method, self.detail = origin, what, method, detail
 
+    def __reduce__(self):
+        return type(self), (self.origin, self.what, self.method, self.detail)
+
 
 class Interrupted(VtoptError):
     """Training stopped by a signal after writing a checkpoint; exit code 128 + signal."""
@@ -78,6 +87,10 @@ class Interrupted(VtoptError):
         super().__init__(f"stopped by {signal.Signals(signum).name} ({where}); "
                          f"continue with: vtopt run {out_dir / 'config.yaml'} --out {out_dir} --resume")
         self.exit_code = 128 + signum
+        self._args = (signum, checkpoint, out_dir)
+
+    def __reduce__(self):
+        return type(self), self._args
 
 
 class ConfigError(VtoptError):
@@ -86,3 +99,6 @@ class ConfigError(VtoptError):
     def __init__(self, lines: list[str]):
         super().__init__("\n".join(lines))
         self.lines = lines
+
+    def __reduce__(self):
+        return type(self), (self.lines,)

@@ -21,7 +21,7 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import Interrupted, ParamError, PluginFault, UnknownComponent, VtoptError, check_param_names
+from .errors import ParamError, PluginFault, UnknownComponent, VtoptError, check_param_names
 
 hookimpl = pluggy.HookimplMarker("vtopt")
 
@@ -184,6 +184,11 @@ class PluginManager:
                 self.pm.unregister(plugin)
                 known = ", ".join(sorted(KNOWN_HOOKS))
                 raise PluginError(f"plugin {name!r} implements unknown hook {hook_name!r}; known hooks: {known}")
+            if any(impl.plugin is plugin and (impl.hookwrapper or getattr(impl, "wrapper", False))
+                   for impl in caller.get_hookimpls()):
+                self.pm.unregister(plugin)  # vtopt calls each implementation on its own (a fault names it)
+                raise PluginError(f"plugin {name!r}: {hook_name} is a hook wrapper; vtopt's hooks take plain "
+                                  "implementations only")
 
     # -- components ------------------------------------------------------------
     def _registry(self) -> dict[str, dict[str, Component]]:
@@ -274,9 +279,11 @@ class PluginManager:
         naming the plugin, the component and the method (vtopt's own errors pass through)."""
         try:
             yield
-        except (VtoptError, KeyboardInterrupt):
+        except VtoptError:
             raise
         except Exception as exc:
+            if getattr(exc, "vtopt_core", False):  # raised by vtopt's own code called from the plugin
+                raise
             raise PluginFault(self.component_origin(kind, name), f"{kind} {name!r}", method, exc) from exc
 
     # -- events (typed facade) -------------------------------------------------
@@ -286,12 +293,12 @@ class PluginManager:
             name = self.pm.get_name(impl.plugin)
             try:
                 impl.function(**{a: kwargs[a] for a in impl.argnames})
-            except (Interrupted, KeyboardInterrupt):
+            except VtoptError:  # Interrupted, or a fault already named (an alert raised inside this hook)
                 raise
             except Exception as exc:
-                self._hook_failed(name, impl.plugin, hook_name, exc, kwargs.get("run"))
+                self._hook_failed(name, impl.plugin, hook_name, exc, kwargs)
 
-    def _hook_failed(self, name: str | None, plugin: Any, hook_name: str, exc: Exception, run: Any) -> None:
+    def _hook_failed(self, name: str | None, plugin: Any, hook_name: str, exc: Exception, kwargs: dict) -> None:
         """A monitor (registered for a run as ``monitor:NAME:i``) whose hook raised is disabled for the rest
         of the run, with a warning and an alert, unless it is in :attr:`stop_on_error`; any other plugin's
         hook that raises stops the run with a :class:`PluginFault`."""
@@ -307,11 +314,18 @@ class PluginManager:
         import structlog
 
         structlog.get_logger("vtopt.plugins").warning("monitor_disabled", error=str(fault))
-        if run is not None and hook_name != "vtopt_alert":
-            run.alert("monitor_disabled", f"{fault}; the monitor is off for the rest of the run", 0)
+        run, message = kwargs.get("run"), f"{fault}; the monitor is off for the rest of the run"
+        if hook_name == "vtopt_run_started":  # the other monitors hear it once they have started
+            self._deferred.append(message)
+        elif run is not None and hook_name != "vtopt_alert":
+            run.alert("monitor_disabled", message, kwargs.get("timesteps", 0))
 
     def run_started(self, run) -> None:
+        self.disabled.clear()
+        self._deferred: list[str] = []
         self._emit("vtopt_run_started", run=run)
+        for message in self._deferred:
+            run.alert("monitor_disabled", message, 0)
 
     def episode_finished(self, run, episode: dict, timesteps: int) -> None:
         self._emit("vtopt_episode_finished", run=run, episode=episode, timesteps=timesteps)

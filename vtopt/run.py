@@ -76,6 +76,18 @@ def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, 
     return env
 
 
+def _core(fn):
+    """``fn``, called from inside a plugin (``algorithm.learn``), marking what it raises as vtopt's own:
+    a full disk at a checkpoint is not the algorithm's fault (see :meth:`PluginManager.blame`)."""
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            exc.vtopt_core = True
+            raise
+    return call
+
+
 def env_executor(pm: PluginManager, cfg: Config):
     """The executor that runs the training environments: None for ``local`` (vtopt's own subprocesses)."""
     name = cfg.resources.executor
@@ -175,7 +187,10 @@ class _Driver:
     def _curriculum(self, method: str, *args, **kwargs):
         """A curriculum method; what it raises stops the run as a one-line PluginFault naming it."""
         with self.pm.blame("curriculum", self.run.config.curriculum.name, method):
-            return getattr(self.curriculum, method)(*args, **kwargs)
+            result = getattr(self.curriculum, method)(*args, **kwargs)
+            if method == "state_dict":
+                json.dumps(result, default=_json_default)  # it must be JSON: say so here, not in a checkpoint
+            return result
 
     def worker_replaced(self, slot: int, reason: str) -> None:
         self.workers_replaced += 1
@@ -203,7 +218,17 @@ class _Driver:
             _set_rng_state(pickle.loads(rng_file.read_bytes()))
 
     def begin(self) -> None:
-        self.history = open(self.run.out_dir / HISTORY, "a" if self.run.resumed else "w", encoding="utf-8")
+        path = self.run.out_dir / HISTORY
+        kept = []
+        if self.run.resumed and path.is_file():  # what came after the checkpoint is done again: drop it
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line)["timesteps"] <= self.timesteps:
+                        kept.append(line + "\n")
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a killed run
+        self.history = open(path, "w", encoding="utf-8")
+        self.history.writelines(kept)
         self.started = time.perf_counter()
         self.next_checkpoint = _next(self.timesteps, self.checkpoint_every)
         self.next_eval = _next(self.timesteps, self.eval_every)
@@ -329,7 +354,7 @@ class _Driver:
                           {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
                            "reward_params": cfg.reward.params})
 
-    def checkpoint(self, timesteps: int) -> Path:
+    def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
         """Model, then RNG states, then the JSON state last: a checkpoint counts once its JSON exists."""
         folder = self.run.out_dir / "checkpoints"
         folder.mkdir(exist_ok=True)
@@ -341,7 +366,7 @@ class _Driver:
         atomic_write_text(path.with_suffix(".json"), json.dumps(self.state(), indent=1, default=_json_default))
         self.pm.checkpoint_saved(self.run, path, timesteps)
         keep = self.run.config.run.keep_checkpoints
-        if keep and len(self.checkpoints) > keep:  # the JSON first: a checkpoint without it no longer counts
+        if prune and keep and len(self.checkpoints) > keep:  # the JSON first: a checkpoint without it no longer counts
             for old in self.checkpoints[:-keep]:
                 for suffix in (".json", ".rng", ".zip"):
                     (self.run.out_dir / old).with_suffix(suffix).unlink(missing_ok=True)
@@ -440,16 +465,18 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         ctx = TrainContext(env=env, images=data.train, scorer=scorer, total_timesteps=cfg.run.timesteps,
                            seed=cfg.run.seed, device=cfg.resources.device, threads=cfg.resources.threads,
-                           run_dir=out_dir, on_step=driver.on_step, on_rollout_end=driver.on_rollout_end,
+                           run_dir=out_dir, on_step=_core(driver.on_step), on_rollout_end=_core(driver.on_rollout_end),
                            resume_from=checkpoint[0] if checkpoint else None, start_timesteps=driver.timesteps)
         if driver.timesteps < cfg.run.timesteps:
             try:
                 with pm.blame("algorithm", cfg.algorithm.name, "learn"):
                     algorithm.learn(ctx)
             except VtoptError as exc:  # a plugin's fault, a dead worker: keep what was learned, then stop
-                if not isinstance(exc, Interrupted) and driver.timesteps > 0:
-                    try:
-                        log.error("run_failed", error=str(exc), checkpoint=str(driver.checkpoint(driver.timesteps)))
+                done_before = checkpoint[1]["timesteps"] if checkpoint else 0
+                if not isinstance(exc, Interrupted) and driver.timesteps > done_before:
+                    try:  # beside the others, none of which it replaces
+                        path = driver.checkpoint(driver.timesteps, prune=False)
+                        log.error("run_failed", error=str(exc), checkpoint=str(path))
                     except Exception as again:
                         log.error("checkpoint_failed", error=f"{type(again).__name__}: {again}")
                 raise
@@ -515,6 +542,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             driver.end()
         if env is not None:
             env.close()
+        pm.stop_on_error.difference_update(registered)
         for name in registered:
             plugin = pm.pm.get_plugin(name)
             if plugin is not None:

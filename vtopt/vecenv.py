@@ -38,14 +38,22 @@ class WorkerVecEnv(SubprocVecEnv):
         self.failures = [0] * len(env_fns)  # consecutive deaths per slot
         self.replaced = 0
         self.settings: dict[str, tuple] = {}  # env_method name -> the last (args, kwargs) given to every env
+        self._base_seed: int | None = None
         self.remotes, self.processes = [], []
-        for fn in self.env_fns:
-            remote, process = self._start(fn)
-            self.remotes.append(remote)
-            self.processes.append(process)
-        self.remotes[0].send(("get_spaces", None))
-        observation_space, action_space = self.remotes[0].recv()
+        try:
+            for fn in self.env_fns:
+                remote, process = self._start(fn)
+                self.remotes.append(remote)
+                self.processes.append(process)
+            self.remotes[0].send(("get_spaces", None))
+            observation_space, action_space = self.remotes[0].recv()
+        except BaseException:  # nothing is left running
+            for process in self.processes:
+                process.kill()
+            raise
         self.dead: set[int] = set()
+        self.pending: set[int] = set()  # slots whose answer to a step has not been read yet
+        self.ended: dict[int, tuple] = {}  # slots replaced outside a step: their next step reports the end
         VecEnv.__init__(self, len(env_fns), observation_space, action_space)
 
     def _start(self, fn):
@@ -71,8 +79,12 @@ class WorkerVecEnv(SubprocVecEnv):
         for name, (args, kwargs) in self.settings.items():
             self.remotes[i].send(("env_method", (name, args, kwargs)))
             self._recv(i)
-        self.remotes[i].send(("reset", (None, None)))
-        observation, reset_info = self._recv(i)
+        seed = None if self._base_seed is None else self._base_seed + i + self.num_envs * (self.replaced + 1)
+        self.remotes[i].send(("reset", (seed, None)))
+        try:
+            observation, reset_info = self._recv(i)
+        except _LOST as exc:  # the replacement died at once: another failure of this slot
+            return self._replace(i, self._reason(i, exc))
         self.dead.discard(i)
         self.replaced += 1
         if self.on_replaced is not None:
@@ -87,7 +99,12 @@ class WorkerVecEnv(SubprocVecEnv):
         died = f"exit code {code}" if code is not None and code >= 0 else f"killed by signal {-code}" if code else ""
         return f"the process {died or 'stopped answering'} ({type(exc).__name__})"
 
+    def seed(self, seed: int | None = None):
+        self._base_seed = seed  # replacements are seeded from it, so a run stays reproducible
+        return super().seed(seed)
+
     def _recv(self, i: int) -> Any:
+        self.pending.discard(i)
         result = self.remotes[i].recv()
         if isinstance(result, envworker.WorkerError):
             raise PluginFault(*result.fault) if result.fault else VtoptError(result.message)
@@ -96,8 +113,11 @@ class WorkerVecEnv(SubprocVecEnv):
     # -- the VecEnv interface -------------------------------------------------------------
     def step_async(self, actions: np.ndarray) -> None:
         for i, (remote, action) in enumerate(zip(self.remotes, actions)):
+            if i in self.ended:
+                continue  # its replacement was reset already; this step reports the end of the dropped episode
             try:
                 remote.send(("step", action))
+                self.pending.add(i)
             except _LOST:
                 self.dead.add(i)
         self.waiting = True
@@ -105,6 +125,9 @@ class WorkerVecEnv(SubprocVecEnv):
     def step_wait(self):
         results = []
         for i in range(self.num_envs):
+            if i in self.ended:
+                results.append(self.ended.pop(i))
+                continue
             if i in self.dead:
                 results.append(self._replace(i, "the process was gone when sent a step"))
                 continue
@@ -139,21 +162,24 @@ class WorkerVecEnv(SubprocVecEnv):
             try:
                 self.remotes[i].send(("env_method", (method_name, method_args, method_kwargs)))
                 out.append(self._recv(i))
-            except _LOST as exc:
-                self._replace(i, self._reason(i, exc))  # the replacement got the settings already
+            except _LOST as exc:  # the replacement gets the settings; its next step ends the dropped episode
+                self.ended[i] = self._replace(i, self._reason(i, exc))
                 out.append(None)
         return out
 
     def close(self) -> None:
+        """Never waits long: only answers still owed are read (a step cut short by an error leaves some
+        read and some not), each for at most a few seconds, then every worker is told to close."""
         if self.closed:
             return
         for i, remote in enumerate(self.remotes):
             try:
-                if self.waiting and i not in self.dead:
+                if i in self.pending and remote.poll(5):
                     remote.recv()
                 remote.send(("close", None))
             except _LOST:
                 pass
+        self.pending.clear()
         for process in self.processes:
             process.join(timeout=5)
             if process.is_alive():

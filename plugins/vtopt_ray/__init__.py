@@ -169,6 +169,10 @@ def _vec_env_class():
         """
 
         def __init__(self, env_fn, n_envs, on_replaced=None):
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            if n_envs > cpus:  # an actor takes a CPU: more would wait for ever
+                raise VtoptError(f"env.parallel_envs is {n_envs} but the Ray cluster has {cpus} CPUs (each "
+                                 "environment actor takes one): lower env.parallel_envs or add nodes")
             self.fn_ref = ray.put(env_fn)
             self.remote_cls = ray.remote(num_cpus=1, max_restarts=0)(_EnvActor)
             self.on_replaced = on_replaced
@@ -176,9 +180,20 @@ def _vec_env_class():
             self.failures = [0] * n_envs
             self.settings: dict = {}
             self.replaced = 0
-            observation_space, action_space = ray.get(self.actors[0].spaces.remote())
+            self.ended: dict = {}  # slots replaced outside a step: their next step reports the end
+            self.base_seed = None
+            try:
+                observation_space, action_space = ray.get(self.actors[0].spaces.remote(), timeout=600)
+            except Exception as exc:
+                self.close()
+                raise VtoptError(f"the environment actors did not start: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
             super().__init__(n_envs, observation_space, action_space)
             self.pending = None
+
+        def seed(self, seed=None):
+            self.base_seed = seed  # replacements are seeded from it
+            return super().seed(seed)
 
         def _replace(self, i, exc):
             self.failures[i] += 1
@@ -189,7 +204,8 @@ def _vec_env_class():
             self.actors[i] = self.remote_cls.remote(self.fn_ref)
             for name, (args, kwargs) in self.settings.items():
                 ray.get(self.actors[i].call.remote(name, args, kwargs))
-            observation, reset_info = ray.get(self.actors[i].reset.remote())
+            seed = None if self.base_seed is None else self.base_seed + i + self.num_envs * (self.replaced + 1)
+            observation, reset_info = ray.get(self.actors[i].reset.remote(seed))
             self.replaced += 1
             if self.on_replaced is not None:
                 self.on_replaced(i, reason)
@@ -208,13 +224,20 @@ def _vec_env_class():
                 if isinstance(cause, VtoptError):  # a plugin's fault, already named
                     raise cause from None
                 raise VtoptError(f"environment actor {i}: {type(cause).__name__}: {cause}") from None
+            except ray.exceptions.RayError as exc:  # anything else Ray could not hand back
+                raise VtoptError(f"environment actor {i}: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
         def step_async(self, actions):
-            self.pending = [a.step.remote(action) for a, action in zip(self.actors, actions)]
+            self.pending = [None if i in self.ended else a.step.remote(action)
+                            for i, (a, action) in enumerate(zip(self.actors, actions))]
 
         def step_wait(self):
             results = []
             for i, ref in enumerate(self.pending):
+                if ref is None:  # replaced during env_method: this step ends its dropped episode
+                    results.append(self.ended.pop(i))
+                    continue
                 result = self._get(i, ref)
                 results.append(self._replace(i, result) if isinstance(result, Exception) else result)
             self.pending = None
@@ -242,7 +265,7 @@ def _vec_env_class():
             for i in self._get_indices(indices):
                 result = self._get(i, self.actors[i].call.remote(method_name, method_args, method_kwargs))
                 if isinstance(result, Exception):
-                    self._replace(i, result)
+                    self.ended[i] = self._replace(i, result)
                     result = None
                 out.append(result)
             return out
