@@ -142,6 +142,9 @@ def test_keep_checkpoints_keeps_the_newest(tmp_path):
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert names == [f"step_{t:09d}.{s}" for t in (96, 128) for s in ("json", "rng", "zip")]
     assert (tmp_path / "run" / "best_model.zip").is_file()
+    listed = json.loads((tmp_path / "run" / "checkpoints" / "step_000000128.json").read_text())["checkpoints"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert listed == summary["checkpoints"] == ["checkpoints/step_000000096.zip", "checkpoints/step_000000128.zip"]
 
 
 @pytest.mark.parametrize("damage", ["rng", "zip", "json"])

@@ -46,7 +46,7 @@ def check_number(key: str, value, *, integer: bool = False, low: float | None = 
     if high is not None:
         bounds.append(f"{'<' if high_open else '<='} {high}")
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    ok = ok and not isinstance(value, bool) and value == value
+    ok = ok and not isinstance(value, bool) and value == value and value not in (float("inf"), float("-inf"))
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

@@ -363,14 +363,14 @@ class _Driver:
         name = str(path.relative_to(self.run.out_dir))
         if name not in self.checkpoints:
             self.checkpoints.append(name)
+        keep = self.run.config.run.keep_checkpoints
+        old = self.checkpoints[:-keep] if prune and keep else []
+        self.checkpoints = self.checkpoints[len(old):]  # the state written next lists only what is kept
         atomic_write_text(path.with_suffix(".json"), json.dumps(self.state(), indent=1, default=_json_default))
         self.pm.checkpoint_saved(self.run, path, timesteps)
-        keep = self.run.config.run.keep_checkpoints
-        if prune and keep and len(self.checkpoints) > keep:  # the JSON first: a checkpoint without it no longer counts
-            for old in self.checkpoints[:-keep]:
-                for suffix in (".json", ".rng", ".zip"):
-                    (self.run.out_dir / old).with_suffix(suffix).unlink(missing_ok=True)
-            self.checkpoints = self.checkpoints[-keep:]
+        for name in old:  # the JSON first: a checkpoint without it no longer counts
+            for suffix in (".json", ".rng", ".zip"):
+                (self.run.out_dir / name).with_suffix(suffix).unlink(missing_ok=True)
         return path
 
 
