@@ -143,3 +143,12 @@ def test_a_default_row_whose_dependency_is_missing_is_left_out_and_said(monkeypa
     assert "portfolio " in captured.out and "tpe40" not in captured.out
     assert main(["-q", "evaluate", str(list_images(SAMPLES)[0]), "--methods", "tpe"]) == 1  # asked for: an error
     assert "needs Optuna" in capsys.readouterr().err
+
+
+def test_quiet_and_verbose_are_taken_after_the_command_too(tmp_path):
+    from vtopt.cli import _parser
+
+    assert _parser().parse_args(["optimize", "x.png", "-o", "y.svg", "-q"]).quiet is True
+    assert _parser().parse_args(["-q", "optimize", "x.png", "-o", "y.svg"]).quiet is True  # not reset by the command
+    assert _parser().parse_args(["optimize", "x.png", "-o", "y.svg"]).quiet is False
+    assert main(["validate", str(tmp_path / "nosuch.yaml"), "-v"]) == 2

@@ -30,13 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # -v/-q are also taken after the command (``vtopt optimize ... -q``); there they leave the global value alone
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="warnings and errors only")
+
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
 
     def with_config(sp):
         sp.add_argument("config", type=Path, help="YAML config file")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a config value (YAML syntax), e.g. --set run.timesteps=512")
 
-    run = sub.add_parser("run", help="train an agent as the config says")
+    run = command("run", help="train an agent as the config says")
     with_config(run)
     run.add_argument("--out", type=Path, help="run directory (default: runs/<run.name>)")
     run.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
@@ -47,10 +55,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="continue the run in --out from its newest checkpoint to the configured total "
                           "(--set run.timesteps=N trains a run further)")
 
-    val = sub.add_parser("validate", help="check a config without running it")
+    val = command("validate", help="check a config without running it")
     with_config(val)
 
-    init = sub.add_parser("init", help="write a commented config from a preset",
+    init = command("init", help="write a commented config from a preset",
                           description="Write a commented config file from one of vtopt's presets; edit it, "
                                       "check it with `vtopt validate`, train with `vtopt run`.")
     init.add_argument("path", type=Path, help="the YAML file to write, e.g. my.yaml")
@@ -59,11 +67,11 @@ def _parser() -> argparse.ArgumentParser:
                            "default: the full curriculum (default: default)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    sub.add_parser("plugins", help="list plugins and the components they provide",
+    command("plugins", help="list plugins and the components they provide",
                    description="List every plugin vtopt found (built-in, installed packages, registered from "
                                "code): its package and version, and the components it registers by kind.")
 
-    bench = sub.add_parser("bench", help="measure the inner loop against VTracer alone; print the figures")
+    bench = command("bench", help="measure the inner loop against VTracer alone; print the figures")
     bench.add_argument("--images", type=Path, help="a folder of real images to measure on")
     bench.add_argument("--samples", action="store_true", help="measure on the sample icons shipped with vtopt")
     bench.add_argument("--sizes", default="256,512", help="image sizes in pixels (default 256,512)")
@@ -76,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                                           "executor (ray: actors), beside local subprocesses")
     bench.add_argument("--address", help="the executor's cluster address (ray: 'auto' or ray://HOST:PORT)")
 
-    sw = sub.add_parser(
+    sw = command(
         "sweep", help="run many trials over the search space in the config's sweep section",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train one run per trial, with config values drawn from the config's `sweep:` section,\n"
@@ -97,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--executor", default="local", help="local (one trial after another), ray (Ray Tune)")
     sw.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
 
-    corpus = sub.add_parser("corpus", help="build a training corpus of real icons from npm's @iconify-json sets")
+    corpus = command("corpus", help="build a training corpus of real icons from npm's @iconify-json sets")
     corpus.add_argument("out", type=Path, help="folder for OUT/<set>/<icon>.png (one kind per set)")
     corpus.add_argument("--sets", default=None,
                         help="comma-separated icon sets (default: all of them: noto, twemoji, openmoji, "
@@ -106,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     corpus.add_argument("--size", type=int, default=256, help="pixels on the long side (default 256)")
     corpus.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
-    rep = sub.add_parser("report", help="write RUN_DIR/report.html: curves, stages, evaluation, gallery")
+    rep = command("report", help="write RUN_DIR/report.html: curves, stages, evaluation, gallery")
     rep.add_argument("run_dir", type=Path, help="a run directory written by `vtopt run` (e.g. runs/debug)")
 
     def with_images(sp):
@@ -130,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="the quality floor: a result more than this below the defaults' SSIM never wins "
                              "(default: the model's reward.max_ssim_loss, else 0.005)")
 
-    opt = sub.add_parser("optimize", help="convert images with a trained policy, keeping the best SVG of each")
+    opt = command("optimize", help="convert images with a trained policy, keeping the best SVG of each")
     with_images(opt)
     dest = opt.add_mutually_exclusive_group(required=True)
     dest.add_argument("--out", type=Path, help="folder for <image stem>.svg files")
@@ -142,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="leave images whose SVG exists alone (for reruns over big folders); an existing "
                            "--report keeps their earlier rows")
 
-    ev = sub.add_parser("evaluate", help="compare the policy with baselines at the same budget")
+    ev = command("evaluate", help="compare the policy with baselines at the same budget")
     with_images(ev)
     ev.add_argument("--methods", default=",".join(EVAL_METHODS),
                     help=f"comma-separated; built-in: {', '.join(EVAL_METHODS + EXTRA_METHODS)} (oracle: the "
