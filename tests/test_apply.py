@@ -77,7 +77,7 @@ def test_evaluate_compares_methods_at_the_same_budget(models, tmp_path, capsys):
 
 
 def test_unknown_method_and_bad_model_are_one_line_errors(models, tmp_path, capsys):
-    assert main(["evaluate", str(ICONS), "--model", str(models[0]), "--methods", "nosuch"]) == 1
+    assert main(["evaluate", str(ICONS), "--model", str(models[0]), "--methods", "policy,nosuch"]) == 1
     assert "unknown algorithm 'nosuch'" in capsys.readouterr().err
     fake = tmp_path / "fake.zip"
     fake.write_text("not a model")

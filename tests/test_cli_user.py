@@ -152,3 +152,16 @@ def test_quiet_and_verbose_are_taken_after_the_command_too(tmp_path):
     assert _parser().parse_args(["-q", "optimize", "x.png", "-o", "y.svg"]).quiet is True  # not reset by the command
     assert _parser().parse_args(["optimize", "x.png", "-o", "y.svg"]).quiet is False
     assert main(["validate", str(tmp_path / "nosuch.yaml"), "-v"]) == 2
+
+
+def test_exif_orientation_is_noted_and_an_unused_model_is_refused(tmp_path, capsys):
+    img = Image.fromarray(np.zeros((64, 128, 3), np.uint8) + 200)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    path = tmp_path / "rotated.jpg"
+    img.save(path, exif=exif)
+    report = tmp_path / "rows.json"
+    assert main(["-q", "optimize", str(path), "-o", str(tmp_path / "r.svg"), "--report", str(report)]) == 0
+    assert "EXIF orientation 6 applied" in json.loads(report.read_text())[0]["notes"]
+    assert main(["evaluate", str(path), "--model", str(tmp_path / "m.zip"), "--methods", "defaults"]) == 1
+    assert "'policy' is not among --methods, so it would not be used" in capsys.readouterr().err

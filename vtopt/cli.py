@@ -298,7 +298,10 @@ def _apply(args) -> int:
     optimize = args.command == "optimize"
     to_stdout = optimize and args.output is not None and str(args.output) == "-"
     console = sys.stderr if to_stdout else sys.stdout  # stdout carries the SVG alone
-    wants_policy = optimize or "policy" in args.methods.split(",") or args.model is not None
+    wants_policy = optimize or "policy" in args.methods.split(",")
+    if args.model is not None and not wants_policy:
+        raise VtoptError(f"--model {args.model}: 'policy' is not among --methods, so it would not be used; add it, "
+                         "or compare the model as NAME=MODEL.zip")
     if wants_policy:
         policy, meta = apply.model_method(args.model, args.budget)
         weights = meta.get("reward_weights") or DEFAULT_WEIGHTS

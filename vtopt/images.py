@@ -155,7 +155,10 @@ def load_image(path: Path, kind: str, max_size: int | None = None, max_pixels: i
                 notes.append(f"first frame of {im.n_frames}")
                 im.seek(0)
             im.load()
+            orientation = im.getexif().get(0x0112, 1)  # EXIF Orientation
             im = ImageOps.exif_transpose(im)
+            if orientation not in (1, None):
+                notes.append(f"EXIF orientation {orientation} applied")
             rgba = _to_rgba(im)
     except ImageError:
         raise
