@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vtopt import ParamError, VtoptError, hookimpl
+from vtopt import EnvHost, ParamError, VtoptError, hookimpl
 
 
 def _ray():
@@ -118,37 +118,11 @@ class RayExecutor:
         return rows
 
 
-class _EnvActor:
+class _EnvActor(EnvHost):
     """One training environment, living wherever Ray puts it."""
 
     def __init__(self, env_fn):
-        self.env = env_fn()
-        self.reset_info = {}
-
-    def step(self, action):
-        observation, reward, terminated, truncated, info = self.env.step(action)
-        done = terminated or truncated
-        info["TimeLimit.truncated"] = truncated and not terminated
-        if done:  # SB3's VecEnv API: keep the final observation, then reset
-            info["terminal_observation"] = observation
-            observation, self.reset_info = self.env.reset()
-        return observation, reward, done, info, self.reset_info
-
-    def reset(self, seed=None, options=None):
-        observation, self.reset_info = self.env.reset(seed=seed, **({"options": options} if options else {}))
-        return observation, self.reset_info
-
-    def call(self, name, args, kwargs):
-        return getattr(self.env, name)(*args, **kwargs)
-
-    def get_attr(self, name):
-        return getattr(self.env, name)
-
-    def set_attr(self, name, value):
-        return setattr(self.env, name, value)
-
-    def spaces(self):
-        return self.env.observation_space, self.env.action_space
+        super().__init__(env_fn())
 
 
 def _vec_env_class():
@@ -183,7 +157,7 @@ def _vec_env_class():
             self.ended: dict = {}  # slots replaced outside a step: their next step reports the end
             self.base_seed = None
             try:
-                observation_space, action_space = ray.get(self.actors[0].spaces.remote(), timeout=600)
+                observation_space, action_space = ray.get(self.actors[0].handle.remote("get_spaces"), timeout=600)
             except Exception as exc:
                 self.close()
                 raise VtoptError(f"the environment actors did not start: {type(exc).__name__}: "
@@ -203,9 +177,9 @@ def _vec_env_class():
             ray.kill(self.actors[i], no_restart=True)
             self.actors[i] = self.remote_cls.remote(self.fn_ref)
             for name, (args, kwargs) in self.settings.items():
-                ray.get(self.actors[i].call.remote(name, args, kwargs))
+                ray.get(self.actors[i].handle.remote("env_method", (name, args, kwargs)))
             seed = None if self.base_seed is None else self.base_seed + i + self.num_envs * (self.replaced + 1)
-            observation, reset_info = ray.get(self.actors[i].reset.remote(seed))
+            observation, reset_info = ray.get(self.actors[i].handle.remote("reset", (seed, None)))
             self.replaced += 1
             if self.on_replaced is not None:
                 self.on_replaced(i, reason)
@@ -229,7 +203,7 @@ def _vec_env_class():
                                  f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
         def step_async(self, actions):
-            self.pending = [None if i in self.ended else a.step.remote(action)
+            self.pending = [None if i in self.ended else a.handle.remote("step", action)
                             for i, (a, action) in enumerate(zip(self.actors, actions))]
 
         def step_wait(self):
@@ -245,7 +219,7 @@ def _vec_env_class():
             return _stack_obs(obs, self.observation_space), np.stack(rews), np.stack(dones), infos
 
         def reset(self):
-            refs = [a.reset.remote(self._seeds[i], self._options[i]) for i, a in enumerate(self.actors)]
+            refs = [a.handle.remote("reset", (self._seeds[i], self._options[i])) for i, a in enumerate(self.actors)]
             results = []
             for i, ref in enumerate(refs):
                 result = self._get(i, ref)
@@ -263,7 +237,8 @@ def _vec_env_class():
                 self.settings[method_name] = (method_args, method_kwargs)
             out = []
             for i in self._get_indices(indices):
-                result = self._get(i, self.actors[i].call.remote(method_name, method_args, method_kwargs))
+                result = self._get(i, self.actors[i].handle.remote("env_method", (method_name, method_args,
+                                                                                   method_kwargs)))
                 if isinstance(result, Exception):
                     self.ended[i] = self._replace(i, result)
                     result = None
@@ -271,10 +246,10 @@ def _vec_env_class():
             return out
 
         def get_attr(self, attr_name, indices=None):
-            return ray.get([self.actors[i].get_attr.remote(attr_name) for i in self._get_indices(indices)])
+            return ray.get([self.actors[i].handle.remote("get_attr", attr_name) for i in self._get_indices(indices)])
 
         def set_attr(self, attr_name, value, indices=None):
-            ray.get([self.actors[i].set_attr.remote(attr_name, value) for i in self._get_indices(indices)])
+            ray.get([self.actors[i].handle.remote("set_attr", (attr_name, value)) for i in self._get_indices(indices)])
 
         def env_is_wrapped(self, wrapper_class, indices=None):
             return [False for _ in self._get_indices(indices)]
