@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from .env import VTracerEnv
-from .errors import PluginFault, VtoptError
+from .errors import VtoptError
 from .files import atomic_write_text
 from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from .model import load_model, read_meta, shipped
@@ -64,8 +64,10 @@ def collect_inputs(paths: Sequence[Path]) -> list[Path]:
             files.append(p)
         else:
             raise VtoptError(f"{p}: no such file or folder")
-    seen: set[Path] = set()  # an image named twice (a file and its folder) is done once
-    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
+    unique: dict[Path, Path] = {}  # an image named twice (a file and its folder) is done once
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
 
 
 def output_names(files: Sequence[Path]) -> list[str]:
@@ -154,11 +156,9 @@ class Worker:
                 row.update(conversions=1, svg=env.best.svg)
             else:
                 env = VTracerEnv([image], self.scorer, method.budget, keep_svg=output is not None)
-                row = search_image(algorithm, env, 0)
+                with self.pm.blame("algorithm", self.names[method.label], "search"):
+                    row = search_image(algorithm, env, 0)
         except Exception as exc:  # a plugin's bug on one image is that image's error, naming the plugin
-            if not isinstance(exc, VtoptError) and method.label in self.names:
-                name = self.names[method.label]
-                exc = PluginFault(self.pm.component_origin("algorithm", name), f"algorithm {name!r}", "search", exc)
             return _error_row(path, method.label, f"{path}: {type(exc).__name__}: {exc}", time.perf_counter() - start)
         svg = row.pop("svg")
         notes = list(image.notes)

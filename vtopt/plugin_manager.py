@@ -25,6 +25,12 @@ from .errors import ParamError, PluginFault, UnknownComponent, VtoptError, check
 
 hookimpl = pluggy.HookimplMarker("vtopt")
 
+
+def _warn(event: str, **fields: Any) -> None:
+    import structlog  # only when a plugin misbehaves: ``import vtopt`` stays light
+
+    structlog.get_logger("vtopt.plugins").warning(event, **fields)
+
 KINDS = {
     "algorithm": "vtopt_register_algorithms",
     "curriculum": "vtopt_register_curricula",
@@ -79,9 +85,6 @@ class PluginSet:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-
-    def __eq__(self, other):
-        return isinstance(other, PluginSet) and self.__getstate__() == other.__getstate__()
 
 
 @attrs.frozen
@@ -311,9 +314,7 @@ class PluginManager:
             raise fault from exc
         self.pm.unregister(plugin)
         self.disabled[name] = str(fault)
-        import structlog
-
-        structlog.get_logger("vtopt.plugins").warning("monitor_disabled", error=str(fault))
+        _warn("monitor_disabled", error=str(fault))
         run, message = kwargs.get("run"), f"{fault}; the monitor is off for the rest of the run"
         if hook_name == "vtopt_run_started":  # the other monitors hear it once they have started
             self._deferred.append(message)
@@ -349,9 +350,7 @@ class PluginManager:
         try:
             self._emit("vtopt_run_aborted", run=run, reason=reason)
         except PluginFault as fault:  # the run is failing already: say so, and keep its own error
-            import structlog
-
-            structlog.get_logger("vtopt.plugins").warning("hook_failed", error=str(fault))
+            _warn("hook_failed", error=str(fault))
 
     def run_finished(self, run, summary: dict) -> None:
         self._emit("vtopt_run_finished", run=run, summary=summary)
