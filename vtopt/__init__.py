@@ -13,7 +13,8 @@ plugins and the examples to that). The names are loaded on first use, so
   :class:`RunInfo`, :class:`Outcome`.
 - Executors receive :class:`WorkerFactory` and :class:`Trial` objects to run,
   and sample a sweep's :class:`Distribution` values; one that runs training's
-  environments serves each through an :class:`EnvHost`.
+  environments serves each through an :class:`EnvHost` and keeps its
+  replacements with :class:`EnvSlots`.
 - Errors: :class:`VtoptError`, :class:`ParamError`, :class:`ConfigError`,
   :class:`Interrupted`, :class:`PluginFault`; :func:`check_param_names` for "takes no
   parameter" and :func:`check_number` for numeric params, in vtopt's wording.
@@ -44,7 +45,7 @@ _LAZY = {
     "Sample": "components", "TrainContext": "components", "RunInfo": "components",
     "LogoImage": "images", "Outcome": "scoring", "make_scorer": "scoring",
     "WorkerFactory": "apply", "Method": "apply", "run_images": "apply", "Trial": "sweep", "Distribution": "sweep",
-    "EnvHost": "envworker",
+    "EnvHost": "envworker", "EnvSlots": "envworker",
     "SPACE": "params", "DEFAULT_PARAMS": "params", "check_params": "params", "params_key": "params",
     "action_to_params": "params", "action_size": "params", "observation_size": "env",
     "convert": "vectorize", "render": "vectorize", "renderer_name": "vectorize",

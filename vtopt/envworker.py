@@ -12,6 +12,8 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from .errors import PluginFault, VtoptError
+
 
 def make_env(images, scorer, conversions, reference=None):
     """The environment of one subprocess; Ctrl-C reaches the whole process group, and the main
@@ -70,6 +72,49 @@ class EnvHost:
         raise NotImplementedError(f"`{cmd}` is not implemented in vtopt's env worker")
 
 
+class EnvSlots:
+    """The bookkeeping of a vector env whose environment workers can die and be replaced (vtopt's
+    subprocess envs, the ``ray`` plugin's actors): deaths in a row per slot (``MAX_FAILURES`` stop
+    the run), the settings given to every env (given again to a replacement), a replacement's seed,
+    and the step result that ends the dropped episode; ``on_replaced(slot, reason)`` is told."""
+
+    MAX_FAILURES = 3
+
+    def __init__(self, n_envs: int, on_replaced=None, what: str = "environment worker"):
+        self.n_envs, self.on_replaced, self.what = n_envs, on_replaced, what
+        self.failures = [0] * n_envs
+        self.settings: dict[str, tuple] = {}  # env_method name -> the last (args, kwargs) given to every env
+        self.ended: dict[int, tuple] = {}  # slots replaced outside a step: their next step reports the end
+        self.base_seed: int | None = None  # the VecEnv's seed(): replacements are seeded from it
+        self.replaced = 0
+
+    def remember(self, method_name: str, args: tuple, kwargs: dict, indices) -> None:
+        """An env_method call to every env that sets something: a replacement gets it too."""
+        if indices is None and method_name.startswith("set_"):
+            self.settings[method_name] = (args, kwargs)
+
+    def answered(self, i: int) -> None:
+        self.failures[i] = 0
+
+    def failed(self, i: int, reason: str) -> None:
+        """Slot ``i`` died (again); raise once it has died MAX_FAILURES times in a row."""
+        self.failures[i] += 1
+        if self.failures[i] >= self.MAX_FAILURES:
+            raise VtoptError(f"{self.what} {i} died {self.MAX_FAILURES} times in a row (last: {reason}); "
+                             "stopping the run")
+
+    def seed(self, i: int) -> int | None:
+        return None if self.base_seed is None else self.base_seed + i + self.n_envs * (self.replaced + 1)
+
+    def replaced_step(self, i: int, observation, reset_info: dict, reason: str) -> tuple:
+        """Slot ``i`` runs a new env, reset to ``observation``: the step result that ends the dropped episode."""
+        self.replaced += 1
+        if self.on_replaced is not None:
+            self.on_replaced(i, reason)
+        info = {"terminal_observation": observation, "TimeLimit.truncated": True, "vtopt_worker_replaced": reason}
+        return observation, 0.0, True, info, reset_info
+
+
 def serve(remote, parent_remote, env_fn) -> None:
     parent_remote.close()
     host = EnvHost(env_fn())
@@ -85,7 +130,5 @@ def serve(remote, parent_remote, env_fn) -> None:
         try:
             remote.send(host.handle(cmd, data))
         except Exception as exc:  # e.g. a plugin's metric that raised: one line back to the driver
-            from .errors import PluginFault
-
             fault = (exc.origin, exc.what, exc.method, exc.detail) if isinstance(exc, PluginFault) else None
             remote.send(WorkerError(f"{type(exc).__name__}: {exc}", fault))

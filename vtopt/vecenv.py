@@ -6,9 +6,10 @@ worker process dies (the OOM killer, a crash in native code), a new one
 takes its slot: the episode in flight is dropped (the slot reports it done,
 with no episode summary), the settings the driver gave the old one (the
 curriculum's kind weights) are given again, and ``on_replaced(slot,
-reason)`` is told. A slot that fails ``MAX_FAILURES`` times in a row stops
-the run. An exception inside a worker (a plugin's metric that raises) comes
-back as a one-line error instead of killing the worker.
+reason)`` is told; :class:`vtopt.envworker.EnvSlots` keeps that account. A
+slot that fails ``EnvSlots.MAX_FAILURES`` times in a row stops the run. An
+exception inside a worker (a plugin's metric that raises) comes back as a
+one-line error instead of killing the worker.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 from . import envworker
 from .errors import PluginFault, VtoptError
 
-#: Consecutive deaths of one worker slot that stop the run.
-MAX_FAILURES = 3
 _LOST = (EOFError, ConnectionError, BrokenPipeError, OSError)
 
 
@@ -34,11 +33,7 @@ class WorkerVecEnv(SubprocVecEnv):
         self.waiting, self.closed = False, False
         self.env_fns = list(env_fns)
         self.ctx = mp.get_context("forkserver")
-        self.on_replaced = on_replaced
-        self.failures = [0] * len(env_fns)  # consecutive deaths per slot
-        self.replaced = 0
-        self.settings: dict[str, tuple] = {}  # env_method name -> the last (args, kwargs) given to every env
-        self._base_seed: int | None = None
+        self.slots = envworker.EnvSlots(len(env_fns), on_replaced)
         self.remotes, self.processes = [], []
         try:
             for fn in self.env_fns:
@@ -53,7 +48,6 @@ class WorkerVecEnv(SubprocVecEnv):
             raise
         self.dead: set[int] = set()
         self.pending: set[int] = set()  # slots whose answer to a step has not been read yet
-        self.ended: dict[int, tuple] = {}  # slots replaced outside a step: their next step reports the end
         VecEnv.__init__(self, len(env_fns), observation_space, action_space)
 
     def _start(self, fn):
@@ -66,31 +60,23 @@ class WorkerVecEnv(SubprocVecEnv):
     # -- replacing a dead worker --------------------------------------------------------
     def _replace(self, i: int, reason: str) -> tuple:
         """Start a new worker in slot ``i``; return the step result that ends the dropped episode."""
-        self.failures[i] += 1
-        if self.failures[i] >= MAX_FAILURES:
-            raise VtoptError(f"environment worker {i} died {MAX_FAILURES} times in a row (last: {reason}); "
-                             "stopping the run")
+        self.slots.failed(i, reason)
         old = self.processes[i]
         if old.is_alive():
             old.kill()
         old.join(timeout=5)
         self.remotes[i].close()
         self.remotes[i], self.processes[i] = self._start(self.env_fns[i])
-        for name, (args, kwargs) in self.settings.items():
+        for name, (args, kwargs) in self.slots.settings.items():
             self.remotes[i].send(("env_method", (name, args, kwargs)))
             self._recv(i)
-        seed = None if self._base_seed is None else self._base_seed + i + self.num_envs * (self.replaced + 1)
-        self.remotes[i].send(("reset", (seed, None)))
+        self.remotes[i].send(("reset", (self.slots.seed(i), None)))
         try:
             observation, reset_info = self._recv(i)
         except _LOST as exc:  # the replacement died at once: another failure of this slot
             return self._replace(i, self._reason(i, exc))
         self.dead.discard(i)
-        self.replaced += 1
-        if self.on_replaced is not None:
-            self.on_replaced(i, reason)
-        info = {"terminal_observation": observation, "TimeLimit.truncated": True, "vtopt_worker_replaced": reason}
-        return observation, 0.0, True, info, reset_info
+        return self.slots.replaced_step(i, observation, reset_info, reason)
 
     def _reason(self, i: int, exc: BaseException) -> str:
         process = self.processes[i]
@@ -100,7 +86,7 @@ class WorkerVecEnv(SubprocVecEnv):
         return f"the process {died or 'stopped answering'} ({type(exc).__name__})"
 
     def seed(self, seed: int | None = None):
-        self._base_seed = seed  # replacements are seeded from it, so a run stays reproducible
+        self.slots.base_seed = seed  # replacements are seeded from it, so a run stays reproducible
         return super().seed(seed)
 
     def _recv(self, i: int) -> Any:
@@ -113,7 +99,7 @@ class WorkerVecEnv(SubprocVecEnv):
     # -- the VecEnv interface -------------------------------------------------------------
     def step_async(self, actions: np.ndarray) -> None:
         for i, (remote, action) in enumerate(zip(self.remotes, actions)):
-            if i in self.ended:
+            if i in self.slots.ended:
                 continue  # its replacement was reset already; this step reports the end of the dropped episode
             try:
                 remote.send(("step", action))
@@ -125,15 +111,15 @@ class WorkerVecEnv(SubprocVecEnv):
     def step_wait(self):
         results = []
         for i in range(self.num_envs):
-            if i in self.ended:
-                results.append(self.ended.pop(i))
+            if i in self.slots.ended:
+                results.append(self.slots.ended.pop(i))
                 continue
             if i in self.dead:
                 results.append(self._replace(i, "the process was gone when sent a step"))
                 continue
             try:
                 results.append(self._recv(i))
-                self.failures[i] = 0
+                self.slots.answered(i)
             except _LOST as exc:
                 results.append(self._replace(i, self._reason(i, exc)))
         self.waiting = False
@@ -155,15 +141,14 @@ class WorkerVecEnv(SubprocVecEnv):
         return _stack_obs(obs, self.observation_space)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        if indices is None and method_name.startswith("set_"):  # given again to a replacement worker
-            self.settings[method_name] = (method_args, method_kwargs)
+        self.slots.remember(method_name, method_args, method_kwargs, indices)
         out = []
         for i in self._get_indices(indices):
             try:
                 self.remotes[i].send(("env_method", (method_name, method_args, method_kwargs)))
                 out.append(self._recv(i))
             except _LOST as exc:  # the replacement gets the settings; its next step ends the dropped episode
-                self.ended[i] = self._replace(i, self._reason(i, exc))
+                self.slots.ended[i] = self._replace(i, self._reason(i, exc))
                 out.append(None)
         return out
 

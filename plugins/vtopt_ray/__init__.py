@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vtopt import EnvHost, ParamError, VtoptError, hookimpl
+from vtopt import EnvHost, EnvSlots, ParamError, VtoptError, hookimpl
 
 
 def _ray():
@@ -149,13 +149,8 @@ def _vec_env_class():
                                  "environment actor takes one): lower env.parallel_envs or add nodes")
             self.fn_ref = ray.put(env_fn)
             self.remote_cls = ray.remote(num_cpus=1, max_restarts=0)(_EnvActor)
-            self.on_replaced = on_replaced
             self.actors = [self.remote_cls.remote(self.fn_ref) for _ in range(n_envs)]
-            self.failures = [0] * n_envs
-            self.settings: dict = {}
-            self.replaced = 0
-            self.ended: dict = {}  # slots replaced outside a step: their next step reports the end
-            self.base_seed = None
+            self.slots = EnvSlots(n_envs, on_replaced, what="environment actor")
             try:
                 observation_space, action_space = ray.get(self.actors[0].handle.remote("get_spaces"), timeout=600)
             except Exception as exc:
@@ -166,30 +161,23 @@ def _vec_env_class():
             self.pending = None
 
         def seed(self, seed=None):
-            self.base_seed = seed  # replacements are seeded from it
+            self.slots.base_seed = seed  # replacements are seeded from it
             return super().seed(seed)
 
         def _replace(self, i, exc):
-            self.failures[i] += 1
             reason = f"Ray actor died ({type(exc).__name__})"
-            if self.failures[i] >= 3:
-                raise VtoptError(f"environment actor {i} died 3 times in a row (last: {reason}); stopping the run")
+            self.slots.failed(i, reason)
             ray.kill(self.actors[i], no_restart=True)
             self.actors[i] = self.remote_cls.remote(self.fn_ref)
-            for name, (args, kwargs) in self.settings.items():
+            for name, (args, kwargs) in self.slots.settings.items():
                 ray.get(self.actors[i].handle.remote("env_method", (name, args, kwargs)))
-            seed = None if self.base_seed is None else self.base_seed + i + self.num_envs * (self.replaced + 1)
-            observation, reset_info = ray.get(self.actors[i].handle.remote("reset", (seed, None)))
-            self.replaced += 1
-            if self.on_replaced is not None:
-                self.on_replaced(i, reason)
-            info = {"terminal_observation": observation, "TimeLimit.truncated": True, "vtopt_worker_replaced": reason}
-            return observation, 0.0, True, info, reset_info
+            observation, reset_info = ray.get(self.actors[i].handle.remote("reset", (self.slots.seed(i), None)))
+            return self.slots.replaced_step(i, observation, reset_info, reason)
 
         def _get(self, i, ref):
             try:
                 result = ray.get(ref)
-                self.failures[i] = 0
+                self.slots.answered(i)
                 return result
             except lost as exc:
                 return exc
@@ -203,14 +191,14 @@ def _vec_env_class():
                                  f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
         def step_async(self, actions):
-            self.pending = [None if i in self.ended else a.handle.remote("step", action)
+            self.pending = [None if i in self.slots.ended else a.handle.remote("step", action)
                             for i, (a, action) in enumerate(zip(self.actors, actions))]
 
         def step_wait(self):
             results = []
             for i, ref in enumerate(self.pending):
                 if ref is None:  # replaced during env_method: this step ends its dropped episode
-                    results.append(self.ended.pop(i))
+                    results.append(self.slots.ended.pop(i))
                     continue
                 result = self._get(i, ref)
                 results.append(self._replace(i, result) if isinstance(result, Exception) else result)
@@ -233,14 +221,13 @@ def _vec_env_class():
             return _stack_obs(obs, self.observation_space)
 
         def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
-            if indices is None and method_name.startswith("set_"):  # given again to a replacement actor
-                self.settings[method_name] = (method_args, method_kwargs)
+            self.slots.remember(method_name, method_args, method_kwargs, indices)
             out = []
             for i in self._get_indices(indices):
                 result = self._get(i, self.actors[i].handle.remote("env_method", (method_name, method_args,
                                                                                    method_kwargs)))
                 if isinstance(result, Exception):
-                    self.ended[i] = self._replace(i, result)
+                    self.slots.ended[i] = self._replace(i, result)
                     result = None
                 out.append(result)
             return out
