@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vtopt.env import VTracerEnv
-from vtopt.params import POLYGON_PARAMS, check_params
+from vtopt.params import check_params
 from vtopt.scoring import make_scorer
 
 
@@ -31,7 +31,7 @@ def test_staged_still_moves_on_after_max_timesteps(pm):
 
 def test_episodes_report_the_reference_improvement(pm, tiny_images):
     scorer = make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.02})
-    sets = [POLYGON_PARAMS, check_params({"mode": "polygon", "path_precision": 0})]
+    sets = [check_params({"mode": "polygon"}), check_params({"mode": "polygon", "path_precision": 0})]
     env = VTracerEnv(tiny_images, scorer, 3, reference=sets)
     env.reset(options={"image": 5})
     env.step(env.action_space.sample())

@@ -5,7 +5,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from vtopt import vectorize
-from vtopt.config import Config
+from vtopt.config import default_config
 from vtopt.env import FAILURE_REWARD, VTracerEnv
 from vtopt.params import action_size
 from vtopt.run import build_scorer
@@ -13,7 +13,7 @@ from vtopt.run import build_scorer
 
 @pytest.fixture
 def env(pm, tiny_images):
-    return VTracerEnv(tiny_images, build_scorer(pm, Config()), conversions=4)
+    return VTracerEnv(tiny_images, build_scorer(pm, default_config(pm)), conversions=4)
 
 
 def test_passes_gymnasium_env_checker(env):

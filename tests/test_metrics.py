@@ -5,7 +5,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from vtopt.components import Sample
-from vtopt.config import Config
+from vtopt.config import default_config
 from vtopt.images import LogoImage
 from vtopt.params import DEFAULT_PARAMS
 from vtopt.run import build_scorer
@@ -44,7 +44,7 @@ def test_ssim_on_random_and_identical_images(pm):
 
 
 def test_default_reward_is_ssim_minus_size_term(pm, tiny_images):
-    scorer = build_scorer(pm, Config())
+    scorer = build_scorer(pm, default_config(pm))
     image = tiny_images[3]
     default = scorer.defaults(image)
     assert default.score == pytest.approx(default.ssim)  # size term is 0 for the defaults
@@ -62,7 +62,7 @@ def test_results_are_cached_per_image_and_params(pm, tiny_images, monkeypatch):
     calls = []
     real = scoring.convert
     monkeypatch.setattr(scoring, "convert", lambda im, p: calls.append(p) or real(im, p))
-    scorer = build_scorer(pm, Config())
+    scorer = build_scorer(pm, default_config(pm))
     image = tiny_images[0]
     for _ in range(3):
         scorer.defaults(image)

@@ -172,3 +172,24 @@ def test_a_module_plugin_travels_by_name_with_the_managers_settings(tmp_path, mo
     restored = pickle.loads(pickle.dumps(pm.portable())).manager()
     assert restored.components("metric")["one"].plugin == "mine"
     assert "random" not in restored.components("algorithm")  # the blocked plugin stays blocked
+
+
+#: String constants in core that equal a built-in component's name but mean something else.
+NOT_COMPONENTS = {
+    "ssim": "the rows' SSIM column (the quality metric's value)",
+    "paths": "the command line's image paths",
+    "polygon": "a value of VTracer's mode parameter",
+    "random": "the random module's state in a checkpoint",
+    "uniform": "a sweep distribution",
+}
+
+
+def test_core_names_no_built_in_component(pm):
+    names = {n for kind in ("algorithm", "curriculum", "metric", "monitor", "executor") for n in pm.components(kind)}
+    names |= {b.name for b in pm.baselines(4)} | {b.method.label for b in pm.baselines(4)}
+    assert {"ppo", "staged", "ssim_rgb", "structlog", "local", "preset", "portfolio", "tpe40"} <= names
+    found = [f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}"
+             for path in sorted((REPO / "vtopt").glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Constant) and node.value in names - set(NOT_COMPONENTS)]
+    assert not found, "\n".join(found)

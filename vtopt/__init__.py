@@ -45,12 +45,12 @@ _LAZY = {
     "Sample": "components", "TrainContext": "components", "RunInfo": "components",
     "LogoImage": "images", "Outcome": "scoring", "make_scorer": "scoring",
     "WorkerFactory": "apply", "Method": "apply", "run_images": "apply", "Trial": "sweep", "Distribution": "sweep",
-    "EnvHost": "envworker", "EnvSlots": "envworker",
+    "EnvHost": "envworker", "EnvSlots": "envworker", "local_vec_env": "vecenv",
     "SPACE": "params", "DEFAULT_PARAMS": "params", "check_params": "params", "params_key": "params",
     "action_to_params": "params", "action_size": "params", "observation_size": "env",
     "convert": "vectorize", "render": "vectorize", "renderer_name": "vectorize",
     "load_config": "config", "train": "run", "make_gym_env": "env", "GYM_ID": "env",
-    "KINDS": "synthetic", "DEFAULT_WEIGHTS": "scoring",
+    "KINDS": "synthetic", "Baseline": "apply", "load_model": "model", "default_config": "config",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",

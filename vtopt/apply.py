@@ -52,6 +52,17 @@ class Method:
     model: str | None = None
 
 
+@attrs.frozen
+class Baseline:
+    """A reference method a plugin offers (``vtopt_baselines``): what a policy is compared with."""
+
+    name: str  # what ``vtopt evaluate --methods`` calls it
+    method: Method  # what runs; its label names the row
+    evaluate: bool = True  # one of ``evaluate``'s rows by default (False: only when --methods names it)
+    training: bool = False  # also run, at the run's budget, by a training run's final evaluation
+    note: str = ""  # a line printed under ``evaluate``'s table when the row is in it
+
+
 def collect_inputs(paths: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
@@ -98,9 +109,11 @@ class WorkerFactory:
     limits: Limits = Limits()
     metric_params: dict[str, dict] = attrs.Factory(dict)
     plugins: PluginSet = attrs.Factory(PluginSet)
+    quality: str | None = None  # the reward's quality metric (None: the plugins' default)
 
     def __call__(self) -> "Worker":
-        return Worker(self.methods, self.weights, self.limits, self.metric_params, self.plugins.manager())
+        return Worker(self.methods, self.weights, self.limits, self.metric_params, self.plugins.manager(),
+                      self.quality)
 
     def error_rows(self, job: tuple[str, str | None], error: str) -> list[dict[str, Any]]:
         """The rows of a job whose worker failed as a whole (a crashed process, a lost node)."""
@@ -109,10 +122,12 @@ class WorkerFactory:
 
 class Worker:
     def __init__(self, methods: Sequence[Method], weights: dict[str, float], limits: Limits = Limits(),
-                 metric_params: dict[str, dict] | None = None, pm: PluginManager | None = None):
+                 metric_params: dict[str, dict] | None = None, pm: PluginManager | None = None,
+                 quality: str | None = None):
         self.pm = pm or PluginManager()
         self.limits = limits
-        self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss, metric_params)
+        self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss, metric_params,
+                                  quality)
         self.methods = list(methods)
         self.algorithms = {}
         self.names: dict[str, str] = {}  # label -> the registered algorithm, as faults name it
@@ -189,13 +204,16 @@ def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, A
 def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Sequence[Method],
                weights: dict[str, float], workers: int, progress=None, limits: Limits = Limits(),
                executor: Any = None, metric_params: dict[str, dict] | None = None,
-               pm: PluginManager | None = None) -> list[dict[str, Any]]:
+               pm: PluginManager | None = None, quality: str | None = None) -> list[dict[str, Any]]:
     """Every file through every method on an executor; rows in input order, then method order.
 
-    Plugins registered from code in ``pm`` take part in every worker."""
+    ``weights``, ``metric_params`` and ``quality`` are the reward's (``quality`` None: the plugins'
+    default). Plugins registered from code in ``pm`` take part in every worker."""
     pm = pm or PluginManager()
     if executor is None:
-        executor = pm.create("executor", "local")
+        from .config import default_config
+
+        executor = pm.create("executor", default_config(pm).resources.executor)
     jobs = list(zip(map(str, files), outputs))
     results: dict[int, list[dict]] = {}
 
@@ -213,7 +231,7 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
         if progress:
             progress(len(results), len(jobs), rows)
 
-    factory = WorkerFactory(tuple(methods), dict(weights), limits, dict(metric_params or {}), pm.portable())
+    factory = WorkerFactory(tuple(methods), dict(weights), limits, dict(metric_params or {}), pm.portable(), quality)
     executor.run_images(jobs, factory, max(1, workers), on_result)
     missing = [str(files[i]) for i in range(len(jobs)) if i not in results]
     if missing:

@@ -8,7 +8,6 @@ from pathlib import Path
 from .config import LoadedConfig, load_config
 from .errors import ConfigError, ParamError, UnknownComponent
 from .images import IMAGE_SUFFIXES
-from .scoring import REPORTED
 
 
 def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tuple[list, str]]:
@@ -27,17 +26,9 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
 
     algorithm = component("algorithm", cfg.algorithm, ["algorithm"])
     curriculum = component("curriculum", cfg.curriculum, ["curriculum"])
-    for stage, settings in (getattr(curriculum, "overrides", None) or {}).items():
-        if algorithm is None:
-            break
-        where = ["curriculum", "params", "overrides", stage]
-        if not hasattr(algorithm, "check_update"):
-            problems.append((where, f"algorithm {cfg.algorithm.name!r} cannot change settings mid-run"))
-            continue
-        try:
-            algorithm.check_update(**settings)
-        except (ValueError, TypeError) as exc:
-            problems.append((where, str(exc)))
+    # what each plugin owns (a curriculum's overrides of the algorithm's settings ...), checked by its plugin
+    for path, message in pm.check_config(cfg, algorithm, curriculum):
+        problems.append(([int(p) if p.isdigit() else p for p in path.split(".")], message))
     for i, mon in enumerate(cfg.monitors):
         component("monitor", mon, ["monitors", i])
     executors = pm.components("executor")
@@ -45,14 +36,18 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
         problems.append((["resources", "executor"], f"unknown executor {cfg.resources.executor!r}; available: "
                          + ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(executors.items()))))
     metrics = pm.components("metric")
+    if cfg.reward.quality not in metrics:
+        problems.append((["reward", "quality"], f"unknown metric {cfg.reward.quality!r}; available: "
+                         + ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(metrics.items()))))
     for name in cfg.reward.weights:
         if name not in metrics:
             listing = ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(metrics.items()))
             problems.append((["reward", "weights", name], f"unknown metric {name!r}; available: {listing}"))
     for name, params in cfg.reward.params.items():
         where = ["reward", "params", name]
-        if name not in cfg.reward.weights and name not in REPORTED:
-            problems.append((where, f"metric {name!r} has params but no weight in reward.weights"))
+        if name not in cfg.reward.weights and name != cfg.reward.quality:
+            problems.append((where, f"metric {name!r} has params but no weight in reward.weights "
+                                    "and is not reward.quality"))
             continue
         if name in metrics:
             try:

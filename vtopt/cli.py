@@ -13,18 +13,19 @@ from typing import Sequence
 import attrs
 
 from . import __version__
-from .config import PRESETS, load_config, preset_text
+from .config import PRESETS, default_config, load_config, preset_text
 from .errors import ConfigError, Interrupted, ParamError, VtoptError
 from .files import atomic_write_text
 from .images import MAX_PIXELS
 from .logs import configure
 from .plugin_manager import PluginManager
-from .scoring import DEFAULT_WEIGHTS, MAX_SSIM_LOSS
+from .scoring import MAX_SSIM_LOSS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
+    """The command line; ``pm``'s plugins may add options to each subcommand (``vtopt_add_options``)."""
     p = argparse.ArgumentParser(prog="vtopt", description="Learn to choose VTracer's parameters per image.")
     p.add_argument("--version", action="version", version=f"vtopt {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -36,8 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="warnings and errors only")
 
+    commands: dict[str, argparse.ArgumentParser] = {}
+
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], **kwargs)
+        commands[name] = sub.add_parser(name, parents=[common], **kwargs)
+        return commands[name]
 
     def with_config(sp):
         sp.add_argument("config", type=Path, help="YAML config file")
@@ -102,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--trials", "--samples", dest="trials", type=int, required=True,
                     help="number of trials (--samples: the former name)")
     sw.add_argument("--out", type=Path, help="folder for the trials and the results (default: runs/<name>-sweep)")
-    sw.add_argument("--executor", default="local", help="local (one trial after another), ray (Ray Tune)")
+    sw.add_argument("--executor", help="local (one trial after another), ray (Ray Tune), or a plugin's "
+                                       "(default: the configured default, resources.executor)")
     sw.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
 
     corpus = command("corpus", help="build a training corpus of real icons from npm's @iconify-json sets")
@@ -130,7 +135,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help=f"refuse larger images (default {MAX_PIXELS:,}), unless --downscale")
         sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels instead")
-        sp.add_argument("--executor", default="local", help="where images run: local (default), ray, or a plugin's")
+        sp.add_argument("--executor", help="where images run: local, ray, or a plugin's (default: the plugins' "
+                                           "default, local)")
         sp.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
         sp.add_argument("--conversion-timeout", type=float, default=60.0,
                         help="seconds one VTracer conversion may take before it is abandoned (default 60; 0: no limit)")
@@ -152,26 +158,31 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = command("evaluate", help="compare the policy with baselines at the same budget")
     with_images(ev)
-    ev.add_argument("--methods", default=",".join(EVAL_METHODS),
-                    help=f"comma-separated; built-in: {', '.join(EVAL_METHODS + EXTRA_METHODS)} (oracle: the "
-                         "per-image best of the portfolio's whole candidate pool, an upper reference, not a method); "
-                         "any registered algorithm name, or NAME=MODEL.zip, compares a plugin's algorithm the same way")
-    ev.add_argument("--preset-model", type=Path, help="the tuned fixed preset (default: the shipped one)")
-    ev.add_argument("--portfolio-model", type=Path,
-                    help="the fixed portfolio, also the oracle's pool (default: the shipped one)")
-    ev.add_argument("--tpe-budget", type=int, default=40, help="conversions per image for tpe (default 40)")
+    ev.add_argument("--methods",
+                    help="comma-separated: policy, defaults, a baseline that a plugin offers (`vtopt plugins` lists "
+                         "them), any registered algorithm name (run at the policy's budget), or NAME=MODEL.zip "
+                         "(default: policy, defaults and the plugins' default baselines)")
     ev.add_argument("--force", action="store_true", help="overwrite an existing --report")
+    if pm is not None:
+        for name, parser in commands.items():
+            pm.add_options(name, parser)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        pm = PluginManager()
+        parser = _parser(pm)
+    except VtoptError as exc:  # a plugin that cannot load, or whose options clash
+        print(f"vtopt: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors: argparse has printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     configure(verbose=args.verbose, quiet=args.quiet)
     try:
-        return _dispatch(args, list(sys.argv if argv is None else ["vtopt", *argv]))
+        return _dispatch(args, pm, list(sys.argv if argv is None else ["vtopt", *argv]))
     except ConfigError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
@@ -187,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args, argv: list[str]) -> int:
+def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
     if args.command == "init":
         if args.path.exists() and not args.force:
             raise VtoptError(f"{args.path}: exists; pass --force to overwrite it")
@@ -196,7 +207,7 @@ def _dispatch(args, argv: list[str]) -> int:
         print(f"wrote {args.path} (preset {args.preset}); check it with: vtopt validate {args.path}")
         return EXIT_OK
     if args.command in ("optimize", "evaluate"):
-        return _apply(args)
+        return _apply(args, pm)
     if args.command == "bench":
         from .bench import run_bench
         from .images import SAMPLES
@@ -218,16 +229,18 @@ def _dispatch(args, argv: list[str]) -> int:
         counts = build_corpus(args.out, sets, args.per_set, args.size, args.seed)
         print(f"{sum(counts.values())} icons in {args.out} ({len(counts)} sets; licences in each set's LICENSE.txt)")
         return EXIT_OK
-    pm = PluginManager()
     if args.command == "report":
         from .report import write_report
 
         print(f"wrote {write_report(args.run_dir, pm)}")
         return EXIT_OK
     if args.command == "plugins":
+        baselines = {plugin: {"baseline": [b.name + ("" if b.evaluate else " (on request)") for b in offered]}
+                     for plugin, offered in pm.baselines_by_plugin(4, {}).items() if offered}
         for info in pm.plugins():
             where = f"{info.distribution} {info.version}" if info.distribution else "registered from code"
-            provides = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.provides.items()) or "event hooks only"
+            provides = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in
+                                 {**info.provides, **baselines.get(info.name, {})}.items()) or "event hooks only"
             print(f"{info.name:<12} {where:<20} {provides}")
         return EXIT_OK
     overrides = list(args.overrides)
@@ -239,7 +252,7 @@ def _dispatch(args, argv: list[str]) -> int:
         print(f"{args.config}: OK")
         return EXIT_OK
     if args.command == "sweep":
-        return _sweep(args, loaded)
+        return _sweep(args, loaded, pm)
     from .run import train
 
     out = args.out or Path("runs") / loaded.config.run.name
@@ -279,12 +292,7 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"  (each row: the best of the defaults and {summary['conversions_per_episode'] - 1} more conversions)")
 
 
-EVAL_METHODS = ("policy", "defaults", "poster", "photo", "polygon", "tuned", "portfolio", "random", "tpe")
-#: Rows left out unless asked for: ``oracle`` is an upper reference (the per-image best of the whole pool).
-EXTRA_METHODS = ("oracle",)
-
-
-def _apply(args) -> int:
+def _apply(args, pm: PluginManager) -> int:
     from . import apply
     from .images import SAMPLES
 
@@ -298,18 +306,22 @@ def _apply(args) -> int:
     optimize = args.command == "optimize"
     to_stdout = optimize and args.output is not None and str(args.output) == "-"
     console = sys.stderr if to_stdout else sys.stdout  # stdout carries the SVG alone
-    wants_policy = optimize or "policy" in args.methods.split(",")
+    wants_policy = optimize or args.methods is None or "policy" in args.methods.split(",")
     if args.model is not None and not wants_policy:
         raise VtoptError(f"--model {args.model}: 'policy' is not among --methods, so it would not be used; add it, "
                          "or compare the model as NAME=MODEL.zip")
+    reward = default_config(pm).reward  # the plugins' default reward, where no model says
+    weights, quality, metric_params = reward.weights, reward.quality, {}
     if wants_policy:
         policy, meta = apply.model_method(args.model, args.budget)
-        weights = meta.get("reward_weights") or DEFAULT_WEIGHTS
+        weights = meta.get("reward_weights") or weights
+        quality = meta.get("reward_quality") or quality
         metric_params = meta.get("reward_params") or {}
         if optimize:  # one row, named after what made it
             policy = attrs.evolve(policy, label=meta["algorithm"])
     else:
-        policy, weights, metric_params = apply.Method("policy", args.budget or 4), DEFAULT_WEIGHTS, {}
+        policy = apply.Method("policy", args.budget or 4)
+    notes: dict[str, str] = {}  # a baseline's note, by row label, printed under the table
     skip = optimize and args.skip_existing  # a rerun: the report keeps the earlier rows of skipped images
     if args.report and args.report.exists() and not (args.force or skip):
         raise VtoptError(f"{args.report}: exists; pass --force to overwrite it")
@@ -323,18 +335,18 @@ def _apply(args) -> int:
         methods = [policy]
     else:
         outputs = [None] * len(files)
-        methods = _eval_methods(args, policy)
+        methods, notes = _eval_methods(args, policy, pm)
     floor = args.max_ssim_loss if args.max_ssim_loss is not None else (
         meta.get("max_ssim_loss", MAX_SSIM_LOSS) if wants_policy else MAX_SSIM_LOSS)
     if not 0 <= floor <= 1:
         raise VtoptError(f"--max-ssim-loss {floor}: must be in [0, 1]")
     limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout, floor)
     try:
-        executor = _executor(args)
+        executor = _executor(args, pm)
         workers = args.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
         rows = apply.run_images(files, outputs, methods, weights, workers,
                                 progress=None if args.quiet else apply.print_progress, limits=limits,
-                                executor=executor, metric_params=metric_params)
+                                executor=executor, metric_params=metric_params, pm=pm, quality=quality)
         if to_stdout and rows[0]["output"]:
             sys.stdout.write(Path(outputs[0]).read_text(encoding="utf-8"))
             sys.stdout.flush()
@@ -363,9 +375,9 @@ def _apply(args) -> int:
     print(f"(score: {reward}, relative to the defaults; quality floor: SSIM loss <= {floor:g}"
           + (f"; policy: the {meta['algorithm']} model {policy.model}" if wants_policy and not optimize else "")
           + ")", file=console)
-    if "oracle" in summaries:
-        print("(oracle: the per-image best of the portfolio's whole candidate pool, an upper reference, not a method)",
-              file=console)
+    for label, note in notes.items():
+        if label in summaries:
+            print(f"({label}: {note})", file=console)
     failed = sorted({r["input"] for r in rows if r["error"]})
     for r in rows:
         if r["error"] and r["method"] == methods[0].label:
@@ -411,45 +423,25 @@ def _outputs(args, files: list[Path], names: list[str]) -> tuple[list[Path], lis
     return files, outputs
 
 
-def _eval_methods(args, policy):
+def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]]:
+    """The methods ``--methods`` names (by default: policy, defaults and the plugins' default baselines),
+    each checked once here rather than in every worker, and the baselines' notes by row label."""
     from .apply import Method
-    from .model import load_model, shipped
+    from .model import load_model
 
     budget = policy.budget
-    preset_path = args.preset_model
+    baselines = {b.name: b for b in pm.baselines(budget, vars(args))}
+    explicit = args.methods is not None
+    names = ([m.strip() for m in args.methods.split(",") if m.strip()] if explicit
+             else ["policy", "defaults", *(name for name, b in baselines.items() if b.evaluate)])
     methods = []
-    tuned_params = None
-    names = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name in names:
         if name == "policy":
             methods.append(policy)
         elif name == "defaults":
             methods.append(Method("defaults", 1))
-        elif name in ("poster", "photo", "polygon"):
-            methods.append(Method(name, 2, algorithm="preset", params={"preset": name}))
-        elif name in ("tuned", "tpe"):
-            if tuned_params is None:
-                path = preset_path or shipped("preset")
-                tuned_params = load_model(PluginManager(), path)[0].params
-            if name == "tuned":
-                methods.append(Method("tuned", 2, algorithm="preset", params={"params": tuned_params}))
-            else:
-                methods.append(Method(f"tpe{args.tpe_budget}", args.tpe_budget, algorithm="tpe",
-                                      params={"start": tuned_params}))
-        elif name in ("portfolio", "oracle"):
-            path = args.portfolio_model or shipped("portfolio")
-            fitted, meta = load_model(PluginManager(), path)
-            if meta["algorithm"] != "portfolio" or not fitted.sets or (name == "oracle" and not fitted.pool):
-                raise VtoptError(f"{path}: not a fitted portfolio model (its algorithm is {meta['algorithm']!r}"
-                                 + (", with no candidate pool for the oracle)" if meta["algorithm"] == "portfolio"
-                                    else ")"))
-            if name == "portfolio":
-                methods.append(Method("portfolio", budget, algorithm="portfolio", params={"sets": fitted.sets}))
-            else:
-                methods.append(Method("oracle", len(fitted.pool) + 1, algorithm="portfolio",
-                                      params={"sets": fitted.pool}))
-        elif name == "random":
-            methods.append(Method("random", budget, algorithm="random"))
+        elif name in baselines:
+            methods.append(baselines[name].method)
         elif "=" in name:
             label, model = name.split("=", 1)
             methods.append(Method(label, budget, model=model))
@@ -462,31 +454,30 @@ def _eval_methods(args, policy):
     if twice:
         raise VtoptError(f"--methods: more than one method labelled {', '.join(map(repr, twice))}; give each its "
                          "own label, e.g. NAME2=MODEL.zip")
-    pm = PluginManager()
     usable = []
-    for m in methods:  # fail here, once, rather than in every worker
+    for m in methods:
         try:
             if m.algorithm is not None:
                 pm.create("algorithm", m.algorithm, m.params)
         except ParamError as exc:
-            if args.methods != ",".join(EVAL_METHODS):
+            if explicit:
                 raise
-            # a default row whose plugin lacks an optional dependency (tpe: Optuna): left out, and said
+            # a default row whose plugin lacks an optional dependency (e.g. Optuna): left out, and said
             print(f"note: {m.label} is left out: algorithm {m.algorithm!r}: {exc.message}", file=sys.stderr)
             continue
         if m.model is not None:
             load_model(pm, Path(m.model))
         usable.append(m)
-    return usable
+    return usable, {b.method.label: b.note for b in baselines.values() if b.note}
 
 
-def _executor(args):
-    pm = PluginManager()
+def _executor(args, pm: PluginManager):
+    name = args.executor or default_config(pm).resources.executor
     params = {"address": args.address} if args.address else {}
-    return pm.create("executor", args.executor, params)
+    return pm.create("executor", name, params)
 
 
-def _sweep(args, loaded) -> int:
+def _sweep(args, loaded, pm: PluginManager) -> int:
     from .sweep import Trial, sweep_space, write_results
 
     if args.trials < 1:
@@ -498,7 +489,7 @@ def _sweep(args, loaded) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         trial = Trial(str(loaded.path), tuple(args.overrides), loaded.config.run.timesteps)
-        rows = _executor(args).run_sweep(trial, space, args.trials, out, loaded.config.sweep)
+        rows = _executor(args, pm).run_sweep(trial, space, args.trials, out, loaded.config.sweep)
     except Interrupted as exc:
         print(f"vtopt: sweep {exc}", file=sys.stderr)
         return exc.exit_code

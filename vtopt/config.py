@@ -10,7 +10,9 @@ one ``FILE:LINE: $.path: message`` line.
 
 from __future__ import annotations
 
+import copy
 import math
+import typing
 from pathlib import Path
 from typing import Any, Literal, NewType, Union
 
@@ -22,7 +24,8 @@ from ruamel.yaml.comments import CommentedMap
 
 from .errors import ConfigError
 from .images import MAX_PIXELS
-from .scoring import DEFAULT_WEIGHTS, MAX_SSIM_LOSS
+from .plugin_manager import PluginManager
+from .scoring import MAX_SSIM_LOSS
 from .synthetic import KINDS
 from .yamlfile import apply_override, describe, plain, problem_line, read_yaml, to_yaml
 
@@ -90,32 +93,38 @@ class MonitorConfig:
     on_error: Literal["disable", "stop"] = "disable"  # a hook that raises: turn the monitor off, or stop the run
 
 
+# The components' names, the reward's weights and its quality metric have no default here: the
+# plugins give them (``vtopt_config_defaults``), and a config that names none gets theirs.
+
+
 @frozen
 class AlgorithmConfig:
-    name: str = "ppo"
+    name: str
     params: dict[str, Any] = Factory(dict)
 
 
 @frozen
 class CurriculumConfig:
-    name: str = "staged"
+    name: str
     params: dict[str, Any] = Factory(dict)
 
 
-@frozen
+@frozen(kw_only=True)
 class RewardConfig:
-    weights: dict[str, float] = Factory(lambda: dict(DEFAULT_WEIGHTS))
+    weights: dict[str, float]
+    # the metric whose value is a result's SSIM: reported for every image and held to the quality floor
+    quality: str
     # the quality floor: a result whose SSIM is more than this below the defaults' never wins
     max_ssim_loss: NonNegFloat = MAX_SSIM_LOSS
     params: dict[str, dict[str, Any]] = Factory(dict)  # metric name -> its factory's params
 
 
-@frozen
+@frozen(kw_only=True)
 class ResourcesConfig:
     threads: PosInt = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # where the training environments run: local (subprocesses), ray (actors anywhere on a cluster), a plugin's
-    executor: str = "local"
+    # where the training environments run: an executor's name (the plugins give the default)
+    executor: str
     address: Union[str, None] = None  # the executor's cluster address (ray: 'auto' or ray://HOST:PORT)
 
 
@@ -127,16 +136,16 @@ class SweepConfig:
     seed: NonNegInt = 0
 
 
-@frozen
+@frozen(kw_only=True)
 class Config:
     run: RunConfig = Factory(RunConfig)
     data: DataConfig = Factory(DataConfig)
     env: EnvConfig = Factory(EnvConfig)
-    algorithm: AlgorithmConfig = Factory(AlgorithmConfig)
-    curriculum: CurriculumConfig = Factory(CurriculumConfig)
-    reward: RewardConfig = Factory(RewardConfig)
-    monitors: list[MonitorConfig] = Factory(lambda: [MonitorConfig("structlog")])
-    resources: ResourcesConfig = Factory(ResourcesConfig)
+    algorithm: AlgorithmConfig
+    curriculum: CurriculumConfig
+    reward: RewardConfig
+    monitors: list[MonitorConfig] = Factory(list)
+    resources: ResourcesConfig
     sweep: Union[SweepConfig, None] = None
 
 
@@ -259,7 +268,9 @@ class LoadedConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_check: bool = True) -> LoadedConfig:
-    """Load, override, structure and (with a plugin manager) check a config file.
+    """Load, override, fill in the plugins' defaults, structure and (with a plugin manager) check a
+    config file. Without ``pm`` the defaults come from a fresh :class:`PluginManager` and the checks
+    against the registries and the disk are skipped.
 
     Raises ConfigError with every problem found.
     """
@@ -275,6 +286,8 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
         parts = apply_override(doc, item, where)
         set_lines[tuple(parts)] = item
     data = plain(doc, where=where)
+    for defaults in (pm or PluginManager()).config_defaults():
+        fill_defaults(data, defaults)
     try:
         config = converter.structure(data, Config)
     except (ClassValidationError, IterableValidationError) as exc:
@@ -287,6 +300,26 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
         if problems:
             raise ConfigError([problem_line(where, doc, parts, msg, set_lines) for parts, msg in problems])
     return loaded
+
+
+def fill_defaults(data: dict[str, Any], defaults: dict[str, Any], section: type = Config) -> dict[str, Any]:
+    """Fill ``data`` in place with what ``defaults`` has and it lacks: the schema's sections key by
+    key, any other value (a list, the reward's weights, a component's params) whole."""
+    types = typing.get_type_hints(section) if attrs.has(section) else {}
+    for key, value in defaults.items():
+        if key not in data:
+            data[key] = copy.deepcopy(value)
+        elif isinstance(data[key], dict) and isinstance(value, dict) and attrs.has(types.get(key)):
+            fill_defaults(data[key], value, types[key])
+    return data
+
+
+def default_config(pm) -> Config:
+    """The config of an empty YAML file: the schema's defaults and the plugins' (``vtopt_config_defaults``)."""
+    data: dict[str, Any] = {}
+    for defaults in pm.config_defaults():
+        fill_defaults(data, defaults)
+    return converter.structure(data, Config)
 
 
 def _walk(exc, parts: list) -> list[tuple[list, str]]:

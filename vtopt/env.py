@@ -168,12 +168,12 @@ def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, 
                  max_ssim_loss: float | None = None, max_size: int = 256) -> VTracerEnv:
     """``gymnasium.make("vtopt/VTracer-v0", images=..., reward=..., conversions=...)``: the environment
     for any RL library. ``images``: a folder, image files, or :class:`LogoImage` objects (default: the
-    sample icons shipped with vtopt); ``reward``: metric weights (default :data:`DEFAULT_WEIGHTS`),
-    metrics from every installed plugin; ``conversions``: per episode, VTracer's defaults included."""
+    sample icons shipped with vtopt); ``reward``: metric weights (default: the plugins' default reward,
+    ``vtopt_config_defaults``), metrics from every installed plugin; ``conversions``: per episode, VTracer's defaults included."""
     from .data import load_folder
     from .images import SAMPLES, load_image
     from .plugin_manager import PluginManager
-    from .scoring import DEFAULT_WEIGHTS, MAX_SSIM_LOSS, make_scorer
+    from .scoring import MAX_SSIM_LOSS, make_scorer
 
     if images is None or isinstance(images, (str, bytes)) or hasattr(images, "is_dir"):
         from pathlib import Path
@@ -188,7 +188,7 @@ def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, 
 
         images = [i if isinstance(i, LogoImage) else load_image(Path(i), "image", max_size) for i in images]
     floor = MAX_SSIM_LOSS if max_ssim_loss is None else max_ssim_loss
-    scorer = make_scorer(PluginManager(), dict(reward or DEFAULT_WEIGHTS), max_ssim_loss=floor)
+    scorer = make_scorer(PluginManager(), dict(reward) if reward else None, max_ssim_loss=floor)
     return VTracerEnv(images, scorer, conversions)
 
 

@@ -16,11 +16,9 @@ from .errors import PluginFault, VtoptError
 
 
 def make_env(images, scorer, conversions, reference=None):
-    """The environment of one subprocess; Ctrl-C reaches the whole process group, and the main
-    process decides when to stop and closes it."""
+    """One training environment (what an executor's ``env_fn`` builds, wherever it runs)."""
     from .env import VTracerEnv
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     return VTracerEnv(images, scorer, conversions, reference=reference)
 
 
@@ -116,6 +114,8 @@ class EnvSlots:
 
 
 def serve(remote, parent_remote, env_fn) -> None:
+    # Ctrl-C reaches the whole process group: the main process decides when to stop, and closes us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_remote.close()
     host = EnvHost(env_fn())
     while True:

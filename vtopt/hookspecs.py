@@ -15,7 +15,7 @@ before the built-ins.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pluggy
 
@@ -58,8 +58,8 @@ def vtopt_register_metrics() -> dict[str, Callable[..., Any]]:
 
     A factory returns an object implementing :class:`vtopt.components.Metric`
     (``prepare(image)`` once per image, ``compute(sample, state)`` per
-    conversion). A metric named ``ssim_rgb`` is also computed for every report.
-    Example: ``return {"ssim": SSIM}``.
+    conversion). The metric named by ``reward.quality`` is also computed for
+    every report, whatever the weights. Example: ``return {"ssim": SSIM}``.
 
     Called once per plugin manager; results of all plugins are collected.
     """
@@ -85,6 +85,78 @@ def vtopt_register_executors() -> dict[str, Callable[..., Any]]:
     (``run_images`` and ``run_sweep``). Example: ``return {"ray": RayExecutor}``.
 
     Called once per plugin manager; results of all plugins are collected.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Configuration and the command line: called while a config is loaded and
+# checked, and while the command line is built.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def vtopt_config_defaults() -> dict[str, Any]:
+    """Values for what a config leaves out, as a partial config.
+
+    Example: ``return {"algorithm": {"name": "ppo"}}``. A mapping is filled
+    in key by key, any other value (a list, a number) is taken whole, and
+    what the YAML and ``--set`` say always wins. Results are collected; where
+    two plugins give the same key, the first one called wins: the built-ins
+    mark theirs ``trylast``, so any other plugin's default overrides theirs.
+    """
+
+
+@hookspec
+def vtopt_check_config(config: Any, algorithm: Any, curriculum: Any) -> list[tuple[str, str]]:
+    """Check the settings this plugin owns, once the config has its schema's shape.
+
+    ``config`` is the loaded :class:`vtopt.config.Config`; ``algorithm`` and
+    ``curriculum`` are the components it names, already built (None where
+    they could not be). Return ``(key path, message)`` pairs, e.g.
+    ``[("curriculum.params.overrides.text", "...")]``; an empty list or None
+    when all is well. Results of all plugins are collected; ``vtopt
+    validate`` and ``vtopt run`` print each as ``FILE:LINE: $.path: message``.
+    """
+
+
+@hookspec
+def vtopt_add_options(command: str, parser: Any) -> None:
+    """Add command-line options to the ``argparse`` parser of subcommand ``command``.
+
+    Called for every subcommand when the command line is built (``evaluate``,
+    ``optimize``, ``run`` ...). The parsed values reach
+    :func:`vtopt_baselines` as ``options``. Every implementation is called.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Evaluation: what a policy is compared with.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def vtopt_baselines(budget: int, options: Mapping[str, Any]) -> list[Any]:
+    """Reference methods a policy is compared with, as :class:`vtopt.Baseline` objects.
+
+    ``budget``: the policy's conversions per image (the defaults' included),
+    for methods that run at the same budget. ``options``: the command line's
+    parsed options (see :func:`vtopt_add_options`); empty in a training run.
+    Each baseline says whether it is one of ``vtopt evaluate``'s rows by
+    default and whether a training run's final evaluation also runs it.
+    Results of all plugins are collected; two baselines of one name are an
+    error naming both plugins.
+    """
+
+
+@hookspec(firstresult=True)
+def vtopt_reference_params(conversions: int) -> list[dict[str, Any]] | None:
+    """The fixed parameter sets a curriculum's mastery is measured against.
+
+    A curriculum whose ``record`` takes a ``reference`` keyword receives the
+    improvement the best of these sets (and the defaults) makes on the same
+    image; ``conversions`` is the episode's budget, the defaults' included.
+    Stops at the first non-None result; with none, the reference is the
+    defaults alone (an improvement of 0).
     """
 
 

@@ -30,10 +30,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-#: The strongest single preset known: VTracer's defaults in polygon mode.
-POLYGON_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS, "mode": "polygon"}
-
-
 @attrs.frozen
 class Dim:
     """One searched parameter: a choice, or a number in VTracer's real range.

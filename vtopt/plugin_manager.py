@@ -289,6 +289,73 @@ class PluginManager:
                 raise
             raise PluginFault(self.component_origin(kind, name), f"{kind} {name!r}", method, exc) from exc
 
+    # -- configuration and evaluation (typed facade) -------------------------------
+    def _collect(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """(plugin name, result) of each implementation, called in call order as the caller iterates;
+        one that raises is a PluginFault naming its plugin."""
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
+            try:
+                result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except VtoptError:
+                raise
+            except Exception as exc:
+                raise PluginFault(self.origin(name), "hooks", hook_name, exc) from exc
+            yield name, result
+
+    def config_defaults(self) -> list[dict[str, Any]]:
+        """Each plugin's defaults for what a config leaves out (``vtopt_config_defaults``), in call
+        order: the first to give a value wins (:func:`vtopt.config.fill_defaults` merges them)."""
+        out = []
+        for name, result in self._collect("vtopt_config_defaults"):
+            if result is None:
+                continue
+            if not isinstance(result, dict):
+                raise PluginError(f"plugin {name!r}: vtopt_config_defaults must return a mapping")
+            out.append(result)
+        return out
+
+    def check_config(self, config: Any, algorithm: Any, curriculum: Any) -> list[tuple[str, str]]:
+        problems = []
+        for name, result in self._collect("vtopt_check_config", config=config, algorithm=algorithm,
+                                          curriculum=curriculum):
+            for item in result or ():
+                if not (isinstance(item, tuple) and len(item) == 2):
+                    raise PluginError(f"plugin {name!r}: vtopt_check_config must return (key path, message) pairs")
+                problems.append((str(item[0]), str(item[1])))
+        return problems
+
+    def add_options(self, command: str, parser: Any) -> None:
+        for _ in self._collect("vtopt_add_options", command=command, parser=parser):
+            pass
+
+    def baselines_by_plugin(self, budget: int, options: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+        """Each plugin's :class:`vtopt.Baseline` objects (``vtopt_baselines``), in call order; a name
+        offered twice is an error naming both plugins."""
+        from .apply import Baseline
+
+        seen: dict[str, str] = {}
+        out: dict[str, list[Any]] = {}
+        for name, result in self._collect("vtopt_baselines", budget=budget, options=dict(options or {})):
+            for baseline in result or ():
+                if not isinstance(baseline, Baseline):
+                    raise PluginError(f"plugin {name!r}: vtopt_baselines must return vtopt.Baseline objects")
+                if baseline.name in seen or baseline.name in ("policy", "defaults"):
+                    raise PluginError(f"baseline {baseline.name!r} is offered by plugin {name!r} and "
+                                      + (f"plugin {seen[baseline.name]!r}" if baseline.name in seen else "vtopt"))
+                seen[baseline.name] = name
+                out.setdefault(name, []).append(baseline)
+        return out
+
+    def baselines(self, budget: int, options: dict[str, Any] | None = None) -> list[Any]:
+        return [b for offered in self.baselines_by_plugin(budget, options).values() for b in offered]
+
+    def reference_params(self, conversions: int) -> list[dict[str, Any]] | None:
+        for _name, result in self._collect("vtopt_reference_params", conversions=conversions):
+            if result is not None:
+                return [dict(p) for p in result]
+        return None
+
     # -- events (typed facade) -------------------------------------------------
     def _emit(self, hook_name: str, **kwargs: Any) -> None:
         hook = getattr(self.pm.hook, hook_name)

@@ -33,7 +33,6 @@ from .errors import Interrupted, VtoptError
 from .files import atomic_write_bytes, atomic_write_text
 from .images import LogoImage
 from .model import save_model
-from .params import POLYGON_PARAMS
 from .plugin_manager import PluginManager
 from .rundir import HISTORY, open_run_dir
 from .scoring import Scorer, make_scorer, summarise
@@ -49,29 +48,21 @@ ROLLOUT_MIN_SECONDS, ROLLOUT_MIN_STEPS = 2.0, 32
 def build_scorer(pm: PluginManager, config: Config) -> Scorer:
     """The scorer of a config's reward."""
     return make_scorer(pm, config.reward.weights, config.env.conversion_timeout, config.reward.max_ssim_loss,
-                       config.reward.params)
+                       config.reward.params, config.reward.quality)
 
 
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
                  reference: Sequence[dict] | None = None, on_replaced=None, executor=None):
-    """n_envs environments, in subprocesses when more than one (a dead one is replaced, and
-    ``on_replaced(slot, reason)`` told: see :mod:`vtopt.vecenv`), or wherever ``executor``'s
-    ``make_vec_env`` puts them; never a silent fallback."""
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
+    """n_envs environments wherever ``executor``'s ``make_vec_env`` puts them (None: on this machine,
+    :func:`vtopt.vecenv.local_vec_env`, where a dead subprocess is replaced and ``on_replaced(slot,
+    reason)`` told); never a silent fallback."""
+    env_fn = partial(envworker.make_env, list(images), scorer, conversions, reference)
     if executor is not None:
-        env = executor.make_vec_env(partial(envworker.make_env, list(images), scorer, conversions, reference),
-                                    n_envs, on_replaced)
-    elif n_envs == 1:
-        env = DummyVecEnv([partial(VTracerEnv, list(images), scorer, conversions, reference=reference)])
+        env = executor.make_vec_env(env_fn, n_envs, on_replaced)
     else:
-        from .vecenv import WorkerVecEnv
+        from .vecenv import local_vec_env
 
-        try:
-            env = WorkerVecEnv([partial(envworker.make_env, list(images), scorer, conversions, reference)
-                                for _ in range(n_envs)], on_replaced)
-        except Exception as exc:
-            raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc
+        env = local_vec_env(env_fn, n_envs, on_replaced)
     env.seed(seed)
     return env
 
@@ -89,33 +80,26 @@ def _core(fn):
 
 
 def env_executor(pm: PluginManager, cfg: Config):
-    """The executor that runs the training environments: None for ``local`` (vtopt's own subprocesses)."""
+    """The executor that runs the training environments (``resources.executor``)."""
     name = cfg.resources.executor
-    if name == "local":
-        return None
     executor = pm.create("executor", name, {"address": cfg.resources.address} if cfg.resources.address else {})
     if not callable(getattr(executor, "make_vec_env", None)):
         raise VtoptError(f"executor {name!r} cannot run training environments (it has no make_vec_env)")
     return executor
 
 
-def reference_sets(pm: PluginManager, conversions: int) -> list[dict]:
-    """What training episodes are compared with (a curriculum's sign of mastery): the shipped fixed
-    portfolio at the same budget, where this vtopt ships one and its plugin is present; else polygon."""
-    from .model import SHIPPED, load_model
+def training_baselines(pm: PluginManager, conversions: int) -> dict[str, Any]:
+    """The baselines plugins offer for a training run's final evaluation (``Baseline.training``), built,
+    by row label: simple strategies at the same budget, so that a summary shows what the policy adds."""
+    from .model import load_model
 
-    path = SHIPPED / "portfolio.zip"
-    if path.is_file() and "portfolio" in pm.components("algorithm"):
-        try:
-            return list(load_model(pm, path)[0].sets[: conversions - 1])
-        except (VtoptError, ValueError, TypeError) as exc:
-            log.warning("reference_unavailable", error=str(exc))
-    return [POLYGON_PARAMS]
-
-
-#: Simple strategies every evaluation also runs at the same budget, where their plugins are present,
-#: so that a summary shows what the policy adds: (label, algorithm name, params).
-BASELINES = (("polygon", "preset", {"preset": "polygon"}), ("random", "random", {}))
+    out = {}
+    for baseline in pm.baselines(conversions):
+        if baseline.training:
+            m = baseline.method
+            out[m.label] = (load_model(pm, Path(m.model))[0] if m.model is not None
+                            else pm.create("algorithm", m.algorithm, m.params))
+    return out
 
 
 def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions: int,
@@ -352,7 +336,7 @@ class _Driver:
         return save_model(self.algorithm, path, cfg.algorithm.name, cfg.algorithm.params,
                           cfg.env.conversions_per_episode, cfg.reward.weights,
                           {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
-                           "reward_params": cfg.reward.params})
+                           "reward_params": cfg.reward.params, "reward_quality": cfg.reward.quality})
 
     def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
         """Model, then RNG states, then the JSON state last: a checkpoint counts once its JSON exists."""
@@ -446,7 +430,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
         # only a curriculum that reads the reference costs its conversions
         wants_reference = takes_keyword(curriculum.record, "reference")
-        reference = reference_sets(pm, cfg.env.conversions_per_episode) if wants_reference else None
+        reference = pm.reference_params(cfg.env.conversions_per_episode) if wants_reference else None
         env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed,
                            reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
                            executor=env_executor(pm, cfg))
@@ -492,10 +476,7 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         driver.save(out_dir / "model.zip")
         if cfg.run.checkpoint_every and f"checkpoints/step_{driver.timesteps:09d}.zip" not in driver.checkpoints:
             driver.checkpoint(driver.timesteps)
-        available = pm.components("algorithm")
-        baselines = {label: pm.create("algorithm", name, params) for label, name, params in BASELINES
-                     if name in available}
-        evaluation = driver.evaluate(driver.timesteps, baselines)
+        evaluation = driver.evaluate(driver.timesteps, training_baselines(pm, cfg.env.conversions_per_episode))
         summary = {
             "name": cfg.run.name,
             "algorithm": cfg.algorithm.name,

@@ -26,10 +26,6 @@ from .vectorize import ConversionError, IsolatedConverter, convert, render
 
 log = structlog.get_logger(__name__)
 
-#: Metrics always computed for reports (when a plugin provides them), whatever the weights.
-REPORTED = ("ssim_rgb",)
-#: The standard reward: colour SSIM, less 0.02 per doubling of the bytes against the defaults'.
-DEFAULT_WEIGHTS = {"ssim_rgb": 1.0, "size": -0.02}
 #: The quality floor: a result whose SSIM is more than this below the defaults' never wins.
 MAX_SSIM_LOSS = 0.005
 
@@ -48,15 +44,12 @@ class Outcome:
     seconds: float = 0.0
     #: how far the SSIM fell below the quality floor (0: it qualifies); such a result scores below the defaults
     floor_excess: float = 0.0
+    #: the quality metric's value (``reward.quality``, e.g. colour SSIM); NaN where it was not computed
+    ssim: float = math.nan
 
     @property
     def ok(self) -> bool:
         return self.error is None
-
-    @property
-    def ssim(self) -> float:
-        """The colour SSIM where computed, else the grayscale one."""
-        return self.metrics.get("ssim_rgb", self.metrics.get("ssim", math.nan))
 
 
 @attrs.define
@@ -65,22 +58,29 @@ class _ImageCache:
     default_outcome: Outcome
 
 
-def make_scorer(pm, weights: Mapping[str, float], timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS,
-                metric_params: Mapping[str, Mapping[str, Any]] | None = None) -> "Scorer":
-    """A Scorer with the reward's metrics (plus the reported ones, where a plugin provides them);
-    ``metric_params`` maps a metric's name to its factory's params (``reward.params``)."""
-    available = pm.components("metric")
-    names = list(weights) + [n for n in REPORTED if n in available and n not in weights]
+def make_scorer(pm, weights: Mapping[str, float] | None = None, timeout: float = 0.0,
+                max_ssim_loss: float = MAX_SSIM_LOSS, metric_params: Mapping[str, Mapping[str, Any]] | None = None,
+                quality: str | None = None) -> "Scorer":
+    """A Scorer with the reward's metrics and the quality metric (``reward.quality``, computed for
+    every result whatever the weights); ``metric_params`` maps a metric's name to its factory's params
+    (``reward.params``). Weights and quality left out are the plugins' defaults (``vtopt_config_defaults``)."""
+    if weights is None or quality is None:
+        from .config import default_config
+
+        reward = default_config(pm).reward
+        weights = reward.weights if weights is None else weights
+        quality = reward.quality if quality is None else quality
+    names = list(weights) + ([quality] if quality and quality not in weights else [])
     params = dict(metric_params or {})
     return Scorer({n: pm.create("metric", n, params.get(n)) for n in names}, weights, timeout=timeout,
                   max_ssim_loss=max_ssim_loss, metric_params=params,
-                  origins={n: pm.component_origin("metric", n) for n in names})
+                  origins={n: pm.component_origin("metric", n) for n in names}, quality=quality)
 
 
 class Scorer:
     """Scores conversions of images with weighted metrics, relative to the defaults.
 
-    The quality floor: a conversion whose SSIM (colour where computed) falls
+    The quality floor: a conversion whose SSIM (the quality metric's value) falls
     more than ``max_ssim_loss`` below the defaults' on the same image scores
     ``min(score, defaults' score) - excess``, below the defaults, so that it
     never wins however few bytes it takes; the defaults always qualify.
@@ -88,12 +88,14 @@ class Scorer:
 
     def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096,
                  state_cache_size: int = 4, timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS,
-                 metric_params: Mapping[str, Any] | None = None, origins: Mapping[str, str] | None = None):
-        missing = sorted(set(weights) - set(metrics))
+                 metric_params: Mapping[str, Any] | None = None, origins: Mapping[str, str] | None = None,
+                 quality: str | None = None):
+        missing = sorted((set(weights) | ({quality} if quality else set())) - set(metrics))
         if missing:
-            raise ValueError(f"reward weights name metrics that were not given: {missing}")
-        self.metrics = dict(metrics)
+            raise ValueError(f"the reward names metrics that were not given: {missing}")
+        self.metrics = {n: m for n, m in metrics.items() if n in weights or n == quality}
         self.weights = dict(weights)
+        self.quality = quality  # the metric whose value is a result's SSIM (reports and the quality floor)
         self.metric_params = dict(metric_params or {})  # what built the metrics (make_scorer), for cache keys
         self.origins = dict(origins or {})  # metric name -> its plugin, as errors name it
         self.max_ssim_loss = float(max_ssim_loss)
@@ -109,7 +111,8 @@ class Scorer:
     def __getstate__(self):
         return {"metrics": self.metrics, "weights": self.weights, "cache_size": self.cache_size,
                 "state_cache_size": self.state_cache_size, "timeout": self.timeout,
-                "max_ssim_loss": self.max_ssim_loss, "metric_params": self.metric_params, "origins": self.origins}
+                "max_ssim_loss": self.max_ssim_loss, "metric_params": self.metric_params, "origins": self.origins,
+                "quality": self.quality}
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -196,19 +199,18 @@ class Scorer:
                  default: Outcome | None = None) -> Outcome:
         values = {}
         for name, metric in self.metrics.items():
-            if name in self.weights or name in REPORTED:
-                try:
-                    value = metric.compute(sample, states[name])
-                except Exception as exc:
-                    raise self._fault(name, "compute", exc) from exc
-                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
-                    # not a reward: the conversion counts as failed
-                    error = f"{self._fault(name, 'compute', f'returned {value!r}, not a finite number')}"
-                    return Outcome(dict(params), -math.inf, {}, error=error, seconds=seconds)
-                values[name] = float(value)
+            try:
+                value = metric.compute(sample, states[name])
+            except Exception as exc:
+                raise self._fault(name, "compute", exc) from exc
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+                # not a reward: the conversion counts as failed
+                error = f"{self._fault(name, 'compute', f'returned {value!r}, not a finite number')}"
+                return Outcome(dict(params), -math.inf, {}, error=error, seconds=seconds)
+            values[name] = float(value)
         score = float(sum(w * values[name] for name, w in self.weights.items()))
         outcome = Outcome(dict(params), score, values, sample.svg_bytes, sample.paths,
-                          sample.svg if keep_svg else None, None, seconds)
+                          sample.svg if keep_svg else None, None, seconds, ssim=values.get(self.quality, math.nan))
         if default is None or math.isnan(outcome.ssim) or math.isnan(default.ssim):
             return outcome
         excess = default.ssim - self.max_ssim_loss - outcome.ssim

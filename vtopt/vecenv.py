@@ -172,3 +172,18 @@ class WorkerVecEnv(SubprocVecEnv):
         for remote in self.remotes:
             remote.close()
         self.closed = True
+
+
+def local_vec_env(env_fn: Callable[[], Any], n_envs: int, on_replaced: Callable[[int, str], None] | None = None
+                  ) -> VecEnv:
+    """``n_envs`` environments built by ``env_fn`` on this machine: in this process when there is one,
+    else each in a :class:`WorkerVecEnv` subprocess (a dead one is replaced and ``on_replaced`` told).
+    What an executor's ``make_vec_env`` returns when its environments run here."""
+    if n_envs == 1:
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        return DummyVecEnv([env_fn])
+    try:
+        return WorkerVecEnv([env_fn] * n_envs, on_replaced)
+    except Exception as exc:
+        raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc

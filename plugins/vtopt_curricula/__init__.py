@@ -37,9 +37,10 @@ class Staged:
     timesteps in it. Mastered means that over the stage's last ``window``
     episodes the policy's mean return (its improvement over VTracer's
     defaults) is at least ``threshold`` above what the reference gains on
-    the same images (vtopt's shipped fixed portfolio at the same budget,
-    up to its 7 sets, converted once per image in each env process; polygon
-    mode where there is none): with the default threshold 0, the policy has
+    the same images (the fixed parameter sets a plugin offers through
+    ``vtopt_reference_params``, the built-in portfolio's up to 7 sets at the
+    same budget, converted once per image in each env process; VTracer's
+    defaults alone where no plugin offers any): with the default threshold 0, the policy has
     caught up with the best fixed settings on this kind. Without a reference (a
     driver that does not pass one), the return alone is compared with
     ``threshold``. Earlier stages' kinds keep a ``replay``
@@ -173,3 +174,26 @@ class Adaptive:
 @hookimpl
 def vtopt_register_curricula():
     return {"staged": Staged, "uniform": Uniform, "adaptive": Adaptive}
+
+
+@hookimpl(trylast=True)
+def vtopt_config_defaults():
+    return {"curriculum": {"name": "staged"}}
+
+
+@hookimpl
+def vtopt_check_config(config, algorithm, curriculum):
+    """A staged curriculum's ``overrides`` must be settings its algorithm can change mid-run."""
+    if not isinstance(curriculum, Staged) or algorithm is None:
+        return []
+    problems = []
+    for stage, settings in curriculum.overrides.items():
+        where = f"curriculum.params.overrides.{stage}"
+        if not callable(getattr(algorithm, "check_update", None)):
+            problems.append((where, f"algorithm {config.algorithm.name!r} cannot change settings mid-run"))
+            continue
+        try:
+            algorithm.check_update(**settings)
+        except (ValueError, TypeError) as exc:
+            problems.append((where, str(exc)))
+    return problems

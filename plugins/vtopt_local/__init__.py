@@ -1,4 +1,5 @@
-"""The built-in ``local`` executor: a process pool on this machine (the default)."""
+"""The built-in ``local`` executor (the default): images over a process pool on this machine, sweep
+trials one after another, training's environments in subprocesses."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+import vtopt
 from vtopt import Interrupted, ParamError, VtoptError, hookimpl
 
 log = structlog.get_logger(__name__)
@@ -85,6 +87,10 @@ class LocalExecutor:
             pass
         return [(i, job) for i, job in indexed_jobs if i not in done]
 
+    def make_vec_env(self, env_fn, n_envs, on_replaced):
+        """Training's environments on this machine: in-process when one, else subprocesses."""
+        return vtopt.local_vec_env(env_fn, n_envs, on_replaced)  # imports stable-baselines3: only here
+
     def run_sweep(self, trial, space, samples, out_dir: Path, sweep) -> list[dict]:
         if sweep.scheduler != "fifo":
             raise ParamError(None, f"sweep.scheduler {sweep.scheduler!r} needs an executor that stops trials "
@@ -108,3 +114,8 @@ class LocalExecutor:
 @hookimpl
 def vtopt_register_executors():
     return {"local": LocalExecutor}
+
+
+@hookimpl(trylast=True)
+def vtopt_config_defaults():
+    return {"resources": {"executor": "local"}}

@@ -313,3 +313,8 @@ class AlertsMonitor:
 def vtopt_register_monitors():
     return {"structlog": StructlogMonitor, "progress": ProgressMonitor, "csv": CsvMonitor,
             "tensorboard": TensorBoardMonitor, "alerts": AlertsMonitor}
+
+
+@hookimpl(trylast=True)
+def vtopt_config_defaults():
+    return {"monitors": [{"name": "structlog"}]}

@@ -8,7 +8,10 @@ every candidate's real score on every training image (:mod:`.labels`).
   tried in a fixed order, maximise the mean best-of over the training images
   (picked greedily, so its first ``B - 1`` sets are the greedy portfolio of
   budget ``B``). With ``sets`` given it tries those, in order: ``vtopt
-  evaluate``'s ``oracle`` row is a portfolio of the whole pool.
+  evaluate``'s ``oracle`` row is a portfolio of the whole pool. ``portfolio.zip``
+  beside this module is the one shipped (``configs/portfolio.yaml`` made it):
+  ``evaluate``'s ``portfolio`` row, the ``oracle``'s pool, and the reference a
+  curriculum measures mastery against (``vtopt_reference_params``).
 - ``chooser``: a network that picks the next candidate for *this* image from
   its features and from what the earlier conversions returned
   (:mod:`.chooser`); trained on the labels by imitation with DAgger rounds.
@@ -26,13 +29,25 @@ from typing import Any
 import numpy as np
 import structlog
 
-from vtopt import ParamError, check_number, check_param_names, check_params, hookimpl, params_key
+from vtopt import (
+    Baseline,
+    Method,
+    ParamError,
+    VtoptError,
+    check_number,
+    check_param_names,
+    check_params,
+    hookimpl,
+    params_key,
+)
 
 from . import chooser as net_lib
 from .labels import label, make_pool
 
 log = structlog.get_logger(__name__)
 DEFAULT_LABELS = "~/.cache/vtopt/labels"
+#: The fitted portfolio shipped with this plugin.
+PORTFOLIO_MODEL = Path(__file__).parent / "portfolio.zip"
 
 
 def _int(key: str, value: Any, low: int) -> int:
@@ -228,3 +243,47 @@ class Chooser(_PoolLearner):
 @hookimpl
 def vtopt_register_algorithms():
     return {"portfolio": Portfolio, "chooser": Chooser}
+
+
+def _fitted(path: Path, for_oracle: bool = False) -> "Portfolio":
+    from vtopt import PluginManager, load_model
+
+    fitted, meta = load_model(PluginManager(), Path(path))
+    if meta["algorithm"] != "portfolio" or not fitted.sets or (for_oracle and not fitted.pool):
+        raise VtoptError(f"{path}: not a fitted portfolio model (its algorithm is {meta['algorithm']!r}"
+                         + (", with no candidate pool for the oracle)" if meta["algorithm"] == "portfolio" else ")"))
+    return fitted
+
+
+@hookimpl
+def vtopt_add_options(command, parser):
+    if command == "evaluate":
+        parser.add_argument("--portfolio-model", type=Path,
+                            help="the fixed portfolio, also the oracle's pool (default: the one shipped with vtopt)")
+
+
+@hookimpl
+def vtopt_baselines(budget, options):
+    path = options.get("portfolio_model") or (PORTFOLIO_MODEL if PORTFOLIO_MODEL.is_file() else None)
+    if path is None:
+        return []
+    fitted = _fitted(path)
+    out = [Baseline("portfolio", Method("portfolio", budget, algorithm="portfolio", params={"sets": fitted.sets}))]
+    if fitted.pool:
+        out.append(Baseline("oracle", Method("oracle", len(fitted.pool) + 1, algorithm="portfolio",
+                                             params={"sets": fitted.pool}), evaluate=False,
+                            note="the per-image best of the portfolio's whole candidate pool, an upper reference, "
+                                 "not a method"))
+    return out
+
+
+@hookimpl(trylast=True)
+def vtopt_reference_params(conversions):
+    """The shipped portfolio's first ``conversions - 1`` sets: the best fixed settings at that budget."""
+    if not PORTFOLIO_MODEL.is_file():
+        return None
+    try:
+        return list(_fitted(PORTFOLIO_MODEL).sets[: conversions - 1])
+    except (VtoptError, ValueError, TypeError) as exc:
+        log.warning("reference_unavailable", error=str(exc))
+        return None

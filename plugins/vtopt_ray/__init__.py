@@ -9,6 +9,7 @@ once; results stream back as images finish.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from vtopt import EnvHost, EnvSlots, ParamError, VtoptError, hookimpl
@@ -122,6 +123,7 @@ class _EnvActor(EnvHost):
     """One training environment, living wherever Ray puts it."""
 
     def __init__(self, env_fn):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when to stop, and closes us
         super().__init__(env_fn())
 
 

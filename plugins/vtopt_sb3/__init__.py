@@ -301,3 +301,8 @@ class SAC(SB3Algorithm):
 @hookimpl
 def vtopt_register_algorithms():
     return {"ppo": PPO, "a2c": A2C, "sac": SAC}
+
+
+@hookimpl(trylast=True)
+def vtopt_config_defaults():
+    return {"algorithm": {"name": "ppo"}}

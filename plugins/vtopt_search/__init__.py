@@ -1,9 +1,12 @@
-"""Built-in search algorithms: ``preset``, ``random`` and ``tpe``.
+"""Built-in search algorithms: ``preset``, ``random`` and ``tpe``, and the baselines made of them.
 
 They are the baselines a learned policy is compared with (``vtopt
-evaluate``), and ordinary algorithms: ``vtopt run`` with ``algorithm.name:
-preset`` searches for the single parameter set that scores best on average
-over the training images (the *tuned fixed preset*) and saves it as a model.
+evaluate``'s rows poster, photo, polygon, tuned, random and tpe; polygon
+and random also in every evaluation of a training run), and ordinary
+algorithms: ``vtopt run`` with ``algorithm.name: preset`` searches for the
+single parameter set that scores best on average over the training images
+(the *tuned fixed preset*) and saves it as a model; ``preset.zip`` beside
+this module is the one shipped (``configs/preset.yaml`` made it).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from vtopt import SPACE, ParamError, check_number, check_params, hookimpl
+from vtopt import SPACE, Baseline, Method, ParamError, VtoptError, check_number, check_params, hookimpl
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +32,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "photo": {"filter_speckle": 10, "color_precision": 8, "layer_difference": 48, "corner_threshold": 180},
     "polygon": {"mode": "polygon"},
 }
+
+
+#: The tuned fixed preset shipped with this plugin (``tuned``, and where ``tpe`` starts).
+TUNED_MODEL = Path(__file__).parent / "preset.zip"
+TPE_BUDGET = 40
 
 
 def _checked(key: str, params: Any) -> dict[str, Any]:
@@ -203,3 +211,42 @@ class TPE(_Search):
 @hookimpl
 def vtopt_register_algorithms():
     return {"preset": Preset, "random": RandomSearch, "tpe": TPE}
+
+
+@hookimpl
+def vtopt_add_options(command, parser):
+    if command == "evaluate":
+        parser.add_argument("--preset-model", type=Path, help="the tuned fixed preset of the tuned row, and where "
+                                                              "tpe starts (default: the one shipped with vtopt)")
+        parser.add_argument("--tpe-budget", type=int, default=TPE_BUDGET,
+                            help=f"conversions per image for tpe (default {TPE_BUDGET})")
+
+
+def _tuned_params(path: Path | None) -> dict[str, Any] | None:
+    """The tuned preset's parameters: from ``path``, else the shipped model (None if there is none)."""
+    from vtopt import PluginManager, load_model
+
+    if path is None:
+        if not TUNED_MODEL.is_file():
+            return None
+        path = TUNED_MODEL
+    algorithm, meta = load_model(PluginManager(), Path(path))
+    if meta["algorithm"] != "preset" or algorithm.params is None:
+        raise VtoptError(f"{path}: not a tuned preset model (its algorithm is {meta['algorithm']!r})")
+    return algorithm.params
+
+
+@hookimpl
+def vtopt_baselines(budget, options):
+    tpe_budget = options.get("tpe_budget", TPE_BUDGET)
+    if not isinstance(tpe_budget, int) or not 1 <= tpe_budget <= 1000:
+        raise VtoptError(f"--tpe-budget {tpe_budget}: must be in [1, 1000]")
+    out = [Baseline(name, Method(name, 2, algorithm="preset", params={"preset": name}), training=name == "polygon")
+           for name in ("poster", "photo", "polygon")]
+    tuned = _tuned_params(options.get("preset_model"))
+    if tuned is not None:
+        out.append(Baseline("tuned", Method("tuned", 2, algorithm="preset", params={"params": tuned})))
+    out.append(Baseline("random", Method("random", budget, algorithm="random"), training=True))
+    out.append(Baseline("tpe", Method(f"tpe{tpe_budget}", tpe_budget, algorithm="tpe",
+                                      params={"start": tuned or "polygon"})))
+    return out
