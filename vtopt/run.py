@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
+import attrs
 import numpy as np
 import structlog
 
@@ -378,15 +379,62 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
 
 
+@attrs.define
+class _Setup:
+    """What a run is made of, built and checked before any environment starts."""
+
+    run: RunInfo
+    algorithm: Any
+    curriculum: Any
+    monitors: list
+    scorer: Scorer
+    data: Any  # the Dataset: train, validation, rejected
+    checkpoint: tuple | None  # (model file, state) to resume from
+
+
 def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str] = (), force: bool = False,
           resume: bool = False) -> dict:
     """Train as configured; write the run directory; return the summary.
 
-    With ``resume``, continue from the newest complete checkpoint in
-    ``out_dir`` to the configured total (the config must be the run's own).
-    SIGINT and SIGTERM stop training after the current step, write a
-    checkpoint and raise :class:`Interrupted`.
+    In phases: set up (the run directory, the components, the data), start (the environments and
+    the driver, or the state of a checkpoint), learn, finish (the model, the final evaluation, the
+    summary and the report). With ``resume``, continue from the newest complete checkpoint in
+    ``out_dir`` to the configured total (the config must be the run's own). SIGINT and SIGTERM stop
+    training after the current step, write a checkpoint and raise :class:`Interrupted`.
     """
+    setup = _setup(loaded, out_dir, pm, argv, force, resume)
+    cfg, run = loaded.config, setup.run
+    registered = [pm.register(m, name=f"monitor:{spec.name}:{i}", portable=False)
+                  for i, (m, spec) in enumerate(zip(setup.monitors, cfg.monitors))]
+    pm.stop_on_error.update(name for name, spec in zip(registered, cfg.monitors) if spec.on_error == "stop")
+    env = driver = None
+    started = False
+    start = time.perf_counter()
+    try:
+        env, driver = _start(pm, setup)
+        pm.run_started(run)
+        started = True
+        driver.begin()
+        _learn(pm, setup, driver)
+        return _finish(pm, setup, driver, start)
+    except BaseException as exc:
+        if started:
+            pm.run_aborted(run, f"{type(exc).__name__}: {exc}".strip())
+        raise
+    finally:
+        if driver is not None:
+            driver.end()
+        if env is not None:
+            env.close()
+        pm.stop_on_error.difference_update(registered)
+        for name in registered:
+            plugin = pm.pm.get_plugin(name)
+            if plugin is not None:
+                pm.unregister(plugin)
+
+
+def _setup(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str], force: bool,
+           resume: bool) -> _Setup:
     cfg = loaded.config
     checkpoint = open_run_dir(loaded, out_dir, force, resume)
     atomic_write_text(out_dir / "run.json", json.dumps(
@@ -415,46 +463,55 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
             curriculum.start(kinds)
     except (ValueError, TypeError) as exc:
         raise VtoptError(f"{loaded.path}: curriculum {cfg.curriculum.name!r}: {exc}") from None
-
     run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds,
                   resumed=checkpoint is not None, notify=pm.alert)
-    registered = [pm.register(m, name=f"monitor:{spec.name}:{i}", portable=False)
-                  for i, (m, spec) in enumerate(zip(monitors, cfg.monitors))]
-    pm.stop_on_error.update(name for name, spec in zip(registered, cfg.monitors) if spec.on_error == "stop")
-    env = driver = None
-    handlers = {}
-    started = False
-    start = time.perf_counter()
+    return _Setup(run, algorithm, curriculum, monitors, scorer, data, checkpoint)
+
+
+def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, _Driver]:
+    """The training environments and the driver, restored from the checkpoint when resuming."""
+    cfg, checkpoint = setup.run.config, setup.checkpoint
+    # a resumed run's environments continue with other images than the first segment's
+    env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
+    # only a curriculum that reads the reference costs its conversions
+    wants_reference = takes_keyword(setup.curriculum.record, "reference")
+    reference = pm.reference_params(cfg.env.conversions_per_episode) if wants_reference else None
+    driver = None
+    env = make_vec_env(setup.data.train, setup.scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs,
+                       env_seed, reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
+                       executor=env_executor(pm, cfg))
     try:
-        # a resumed run's environments continue with other images than the first segment's
-        env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
-        # only a curriculum that reads the reference costs its conversions
-        wants_reference = takes_keyword(curriculum.record, "reference")
-        reference = pm.reference_params(cfg.env.conversions_per_episode) if wants_reference else None
-        env = make_vec_env(data.train, scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs, env_seed,
-                           reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
-                           executor=env_executor(pm, cfg))
-        driver = _Driver(run, pm, env, curriculum, algorithm, scorer, data.validation, wants_reference)
+        driver = _Driver(setup.run, pm, env, setup.curriculum, setup.algorithm, setup.scorer,
+                         setup.data.validation, wants_reference)
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
             log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)
-        pm.run_started(run)
-        started = True
-        driver.begin()
+    except BaseException:
+        env.close()
+        raise
+    return env, driver
 
-        def on_signal(signum, frame):
-            driver.signal = signum
 
-        if threading.current_thread() is threading.main_thread():
-            handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        ctx = TrainContext(env=env, images=data.train, scorer=scorer, total_timesteps=cfg.run.timesteps,
-                           seed=cfg.run.seed, device=cfg.resources.device, threads=cfg.resources.threads,
-                           run_dir=out_dir, on_step=_core(driver.on_step), on_rollout_end=_core(driver.on_rollout_end),
+def _learn(pm: PluginManager, setup: _Setup, driver: _Driver) -> None:
+    """``algorithm.learn`` up to the configured total, with SIGINT/SIGTERM stopping it after a step."""
+    cfg, checkpoint, out_dir = setup.run.config, setup.checkpoint, setup.run.out_dir
+    handlers = {}
+
+    def on_signal(signum, frame):
+        driver.signal = signum
+
+    if threading.current_thread() is threading.main_thread():
+        handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ctx = TrainContext(env=driver.env, images=setup.data.train, scorer=setup.scorer,
+                           total_timesteps=cfg.run.timesteps, seed=cfg.run.seed, device=cfg.resources.device,
+                           threads=cfg.resources.threads, run_dir=out_dir, on_step=_core(driver.on_step),
+                           on_rollout_end=_core(driver.on_rollout_end),
                            resume_from=checkpoint[0] if checkpoint else None, start_timesteps=driver.timesteps)
         if driver.timesteps < cfg.run.timesteps:
             try:
                 with pm.blame("algorithm", cfg.algorithm.name, "learn"):
-                    algorithm.learn(ctx)
+                    setup.algorithm.learn(ctx)
             except VtoptError as exc:  # a plugin's fault, a dead worker: keep what was learned, then stop
                 done_before = checkpoint[1]["timesteps"] if checkpoint else 0
                 if not isinstance(exc, Interrupted) and driver.timesteps > done_before:
@@ -465,69 +522,59 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
                         log.error("checkpoint_failed", error=f"{type(again).__name__}: {again}")
                 raise
         elif checkpoint:  # nothing left to learn: restore the policy itself
-            algorithm.load(checkpoint[0])
+            setup.algorithm.load(checkpoint[0])
         if driver.signal is not None:
             path = driver.checkpoint(driver.timesteps)
             raise Interrupted(driver.signal, path, out_dir)
-        for s, h in handlers.items():
-            signal.signal(s, h)
-        handlers = {}
-        train_seconds = driver.seconds_before + (time.perf_counter() - driver.started)
-        driver.save(out_dir / "model.zip")
-        if cfg.run.checkpoint_every and f"checkpoints/step_{driver.timesteps:09d}.zip" not in driver.checkpoints:
-            driver.checkpoint(driver.timesteps)
-        evaluation = driver.evaluate(driver.timesteps, training_baselines(pm, cfg.env.conversions_per_episode))
-        summary = {
-            "name": cfg.run.name,
-            "algorithm": cfg.algorithm.name,
-            "total_timesteps": driver.timesteps,
-            "episodes": driver.episodes,
-            "stopped": driver.stop_reason or "completed",
-            "resumed": checkpoint is not None,
-            "wall_seconds": round(time.perf_counter() - start, 3),
-            "train_seconds": round(train_seconds, 3),
-            "env_steps_per_second": round(driver.timesteps / max(train_seconds, 1e-9), 2),
-            "n_envs": cfg.env.parallel_envs,
-            "executor": cfg.resources.executor,
-            "conversions_per_episode": cfg.env.conversions_per_episode,
-            "images": {"train": len(data.train), "validation": len(data.validation), "rejected": data.rejected},
-            "final_stage": driver.stage,
-            "training_recent": {k: v for k, v in summarise(list(driver.recent)).items() if v is not None},
-            "evaluation": {k: v for k, v in evaluation.items() if k != "rows"},
-            "evaluation_rows": evaluation.get("rows", []),
-            "evaluations": driver.evaluations,
-            "best_score": driver.best_score,
-            "model": "model.zip",
-            "best_model": "best_model.zip",
-            "checkpoints": driver.checkpoints,
-            "env_workers_replaced": driver.workers_replaced,
-            "monitors_disabled": dict(pm.disabled),
-        }
-        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1, default=_json_default))
-        pm.run_finished(run, summary)
-        from .report import write_report  # matplotlib is imported only here
-
-        try:
-            write_report(out_dir, pm)
-        except Exception as exc:  # the run itself succeeded; say what failed and go on
-            log.warning("report_failed", error=f"{type(exc).__name__}: {exc}", hint=f"vtopt report {out_dir}")
-        return summary
-    except BaseException as exc:
-        if started:
-            pm.run_aborted(run, f"{type(exc).__name__}: {exc}".strip())
-        raise
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
-        if driver is not None:
-            driver.end()
-        if env is not None:
-            env.close()
-        pm.stop_on_error.difference_update(registered)
-        for name in registered:
-            plugin = pm.pm.get_plugin(name)
-            if plugin is not None:
-                pm.unregister(plugin)
+
+
+def _finish(pm: PluginManager, setup: _Setup, driver: _Driver, start: float) -> dict:
+    """The model, a last checkpoint, the final evaluation with the plugins' baselines, the summary, the report."""
+    run, data = setup.run, setup.data
+    cfg, out_dir = run.config, run.out_dir
+    train_seconds = driver.seconds_before + (time.perf_counter() - driver.started)
+    driver.save(out_dir / "model.zip")
+    if cfg.run.checkpoint_every and f"checkpoints/step_{driver.timesteps:09d}.zip" not in driver.checkpoints:
+        driver.checkpoint(driver.timesteps)
+    evaluation = driver.evaluate(driver.timesteps, training_baselines(pm, cfg.env.conversions_per_episode))
+    summary = {
+        "name": cfg.run.name,
+        "algorithm": cfg.algorithm.name,
+        "total_timesteps": driver.timesteps,
+        "episodes": driver.episodes,
+        "stopped": driver.stop_reason or "completed",
+        "resumed": run.resumed,
+        "wall_seconds": round(time.perf_counter() - start, 3),
+        "train_seconds": round(train_seconds, 3),
+        "env_steps_per_second": round(driver.timesteps / max(train_seconds, 1e-9), 2),
+        "n_envs": cfg.env.parallel_envs,
+        "executor": cfg.resources.executor,
+        "conversions_per_episode": cfg.env.conversions_per_episode,
+        "images": {"train": len(data.train), "validation": len(data.validation), "rejected": data.rejected},
+        "final_stage": driver.stage,
+        "training_recent": {k: v for k, v in summarise(list(driver.recent)).items() if v is not None},
+        "evaluation": {k: v for k, v in evaluation.items() if k != "rows"},
+        "evaluation_rows": evaluation.get("rows", []),
+        "evaluations": driver.evaluations,
+        "best_score": driver.best_score,
+        "model": "model.zip",
+        "best_model": "best_model.zip",
+        "checkpoints": driver.checkpoints,
+        "env_workers_replaced": driver.workers_replaced,
+        "monitors_disabled": dict(pm.disabled),
+    }
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1, default=_json_default))
+    pm.run_finished(run, summary)
+    from .report import write_report  # matplotlib is imported only here
+
+    try:
+        write_report(out_dir, pm)
+    except Exception as exc:  # the run itself succeeded; say what failed and go on
+        log.warning("report_failed", error=f"{type(exc).__name__}: {exc}", hint=f"vtopt report {out_dir}")
+    return summary
 
 
 def _json_default(value):
