@@ -130,3 +130,76 @@ def test_a_training_run_takes_its_baselines_and_reference_from_the_plugins(pm, t
     summary = vtopt.train(load_config(write_config(tmp_path, TINY_RUN), pm=pm), tmp_path / "run", pm)
     assert sorted(summary["evaluation"]["baselines"]) == ["polygon", "poster-run", "random"]
     assert plugin.asked == [3]  # the staged curriculum reads the reference: asked once, at the run's budget
+
+
+class ComponentDefaults:
+    @vtopt.hookimpl
+    def vtopt_config_defaults(self):
+        return {"algorithm": {"name": "a2c", "params": {"n_steps": 8}}, "data": {"synthetic": {"per_kind": 7}}}
+
+
+def test_a_default_fills_only_its_own_component_and_optional_sections(pm, tmp_path):
+    pm.register(ComponentDefaults(), name="component-defaults")
+    cfg = load_config(write_config(tmp_path, "data: {synthetic: {kinds: [simple]}}\n"), pm=pm).config
+    assert (cfg.algorithm.name, cfg.algorithm.params) == ("a2c", {"n_steps": 8})
+    assert (cfg.data.synthetic.kinds, cfg.data.synthetic.per_kind) == (["simple"], 7)
+    other = load_config(write_config(tmp_path, "algorithm: {name: sac}\n", "sac.yaml"), pm=pm).config
+    assert (other.algorithm.name, other.algorithm.params) == ("sac", {})  # a2c's params are not sac's
+
+
+def test_without_a_plugins_default_the_error_says_which():
+    blocked = vtopt.PluginManager(blocked=("sb3",))
+    with pytest.raises(ConfigError) as err:
+        vtopt.default_config(blocked)
+    assert any(line.startswith("the plugins' defaults: $.algorithm: required key missing") and "blocked" in line
+               for line in err.value.lines), err.value.lines
+    assert vtopt.make_scorer(blocked, {"ssim_rgb": 1.0}).quality == "ssim_rgb"  # needs only the reward's defaults
+
+
+def test_two_plugins_adding_one_option_are_both_named(pm):
+    from vtopt.cli import _parser
+    from vtopt.plugin_manager import PluginError
+
+    class Clash:
+        @vtopt.hookimpl
+        def vtopt_add_options(self, command, parser):
+            if command == "evaluate":
+                parser.add_argument("--tpe-budget", type=int)
+
+    pm.register(Clash(), name="clash")
+    with pytest.raises(PluginError, match="plugin 'search'.*evaluate --tpe-budget is added by plugin 'clash' too"):
+        _parser(pm)
+
+
+def test_a_broken_plugin_leaves_version_and_init_working(tmp_path, monkeypatch, capsys):
+    install_fake_plugin(tmp_path, monkeypatch, "broken", "vtopt_broken_plugin", "vtopt-broken", "0.1",
+                        "raise ImportError('no such thing')\n")
+    assert main(["--version"]) == 0
+    assert main(["init", str(tmp_path / "my.yaml")]) == 0
+    capsys.readouterr()
+    assert main(["plugins"]) == 1
+    assert "plugin 'broken'" in capsys.readouterr().err
+
+
+def test_a_damaged_shipped_model_costs_only_its_baselines(pm, tmp_path, monkeypatch):
+    import vtopt_portfolio
+
+    junk = tmp_path / "portfolio.zip"
+    junk.write_text("not a zip")
+    monkeypatch.setattr(vtopt_portfolio, "PORTFOLIO_MODEL", junk)
+    names = [b.name for b in pm.baselines(4)]
+    assert "portfolio" not in names and {"polygon", "random", "tuned"} <= set(names)
+    assert pm.reference_params(4) is None
+    with pytest.raises(vtopt.VtoptError, match="not a vtopt model file"):  # asked for by name: it must load
+        pm.baselines(4, {"portfolio_model": junk})
+
+
+def test_an_older_run_without_the_newer_keys_resumes(pm, tmp_path):
+    cfg = write_config(tmp_path, TINY_RUN)
+    vtopt.train(load_config(cfg, pm=pm), tmp_path / "run", pm)
+    saved = tmp_path / "run" / "config.yaml"
+    text = saved.read_text()
+    assert "  quality: ssim_rgb\n" in text
+    saved.write_text(text.replace("  quality: ssim_rgb\n", ""))  # as a run of the previous version wrote it
+    summary = vtopt.train(load_config(saved, ["run.timesteps=128"], pm), tmp_path / "run", pm, resume=True)
+    assert summary["resumed"] and summary["total_timesteps"] >= 128

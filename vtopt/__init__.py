@@ -14,7 +14,9 @@ plugins and the examples to that). The names are loaded on first use, so
 - Executors receive :class:`WorkerFactory` and :class:`Trial` objects to run,
   and sample a sweep's :class:`Distribution` values; one that runs training's
   environments serves each through an :class:`EnvHost` and keeps its
-  replacements with :class:`EnvSlots`.
+  replacements with :class:`EnvSlots`; :func:`local_vec_env` runs them on this machine.
+- Evaluation: a plugin offers :class:`Baseline` objects (a :class:`Method` and where it
+  is shown) through ``vtopt_baselines``.
 - Errors: :class:`VtoptError`, :class:`ParamError`, :class:`ConfigError`,
   :class:`Interrupted`, :class:`PluginFault`; :func:`check_param_names` for "takes no
   parameter" and :func:`check_number` for numeric params, in vtopt's wording.
@@ -22,7 +24,8 @@ plugins and the examples to that). The names are loaded on first use, so
   :func:`check_params`, :func:`params_key`, :func:`action_to_params`,
   :func:`action_size`, :func:`observation_size`; :func:`convert` and
   :func:`render` for one conversion, :func:`renderer_name`.
-- Programs: :func:`load_config`, :func:`train`, :func:`make_scorer`; :func:`run_images` with
+- Programs: :func:`load_config`, :func:`default_config` (an empty YAML's config, with the
+  plugins' defaults), :func:`train`, :func:`make_scorer`, :func:`load_model`; :func:`run_images` with
   :class:`Method` (what ``optimize`` and ``evaluate`` run), :class:`Trial` (a sweep's trial).
 """
 

@@ -211,9 +211,9 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
     default). Plugins registered from code in ``pm`` take part in every worker."""
     pm = pm or PluginManager()
     if executor is None:
-        from .config import default_config
+        from .config import default_section
 
-        executor = pm.create("executor", default_config(pm).resources.executor)
+        executor = pm.create("executor", default_section(pm, "resources").executor)
     jobs = list(zip(map(str, files), outputs))
     results: dict[int, list[dict]] = {}
 

@@ -160,7 +160,7 @@ def env_rate(images, scorer, n_envs: int, seconds: float, executor=None) -> tupl
         env.close()
 
 
-def training_rate(pm: PluginManager, algorithm: Any, images, scorer, n_envs: int, timesteps: int) -> float:
+def training_rate(algorithm: Any, images, scorer, n_envs: int, timesteps: int) -> float:
     """Timesteps/s of ``algorithm.learn`` on ``n_envs`` subprocess envs, as ``on_step`` counts them."""
     env = make_vec_env(images, scorer, 4, n_envs, seed=0)
     done = [0]
@@ -210,7 +210,8 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
               policy: Path | None, printer=print, executor: str | None = None, address: str | None = None
               ) -> dict[str, Any]:
     pm = PluginManager()
-    preset = load_config(PRESETS_DIR / "cpu.yaml", pm=None).config  # what a laptop trains: its reward, its algorithm
+    # what a laptop trains: the cpu preset's reward and algorithm
+    preset = load_config(PRESETS_DIR / "cpu.yaml", pm=pm, sweep_check=False).config
     scorer = build_scorer(pm, preset)
     rng = np.random.default_rng(0)
     actions = [rng.uniform(-1, 1, action_size()).astype(np.float32) for _ in range(3)]
@@ -235,7 +236,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     opt, bare = optimize_rate(images, policy, workers)  # before any torch work here: its workers fork from us
     one, full, bare_process = whole_process(images, policy, workers)
     algorithm = pm.create("algorithm", preset.algorithm.name, preset.algorithm.params)
-    train = training_rate(pm, algorithm, images, scorer, 2, 2048)
+    train = training_rate(algorithm, images, scorer, 2, 2048)
     main_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     key = f"{set_name}@{size}"
     step_ratio = results["stages"][key]["env_step"] / results["stages"][key]["vtracer_alone"]

@@ -13,7 +13,7 @@ from typing import Sequence
 import attrs
 
 from . import __version__
-from .config import PRESETS, default_config, load_config, preset_text
+from .config import PRESETS, default_section, load_config, preset_text
 from .errors import ConfigError, Interrupted, ParamError, VtoptError
 from .files import atomic_write_text
 from .images import MAX_PIXELS
@@ -107,7 +107,7 @@ def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
                     help="number of trials (--samples: the former name)")
     sw.add_argument("--out", type=Path, help="folder for the trials and the results (default: runs/<name>-sweep)")
     sw.add_argument("--executor", help="local (one trial after another), ray (Ray Tune), or a plugin's "
-                                       "(default: the configured default, resources.executor)")
+                                       "(default: the plugins' default, local)")
     sw.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
 
     corpus = command("corpus", help="build a training corpus of real icons from npm's @iconify-json sets")
@@ -171,15 +171,18 @@ def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        pm = PluginManager()
+        pm, broken = PluginManager(), None
         parser = _parser(pm)
-    except VtoptError as exc:  # a plugin that cannot load, or whose options clash
-        print(f"vtopt: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except VtoptError as exc:  # a plugin that cannot load, or whose options clash: --help, --version and
+        pm, broken = None, exc  # init still work, without the plugins' options
+        parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors: argparse has printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if broken is not None and args.command != "init":
+        print(f"vtopt: error: {broken}", file=sys.stderr)
+        return EXIT_FAILED
     configure(verbose=args.verbose, quiet=args.quiet)
     try:
         return _dispatch(args, pm, list(sys.argv if argv is None else ["vtopt", *argv]))
@@ -310,17 +313,18 @@ def _apply(args, pm: PluginManager) -> int:
     if args.model is not None and not wants_policy:
         raise VtoptError(f"--model {args.model}: 'policy' is not among --methods, so it would not be used; add it, "
                          "or compare the model as NAME=MODEL.zip")
-    reward = default_config(pm).reward  # the plugins' default reward, where no model says
-    weights, quality, metric_params = reward.weights, reward.quality, {}
+    weights, quality, metric_params = None, None, {}
     if wants_policy:
         policy, meta = apply.model_method(args.model, args.budget)
-        weights = meta.get("reward_weights") or weights
-        quality = meta.get("reward_quality") or quality
+        weights, quality = meta.get("reward_weights"), meta.get("reward_quality")
         metric_params = meta.get("reward_params") or {}
         if optimize:  # one row, named after what made it
             policy = attrs.evolve(policy, label=meta["algorithm"])
     else:
         policy = apply.Method("policy", args.budget or 4)
+    if weights is None or quality is None:  # the plugins' default reward, where no model says
+        reward = default_section(pm, "reward")
+        weights, quality = weights or reward.weights, quality or reward.quality
     notes: dict[str, str] = {}  # a baseline's note, by row label, printed under the table
     skip = optimize and args.skip_existing  # a rerun: the report keeps the earlier rows of skipped images
     if args.report and args.report.exists() and not (args.force or skip):
@@ -472,7 +476,7 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
 
 
 def _executor(args, pm: PluginManager):
-    name = args.executor or default_config(pm).resources.executor
+    name = args.executor or default_section(pm, "resources").executor
     params = {"address": args.address} if args.address else {}
     return pm.create("executor", name, params)
 

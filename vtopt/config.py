@@ -302,24 +302,56 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
     return loaded
 
 
+def _section_type(annotation: Any) -> type | None:
+    """The schema section (attrs class) an annotation holds, ``Optional[...]`` unwrapped; else None."""
+    if attrs.has(annotation):
+        return annotation
+    found = [a for a in typing.get_args(annotation) if attrs.has(a)]
+    return found[0] if len(found) == 1 else None
+
+
 def fill_defaults(data: dict[str, Any], defaults: dict[str, Any], section: type = Config) -> dict[str, Any]:
     """Fill ``data`` in place with what ``defaults`` has and it lacks: the schema's sections key by
-    key, any other value (a list, the reward's weights, a component's params) whole."""
+    key, any other value (a list, the reward's weights, a component's params) whole. A component's
+    section (one with a ``name``) takes nothing from a default that names another component: its
+    params would not fit."""
+    if "name" in data and "name" in defaults and data["name"] != defaults["name"]:
+        return data
     types = typing.get_type_hints(section) if attrs.has(section) else {}
     for key, value in defaults.items():
         if key not in data:
             data[key] = copy.deepcopy(value)
-        elif isinstance(data[key], dict) and isinstance(value, dict) and attrs.has(types.get(key)):
-            fill_defaults(data[key], value, types[key])
+        elif isinstance(data[key], dict) and isinstance(value, dict) and _section_type(types.get(key)) is not None:
+            fill_defaults(data[key], value, _section_type(types[key]))
+    return data
+
+
+def plugin_defaults(pm) -> dict[str, Any]:
+    """The plugins' defaults (``vtopt_config_defaults``), merged: the first plugin called wins."""
+    data: dict[str, Any] = {}
+    for defaults in pm.config_defaults():
+        fill_defaults(data, defaults)
     return data
 
 
 def default_config(pm) -> Config:
-    """The config of an empty YAML file: the schema's defaults and the plugins' (``vtopt_config_defaults``)."""
-    data: dict[str, Any] = {}
-    for defaults in pm.config_defaults():
-        fill_defaults(data, defaults)
-    return converter.structure(data, Config)
+    """The config of an empty YAML file: the schema's defaults and the plugins' (``vtopt_config_defaults``).
+    Raises ConfigError when no plugin gives a value the schema needs (a blocked built-in)."""
+    return _default(Config, plugin_defaults(pm), [])
+
+
+def default_section(pm, name: str) -> Any:
+    """One section of :func:`default_config` (``"reward"``, ``"resources"``), needing only the plugins'
+    defaults for that section."""
+    return _default(_section_type(typing.get_type_hints(Config)[name]), plugin_defaults(pm).get(name, {}), [name])
+
+
+def _default(section: type, data: dict[str, Any], parts: list) -> Any:
+    try:
+        return converter.structure(data, section)
+    except (ClassValidationError, IterableValidationError) as exc:
+        raise ConfigError([f"the plugins' defaults: $.{'.'.join(map(str, parts + where))}: {message} (no plugin "
+                           "gives it: is a built-in plugin blocked?)" for where, message in _walk(exc, [])]) from None
 
 
 def _walk(exc, parts: list) -> list[tuple[list, str]]:

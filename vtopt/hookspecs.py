@@ -98,9 +98,11 @@ def vtopt_register_executors() -> dict[str, Callable[..., Any]]:
 def vtopt_config_defaults() -> dict[str, Any]:
     """Values for what a config leaves out, as a partial config.
 
-    Example: ``return {"algorithm": {"name": "ppo"}}``. A mapping is filled
-    in key by key, any other value (a list, a number) is taken whole, and
-    what the YAML and ``--set`` say always wins. Results are collected; where
+    Example: ``return {"algorithm": {"name": "ppo"}}``. The schema's sections
+    are filled in key by key; any other value (a list, the reward's weights,
+    a component's params) is taken whole; a component's section takes nothing
+    from a default that names another component; and what the YAML and
+    ``--set`` say always wins. Results are collected; where
     two plugins give the same key, the first one called wins: the built-ins
     mark theirs ``trylast``, so any other plugin's default overrides theirs.
     """

@@ -81,7 +81,7 @@ def load_model(pm, path: Path):
 
 
 def shipped(name: str) -> Path:
-    """A model shipped inside the package (``policy`` or ``preset``)."""
+    """A model shipped inside vtopt's package (``policy``: what ``optimize`` applies by default)."""
     path = SHIPPED / f"{name}.zip"
     if not path.is_file():
         raise VtoptError(f"this vtopt has no shipped {name} model ({path}); pass --model")

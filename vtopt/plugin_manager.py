@@ -326,8 +326,26 @@ class PluginManager:
         return problems
 
     def add_options(self, command: str, parser: Any) -> None:
-        for _ in self._collect("vtopt_add_options", command=command, parser=parser):
-            pass
+        """Each plugin's options for subcommand ``command``; an option that two plugins (or a plugin and
+        vtopt) both add is an error naming both."""
+        import argparse
+
+        owners = {option: "vtopt" for option in parser._option_string_actions}
+        calls = self._collect("vtopt_add_options", command=command, parser=parser)
+        while True:
+            before = set(parser._option_string_actions)
+            try:
+                name, _ = next(calls)
+            except StopIteration:
+                return
+            except PluginFault as fault:
+                if not isinstance(fault.__cause__, argparse.ArgumentError):
+                    raise
+                option = str(fault.__cause__).rsplit(": ", 1)[-1].split(", ")[0]
+                theirs = owners.get(option, "?")
+                raise PluginError(f"plugin {fault.origin}: vtopt_add_options: {command} {option} is added by "
+                                  + ("vtopt itself" if theirs == "vtopt" else f"plugin {theirs!r} too")) from None
+            owners.update({option: name for option in set(parser._option_string_actions) - before})
 
     def baselines_by_plugin(self, budget: int, options: dict[str, Any] | None = None) -> dict[str, list[Any]]:
         """Each plugin's :class:`vtopt.Baseline` objects (``vtopt_baselines``), in call order; a name

@@ -18,8 +18,8 @@ from typing import Any
 
 import structlog
 
-from .config import LoadedConfig
-from .errors import VtoptError
+from .config import LoadedConfig, load_config
+from .errors import ConfigError, VtoptError
 from .files import atomic_write_text
 from .model import META
 
@@ -63,7 +63,11 @@ def open_run_dir(loaded: LoadedConfig, out_dir: Path, force: bool, resume: bool)
         saved = out_dir / "config.yaml"
         if not saved.is_file():
             raise VtoptError(f"{out_dir}: no run to resume (no config.yaml)")
-        changed = _changed_keys(saved.read_text(), loaded.dump())
+        try:  # loaded as a config is, so that a key a newer vtopt added (with its default) is no change
+            old = load_config(saved).dump()
+        except ConfigError:
+            old = saved.read_text()
+        changed = _changed_keys(old, loaded.dump())
         refused = sorted(set(changed) - set(RESUMABLE_CHANGES))
         if refused:
             raise VtoptError(f"{loaded.path}: differs from the run's config in {', '.join(refused)} (a resumed run "

@@ -65,9 +65,9 @@ def make_scorer(pm, weights: Mapping[str, float] | None = None, timeout: float =
     every result whatever the weights); ``metric_params`` maps a metric's name to its factory's params
     (``reward.params``). Weights and quality left out are the plugins' defaults (``vtopt_config_defaults``)."""
     if weights is None or quality is None:
-        from .config import default_config
+        from .config import default_section
 
-        reward = default_config(pm).reward
+        reward = default_section(pm, "reward")
         weights = reward.weights if weights is None else weights
         quality = reward.quality if quality is None else quality
     names = list(weights) + ([quality] if quality and quality not in weights else [])

@@ -264,10 +264,15 @@ def vtopt_add_options(command, parser):
 
 @hookimpl
 def vtopt_baselines(budget, options):
-    path = options.get("portfolio_model") or (PORTFOLIO_MODEL if PORTFOLIO_MODEL.is_file() else None)
-    if path is None:
-        return []
-    fitted = _fitted(path)
+    path = options.get("portfolio_model")
+    if path is not None:
+        fitted = _fitted(path)  # asked for: it must load
+    else:
+        try:
+            fitted = _fitted(PORTFOLIO_MODEL)
+        except VtoptError as exc:  # missing or damaged: the other baselines go on without these
+            log.warning("baseline_unavailable", baseline="portfolio", error=str(exc))
+            return []
     out = [Baseline("portfolio", Method("portfolio", budget, algorithm="portfolio", params={"sets": fitted.sets}))]
     if fitted.pool:
         out.append(Baseline("oracle", Method("oracle", len(fitted.pool) + 1, algorithm="portfolio",
@@ -280,8 +285,6 @@ def vtopt_baselines(budget, options):
 @hookimpl(trylast=True)
 def vtopt_reference_params(conversions):
     """The shipped portfolio's first ``conversions - 1`` sets: the best fixed settings at that budget."""
-    if not PORTFOLIO_MODEL.is_file():
-        return None
     try:
         return list(_fitted(PORTFOLIO_MODEL).sets[: conversions - 1])
     except (VtoptError, ValueError, TypeError) as exc:

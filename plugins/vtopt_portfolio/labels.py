@@ -150,8 +150,8 @@ def _key(params: dict[str, Any]) -> str:
 
 
 def cache_key(scorer) -> str:
-    """What a label depends on besides the image and the parameters: the reward, the floor, the time
-    limit, VTracer's version and the renderer."""
+    """What a label depends on besides the image and the parameters: the reward (its quality metric
+    included), the floor, the time limit, VTracer's version and the renderer."""
     import importlib.metadata as md
 
     key = {"weights": scorer.weights, "floor": scorer.max_ssim_loss, "metrics": sorted(scorer.metrics),
@@ -159,6 +159,8 @@ def cache_key(scorer) -> str:
            "renderer": renderer_name()}
     if getattr(scorer, "metric_params", None):
         key["metric_params"] = scorer.metric_params
+    if getattr(scorer, "quality", None) not in (None, "ssim_rgb"):  # the built-in default leaves old keys alone
+        key["quality"] = scorer.quality
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

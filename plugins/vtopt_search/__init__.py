@@ -223,13 +223,16 @@ def vtopt_add_options(command, parser):
 
 
 def _tuned_params(path: Path | None) -> dict[str, Any] | None:
-    """The tuned preset's parameters: from ``path``, else the shipped model (None if there is none)."""
+    """The tuned preset's parameters: from ``path`` (given: it must load), else from the shipped model
+    (None, with a warning, if it is missing or damaged: the other baselines go on without it)."""
     from vtopt import PluginManager, load_model
 
     if path is None:
-        if not TUNED_MODEL.is_file():
+        try:
+            return _tuned_params(TUNED_MODEL)
+        except VtoptError as exc:
+            log.warning("baseline_unavailable", baseline="tuned", error=str(exc))
             return None
-        path = TUNED_MODEL
     algorithm, meta = load_model(PluginManager(), Path(path))
     if meta["algorithm"] != "preset" or algorithm.params is None:
         raise VtoptError(f"{path}: not a tuned preset model (its algorithm is {meta['algorithm']!r})")
