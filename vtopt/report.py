@@ -1,7 +1,7 @@
 """``vtopt report RUN_DIR``: one self-contained HTML page about a run.
 
 Learning curves and the stage timeline come from ``history.jsonl`` (written
-by vtopt itself, whatever the monitors: see :data:`vtopt.run.HISTORY`), the
+by vtopt itself, whatever the monitors: see :data:`vtopt.rundir.HISTORY`), the
 evaluation tables from ``summary.json``, and the
 gallery is made anew: the run's validation images converted with VTracer's
 defaults and with the run's policy, side by side. Every image is embedded

@@ -1,0 +1,431 @@
+"""What a training run does after every vector step, as a list of small parts.
+
+As rl-baselines3-zoo composes stable-baselines3 callbacks, :class:`Driver`
+calls its parts in order: each finished episode goes to every part, then
+each part's ``step`` may stop the run (a signal, early stopping). Each part
+keeps its own state, and a checkpoint's JSON holds all of it:
+
+- :class:`Episodes`: the episode log, the monitors' episode and rollout events;
+- :class:`CurriculumSync`: the curriculum's record, its kind weights given to
+  the envs, its stage and the algorithm settings a stage overrides;
+- :class:`StopOnSignal`: SIGINT/SIGTERM stop the run after the step;
+- :class:`Evaluation`: the policy on the validation images every
+  ``run.eval_every`` timesteps, the best model, early stop;
+- :class:`Checkpoints`: every ``run.checkpoint_every`` timesteps, the newest
+  ``run.keep_checkpoints`` kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import structlog
+
+from .components import RunInfo
+from .env import VTracerEnv
+from .errors import VtoptError
+from .files import atomic_write_bytes, atomic_write_text
+from .images import LogoImage
+from .model import save_model
+from .plugin_manager import PluginManager
+from .rundir import HISTORY
+from .scoring import Scorer, summarise
+from .search import search_image
+
+log = structlog.get_logger(__name__)
+#: A rollout event needs this many seconds or timesteps since the previous one (off-policy learners
+#: end a "rollout" every step).
+ROLLOUT_MIN_SECONDS, ROLLOUT_MIN_STEPS = 2.0, 32
+
+
+def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions: int,
+             baselines: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The deterministic policy on each image, against VTracer's defaults (and baselines)."""
+    if not images:
+        return {"images": 0, "rows": []}
+
+    def run_all(algo):
+        env = VTracerEnv(images, scorer, conversions)
+        rows = [search_image(algo, env, i) for i in range(len(images))]
+        for row in rows:
+            row.pop("svg")
+        return rows
+
+    rows = run_all(algorithm)
+    result = summarise(rows)
+    kinds = sorted({r["kind"] for r in rows})
+    result["per_kind"] = {k: {key: v for key, v in summarise([r for r in rows if r["kind"] == k]).items()}
+                          for k in kinds}
+    result["baselines"] = {label: summarise(run_all(algo)) for label, algo in (baselines or {}).items()}
+    result["rows"] = rows
+    return result
+
+
+class Part:
+    """One concern of the driver. Every method is optional; ``state`` returns the keys this part
+    keeps in a checkpoint's JSON (one flat mapping shared by all parts), ``restore`` reads them back."""
+
+    def begin(self, d: "Driver", timesteps: int) -> None:
+        """Once, after the environments are up (and a checkpoint's state restored)."""
+
+    def episode(self, d: "Driver", episode: dict[str, Any], timesteps: int) -> None:
+        """For each finished episode, in the order the envs report them."""
+
+    def step(self, d: "Driver", timesteps: int) -> bool:
+        """After the step's episodes; False stops the run."""
+        return True
+
+    def state(self, d: "Driver") -> dict[str, Any]:
+        return {}
+
+    def restore(self, d: "Driver", state: dict[str, Any]) -> None:
+        pass
+
+
+class Episodes(Part):
+    """The episode count and recent episodes; each episode to history.jsonl and the monitors; the
+    rollout summaries (``vtopt_rollout_finished``)."""
+
+    def __init__(self):
+        self.count = 0
+        self.recent: deque[dict] = deque(maxlen=100)
+        self.pending: list[dict] = []  # episodes since the previous rollout event
+        self.errors_said: set[str] = set()
+        self.last_rollout = (time.perf_counter(), 0)
+
+    def begin(self, d, timesteps):
+        self.last_rollout = (time.perf_counter(), timesteps)
+
+    def episode(self, d, episode, timesteps):
+        for error in episode["errors"]:
+            if error not in self.errors_said:  # the same failure again and again is said once
+                self.errors_said.add(error)
+                log.warning("conversion_failed", image=episode["image"], error=error, timesteps=timesteps)
+        self.count += 1
+        self.recent.append(episode)
+        self.pending.append(episode)
+        d.record("episode", timesteps, kind=episode["kind"], improvement=episode["improvement"])
+        d.pm.episode_finished(d.run, episode, timesteps)
+
+    def rollout_end(self, d: "Driver", timesteps: int) -> None:
+        now = time.perf_counter()
+        t0, steps0 = self.last_rollout
+        if now - t0 < ROLLOUT_MIN_SECONDS and timesteps - steps0 < ROLLOUT_MIN_STEPS:
+            return  # off-policy learners end a "rollout" every step
+        stats = summarise(self.pending) if self.pending else {"images": 0}
+        stats = {k: v for k, v in stats.items() if v is not None}
+        stats["steps_per_s"] = (timesteps - steps0) / max(now - t0, 1e-9)
+        stats["failures"] = float(sum(e["failures"] for e in self.pending))
+        d.record("rollout", timesteps, **stats)
+        d.pm.rollout_finished(d.run, timesteps, stats)
+        self.pending = []
+        self.last_rollout = (now, timesteps)
+
+    def state(self, d):
+        return {"episodes": self.count, "recent": list(self.recent)}
+
+    def restore(self, d, state):
+        self.count = state["episodes"]
+        self.recent.extend(state["recent"])
+
+
+class CurriculumSync(Part):
+    """The curriculum hears every episode (with the reference's improvement, if its ``record`` takes
+    it); its kind weights go to the envs when they change, and a new stage's algorithm overrides to
+    the algorithm (:class:`vtopt.StagedCurriculum`, :class:`vtopt.UpdatableAlgorithm`)."""
+
+    def __init__(self, curriculum, with_reference: bool):
+        self.curriculum, self.with_reference = curriculum, with_reference
+        self.weights: dict[str, float] = {}
+        self.stage: str | None = None
+
+    def call(self, d: "Driver", method: str, *args, **kwargs):
+        """A curriculum method; what it raises stops the run as a one-line PluginFault naming it."""
+        with d.pm.blame("curriculum", d.run.config.curriculum.name, method):
+            result = getattr(self.curriculum, method)(*args, **kwargs)
+            if method == "state_dict":
+                json.dumps(result, default=json_default)  # it must be JSON: say so here, not in a checkpoint
+            return result
+
+    def begin(self, d, timesteps):
+        self.sync(d, timesteps, first=True)
+
+    def episode(self, d, episode, timesteps):
+        reference = {"reference": episode.get("reference_improvement")} if self.with_reference else {}
+        self.call(d, "record", episode["kind"], episode["improvement"], timesteps, **reference)
+        self.sync(d, timesteps)
+
+    def sync(self, d: "Driver", timesteps: int, first: bool = False) -> None:
+        weights = dict(self.call(d, "weights"))
+        if weights != self.weights:
+            if not any(w > 0 for k, w in weights.items() if k in d.run.kinds):
+                raise VtoptError(f"curriculum gives no weight to any kind in the data: {weights}")
+            d.env.env_method("set_kind_weights", weights)
+            self.weights = weights
+        stage = self.call(d, "stage")
+        if first or stage != self.stage:
+            overrides = self.call(d, "algorithm_overrides") if hasattr(self.curriculum, "algorithm_overrides") else {}
+            if overrides:
+                if not hasattr(d.algorithm, "update"):
+                    raise VtoptError(f"the curriculum sets {sorted(overrides)} for stage {stage!r}, "
+                                     f"but algorithm {d.run.config.algorithm.name!r} cannot change settings mid-run")
+                with d.pm.blame("algorithm", d.run.config.algorithm.name, "update"):
+                    d.algorithm.update(**overrides)
+            d.record("stage_changed", timesteps, previous=None if first else self.stage, stage=stage)
+            d.pm.stage_changed(d.run, None if first else self.stage, stage, timesteps)
+            self.stage = stage
+
+    def state(self, d):
+        return {"curriculum": self.call(d, "state_dict"), "stage": self.stage}
+
+    def restore(self, d, state):
+        self.call(d, "load_state_dict", state["curriculum"])
+        self.stage = state["stage"]
+
+
+class StopOnSignal(Part):
+    """SIGINT/SIGTERM (seen by the run's handler, which sets ``Driver.signal``) stop the run after the step."""
+
+    def step(self, d, timesteps):
+        if d.signal is not None:
+            d.stop_reason = "signal"
+            return False
+        return True
+
+
+class Periodic(Part):
+    """A part that acts every ``every`` timesteps (never when ``every`` is 0): ``due`` returns False to stop."""
+
+    def __init__(self, every: int):
+        self.every = every
+        self.next = math.inf
+
+    def begin(self, d, timesteps):
+        self.next = _next(timesteps, self.every)
+
+    def step(self, d, timesteps):
+        if timesteps < self.next:
+            return True
+        self.next = _next(timesteps, self.every)
+        return self.due(d, timesteps)
+
+    def due(self, d: "Driver", timesteps: int) -> bool:
+        return True
+
+
+class Evaluation(Periodic):
+    """The policy on the validation images every ``run.eval_every`` timesteps (never the training env);
+    the best so far saved as ``best_model.zip``; early stop after ``run.early_stop`` evaluations
+    without a better score."""
+
+    def __init__(self, validation: Sequence[LogoImage], every: int, patience: int):
+        super().__init__(every)
+        self.validation, self.patience = validation, patience
+        self.evaluations: list[dict] = []  # brief: timesteps, mean_score, mean_ssim, bytes_ratio, per_kind
+        self.best_score, self.stale = -math.inf, 0
+
+    def due(self, d, timesteps):
+        self.evaluate(d, timesteps)
+        if self.patience and self.stale >= self.patience:
+            log.info("early_stop", timesteps=timesteps, evaluations_without_improvement=self.stale)
+            d.stop_reason = "early_stop"
+            return False
+        return True
+
+    def evaluate(self, d: "Driver", timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
+        evaluation = evaluate(d.algorithm, self.validation, d.scorer, d.run.config.env.conversions_per_episode,
+                              baselines)
+        brief = {k: evaluation[k] for k in ("mean_score", "mean_ssim", "bytes_ratio", "mean_improvement")}
+        brief["timesteps"] = timesteps
+        brief["per_kind"] = {k: v["mean_score"] for k, v in evaluation["per_kind"].items()}
+        repeat = bool(self.evaluations) and self.evaluations[-1]["timesteps"] == timesteps
+        if not repeat:
+            self.evaluations.append(brief)
+        if evaluation["mean_score"] > self.best_score:
+            self.best_score, self.stale = evaluation["mean_score"], 0
+            d.save(d.run.out_dir / "best_model.zip")
+        elif not repeat:
+            self.stale += 1
+        if not repeat:
+            d.record("evaluated", timesteps, **{k: v for k, v in brief.items() if k != "timesteps"})
+        d.pm.evaluated(d.run, evaluation, timesteps)
+        return evaluation
+
+    def state(self, d):
+        return {"evaluations": self.evaluations, "best_score": self.best_score, "stale": self.stale}
+
+    def restore(self, d, state):
+        self.evaluations, self.best_score, self.stale = state["evaluations"], state["best_score"], state["stale"]
+
+
+class Checkpoints(Periodic):
+    """Every ``run.checkpoint_every`` timesteps: the model, then the RNG states, then the JSON state
+    last (a checkpoint counts once its JSON exists); the newest ``run.keep_checkpoints`` are kept."""
+
+    def __init__(self, every: int, keep: int):
+        super().__init__(every)
+        self.keep = keep
+        self.saved: list[str] = []  # relative to the run directory, oldest first
+
+    def due(self, d, timesteps):
+        self.write(d, timesteps)
+        return True
+
+    def write(self, d: "Driver", timesteps: int, prune: bool = True) -> Path:
+        folder = d.run.out_dir / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        path = d.save(folder / f"step_{timesteps:09d}.zip")
+        atomic_write_bytes(path.with_suffix(".rng"), pickle.dumps(_rng_state()))
+        name = str(path.relative_to(d.run.out_dir))
+        if name not in self.saved:
+            self.saved.append(name)
+        old = self.saved[:-self.keep] if prune and self.keep else []
+        self.saved = self.saved[len(old):]  # the state written next lists only what is kept
+        atomic_write_text(path.with_suffix(".json"), json.dumps(d.state(), indent=1, default=json_default))
+        d.pm.checkpoint_saved(d.run, path, timesteps)
+        for name in old:  # the JSON first: a checkpoint without it no longer counts
+            for suffix in (".json", ".rng", ".zip"):
+                (d.run.out_dir / name).with_suffix(suffix).unlink(missing_ok=True)
+        return path
+
+    def state(self, d):
+        return {"checkpoints": self.saved}
+
+    def restore(self, d, state):
+        self.saved = state["checkpoints"]
+
+
+class Driver:
+    """Receives every vector step (``TrainContext.on_step``) and hands it to its parts, in order."""
+
+    def __init__(self, run: RunInfo, pm: PluginManager, env, curriculum, algorithm, scorer: Scorer,
+                 validation: Sequence[LogoImage], record_reference: bool = False):
+        cfg = run.config.run
+        self.run, self.pm, self.env, self.algorithm, self.scorer = run, pm, env, algorithm, scorer
+        self.episodes = Episodes()
+        self.curriculum = CurriculumSync(curriculum, record_reference)
+        self.evaluation = Evaluation(validation, cfg.eval_every, cfg.early_stop)
+        self.checkpoints = Checkpoints(cfg.checkpoint_every, cfg.keep_checkpoints)
+        self.parts: list[Part] = [self.episodes, self.curriculum, StopOnSignal(), self.evaluation, self.checkpoints]
+        self.timesteps = 0
+        self.seconds_before = 0.0  # training time of earlier segments (resumed runs)
+        self.started = time.perf_counter()
+        self.signal: int | None = None
+        self.stop_reason: str | None = None
+        self.workers_replaced = 0
+        self.history = None  # the open history.jsonl while the run goes
+
+    def worker_replaced(self, slot: int, reason: str) -> None:
+        self.workers_replaced += 1
+        log.warning("env_worker_replaced", slot=slot, reason=reason, timesteps=self.timesteps)
+        self.run.alert("env_worker_replaced", f"environment worker {slot} died ({reason}); a new one took its "
+                       "place and its episode in flight was dropped", self.timesteps)
+
+    # -- state -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        state = {"timesteps": self.timesteps,
+                 "train_seconds": self.seconds_before + (time.perf_counter() - self.started)}
+        for part in self.parts:
+            state.update(part.state(self))
+        return state
+
+    def restore(self, state: dict[str, Any], rng_file: Path) -> None:
+        self.timesteps = state["timesteps"]
+        self.seconds_before = state["train_seconds"]
+        for part in self.parts:
+            part.restore(self, state)
+        if rng_file.is_file():
+            _set_rng_state(pickle.loads(rng_file.read_bytes()))
+
+    def begin(self) -> None:
+        path = self.run.out_dir / HISTORY
+        kept = []
+        if self.run.resumed and path.is_file():  # what came after the checkpoint is done again: drop it
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line)["timesteps"] <= self.timesteps:
+                        kept.append(line + "\n")
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a killed run
+        self.history = open(path, "w", encoding="utf-8")
+        self.history.writelines(kept)
+        self.started = time.perf_counter()
+        for part in self.parts:
+            part.begin(self, self.timesteps)
+
+    # -- steps ---------------------------------------------------------------------------
+    def on_step(self, infos, dones, timesteps: int) -> bool:
+        """After every vector step: each finished episode to every part, then each part's step (a
+        signal, evaluation with early stop, checkpoints). False: stop."""
+        self.timesteps = timesteps
+        for info in infos:
+            if "vtopt_episode" in info:
+                for part in self.parts:
+                    part.episode(self, info["vtopt_episode"], timesteps)
+        for part in self.parts:
+            if not part.step(self, timesteps):
+                return False
+        return timesteps < self.run.total_timesteps  # learners collect whole rollouts: stop at the total
+
+    def on_rollout_end(self, timesteps: int) -> None:
+        self.episodes.rollout_end(self, timesteps)
+
+    def record(self, event: str, timesteps: int, **fields: Any) -> None:
+        """One line of the run's history (see :data:`vtopt.rundir.HISTORY`)."""
+        if self.history is not None:
+            self.history.write(json.dumps({"event": event, "timesteps": timesteps, **fields},
+                                          default=json_default) + "\n")
+            self.history.flush()
+
+    def end(self) -> None:
+        if self.history is not None:
+            self.history.close()
+            self.history = None
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, path: Path) -> Path:
+        cfg = self.run.config
+        return save_model(self.algorithm, path, cfg.algorithm.name, cfg.algorithm.params,
+                          cfg.env.conversions_per_episode, cfg.reward.weights,
+                          {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
+                           "reward_params": cfg.reward.params, "reward_quality": cfg.reward.quality})
+
+    def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
+        return self.checkpoints.write(self, timesteps, prune)
+
+
+def _next(timesteps: int, every: int) -> float:
+    return (timesteps // every + 1) * every if every else math.inf
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"random": random.getstate(), "numpy": np.random.get_state()}
+    if "torch" in sys.modules:
+        state["torch"] = sys.modules["torch"].get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["random"])
+    np.random.set_state(state["numpy"])
+    if "torch" in state:
+        import torch
+
+        torch.set_rng_state(state["torch"])
+
+
+def json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
