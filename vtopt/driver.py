@@ -33,7 +33,7 @@ import structlog
 from .components import RunInfo
 from .env import VTracerEnv
 from .errors import VtoptError
-from .files import atomic_write_bytes, atomic_write_text
+from .files import atomic_write_bytes, atomic_write_text, json_default
 from .images import LogoImage
 from .model import save_model
 from .plugin_manager import PluginManager
@@ -71,24 +71,30 @@ def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions
 
 
 class Part:
-    """One concern of the driver. Every method is optional; ``state`` returns the keys this part
-    keeps in a checkpoint's JSON (one flat mapping shared by all parts), ``restore`` reads them back."""
+    """One concern of the driver; every method is optional. Each receives the :class:`Driver` (the
+    run, the plugin manager, the envs, the algorithm, ``record`` for history.jsonl)."""
 
-    def begin(self, d: "Driver", timesteps: int) -> None:
+    def begin(self, driver: "Driver", timesteps: int) -> None:
         """Once, after the environments are up (and a checkpoint's state restored)."""
 
-    def episode(self, d: "Driver", episode: dict[str, Any], timesteps: int) -> None:
+    def episode(self, driver: "Driver", episode: dict[str, Any], timesteps: int) -> None:
         """For each finished episode, in the order the envs report them."""
 
-    def step(self, d: "Driver", timesteps: int) -> bool:
-        """After the step's episodes; False stops the run."""
+    def step(self, driver: "Driver", timesteps: int) -> bool:
+        """After the step's episodes; False stops the run (say why in ``driver.stop_reason``)."""
         return True
 
-    def state(self, d: "Driver") -> dict[str, Any]:
+    def rollout_end(self, driver: "Driver", timesteps: int) -> None:
+        """When the algorithm finishes collecting a batch (``TrainContext.on_rollout_end``)."""
+
+    def state(self, driver: "Driver") -> dict[str, Any]:
+        """What this part keeps in a checkpoint: keys of the checkpoint's one flat JSON mapping, which
+        no other part may use."""
         return {}
 
-    def restore(self, d: "Driver", state: dict[str, Any]) -> None:
-        pass
+    def restore(self, driver: "Driver", state: dict[str, Any]) -> None:
+        """Read back what :meth:`state` wrote, from the whole mapping. A key a new part adds must be
+        read with ``state.get(key, default)``: checkpoints written before it existed lack it."""
 
 
 class Episodes(Part):
@@ -100,12 +106,12 @@ class Episodes(Part):
         self.recent: deque[dict] = deque(maxlen=100)
         self.pending: list[dict] = []  # episodes since the previous rollout event
         self.errors_said: set[str] = set()
-        self.last_rollout = (time.perf_counter(), 0)
+        self.last_rollout = (0.0, 0)  # (when, timesteps) of the previous rollout event, from begin on
 
-    def begin(self, d, timesteps):
+    def begin(self, driver, timesteps):
         self.last_rollout = (time.perf_counter(), timesteps)
 
-    def episode(self, d, episode, timesteps):
+    def episode(self, driver, episode, timesteps):
         for error in episode["errors"]:
             if error not in self.errors_said:  # the same failure again and again is said once
                 self.errors_said.add(error)
@@ -113,10 +119,10 @@ class Episodes(Part):
         self.count += 1
         self.recent.append(episode)
         self.pending.append(episode)
-        d.record("episode", timesteps, kind=episode["kind"], improvement=episode["improvement"])
-        d.pm.episode_finished(d.run, episode, timesteps)
+        driver.record("episode", timesteps, kind=episode["kind"], improvement=episode["improvement"])
+        driver.pm.episode_finished(driver.run, episode, timesteps)
 
-    def rollout_end(self, d: "Driver", timesteps: int) -> None:
+    def rollout_end(self, driver, timesteps):
         now = time.perf_counter()
         t0, steps0 = self.last_rollout
         if now - t0 < ROLLOUT_MIN_SECONDS and timesteps - steps0 < ROLLOUT_MIN_STEPS:
@@ -125,15 +131,15 @@ class Episodes(Part):
         stats = {k: v for k, v in stats.items() if v is not None}
         stats["steps_per_s"] = (timesteps - steps0) / max(now - t0, 1e-9)
         stats["failures"] = float(sum(e["failures"] for e in self.pending))
-        d.record("rollout", timesteps, **stats)
-        d.pm.rollout_finished(d.run, timesteps, stats)
+        driver.record("rollout", timesteps, **stats)
+        driver.pm.rollout_finished(driver.run, timesteps, stats)
         self.pending = []
         self.last_rollout = (now, timesteps)
 
-    def state(self, d):
+    def state(self, driver):
         return {"episodes": self.count, "recent": list(self.recent)}
 
-    def restore(self, d, state):
+    def restore(self, driver, state):
         self.count = state["episodes"]
         self.recent.extend(state["recent"])
 
@@ -148,56 +154,56 @@ class CurriculumSync(Part):
         self.weights: dict[str, float] = {}
         self.stage: str | None = None
 
-    def call(self, d: "Driver", method: str, *args, **kwargs):
+    def call(self, driver: "Driver", method: str, *args, **kwargs):
         """A curriculum method; what it raises stops the run as a one-line PluginFault naming it."""
-        with d.pm.blame("curriculum", d.run.config.curriculum.name, method):
+        with driver.pm.blame("curriculum", driver.run.config.curriculum.name, method):
             result = getattr(self.curriculum, method)(*args, **kwargs)
             if method == "state_dict":
                 json.dumps(result, default=json_default)  # it must be JSON: say so here, not in a checkpoint
             return result
 
-    def begin(self, d, timesteps):
-        self.sync(d, timesteps, first=True)
+    def begin(self, driver, timesteps):
+        self.sync(driver, timesteps, first=True)
 
-    def episode(self, d, episode, timesteps):
+    def episode(self, driver, episode, timesteps):
         reference = {"reference": episode.get("reference_improvement")} if self.with_reference else {}
-        self.call(d, "record", episode["kind"], episode["improvement"], timesteps, **reference)
-        self.sync(d, timesteps)
+        self.call(driver, "record", episode["kind"], episode["improvement"], timesteps, **reference)
+        self.sync(driver, timesteps)
 
-    def sync(self, d: "Driver", timesteps: int, first: bool = False) -> None:
-        weights = dict(self.call(d, "weights"))
+    def sync(self, driver: "Driver", timesteps: int, first: bool = False) -> None:
+        weights = dict(self.call(driver, "weights"))
         if weights != self.weights:
-            if not any(w > 0 for k, w in weights.items() if k in d.run.kinds):
+            if not any(w > 0 for k, w in weights.items() if k in driver.run.kinds):
                 raise VtoptError(f"curriculum gives no weight to any kind in the data: {weights}")
-            d.env.env_method("set_kind_weights", weights)
+            driver.env.env_method("set_kind_weights", weights)
             self.weights = weights
-        stage = self.call(d, "stage")
+        stage = self.call(driver, "stage")
         if first or stage != self.stage:
-            overrides = self.call(d, "algorithm_overrides") if hasattr(self.curriculum, "algorithm_overrides") else {}
+            overrides = self.call(driver, "algorithm_overrides") if hasattr(self.curriculum, "algorithm_overrides") else {}
             if overrides:
-                if not hasattr(d.algorithm, "update"):
+                if not hasattr(driver.algorithm, "update"):
                     raise VtoptError(f"the curriculum sets {sorted(overrides)} for stage {stage!r}, "
-                                     f"but algorithm {d.run.config.algorithm.name!r} cannot change settings mid-run")
-                with d.pm.blame("algorithm", d.run.config.algorithm.name, "update"):
-                    d.algorithm.update(**overrides)
-            d.record("stage_changed", timesteps, previous=None if first else self.stage, stage=stage)
-            d.pm.stage_changed(d.run, None if first else self.stage, stage, timesteps)
+                                     f"but algorithm {driver.run.config.algorithm.name!r} cannot change settings mid-run")
+                with driver.pm.blame("algorithm", driver.run.config.algorithm.name, "update"):
+                    driver.algorithm.update(**overrides)
+            driver.record("stage_changed", timesteps, previous=None if first else self.stage, stage=stage)
+            driver.pm.stage_changed(driver.run, None if first else self.stage, stage, timesteps)
             self.stage = stage
 
-    def state(self, d):
-        return {"curriculum": self.call(d, "state_dict"), "stage": self.stage}
+    def state(self, driver):
+        return {"curriculum": self.call(driver, "state_dict"), "stage": self.stage}
 
-    def restore(self, d, state):
-        self.call(d, "load_state_dict", state["curriculum"])
+    def restore(self, driver, state):
+        self.call(driver, "load_state_dict", state["curriculum"])
         self.stage = state["stage"]
 
 
 class StopOnSignal(Part):
     """SIGINT/SIGTERM (seen by the run's handler, which sets ``Driver.signal``) stop the run after the step."""
 
-    def step(self, d, timesteps):
-        if d.signal is not None:
-            d.stop_reason = "signal"
+    def step(self, driver, timesteps):
+        if driver.signal is not None:
+            driver.stop_reason = "signal"
             return False
         return True
 
@@ -207,18 +213,18 @@ class Periodic(Part):
 
     def __init__(self, every: int):
         self.every = every
-        self.next = math.inf
+        self.next_at = math.inf
 
-    def begin(self, d, timesteps):
-        self.next = _next(timesteps, self.every)
+    def begin(self, driver, timesteps):
+        self.next_at = _next(timesteps, self.every)
 
-    def step(self, d, timesteps):
-        if timesteps < self.next:
+    def step(self, driver, timesteps):
+        if timesteps < self.next_at:
             return True
-        self.next = _next(timesteps, self.every)
-        return self.due(d, timesteps)
+        self.next_at = _next(timesteps, self.every)
+        return self.due(driver, timesteps)
 
-    def due(self, d: "Driver", timesteps: int) -> bool:
+    def due(self, driver: "Driver", timesteps: int) -> bool:
         return True
 
 
@@ -233,16 +239,17 @@ class Evaluation(Periodic):
         self.evaluations: list[dict] = []  # brief: timesteps, mean_score, mean_ssim, bytes_ratio, per_kind
         self.best_score, self.stale = -math.inf, 0
 
-    def due(self, d, timesteps):
-        self.evaluate(d, timesteps)
+    def due(self, driver, timesteps):
+        self.evaluate(driver, timesteps)
         if self.patience and self.stale >= self.patience:
             log.info("early_stop", timesteps=timesteps, evaluations_without_improvement=self.stale)
-            d.stop_reason = "early_stop"
+            driver.stop_reason = "early_stop"
             return False
         return True
 
-    def evaluate(self, d: "Driver", timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
-        evaluation = evaluate(d.algorithm, self.validation, d.scorer, d.run.config.env.conversions_per_episode,
+    def evaluate(self, driver: "Driver", timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
+        """The policy (and ``baselines``, {label: algorithm}) on the validation images; keeps the best model."""
+        evaluation = evaluate(driver.algorithm, self.validation, driver.scorer, driver.run.config.env.conversions_per_episode,
                               baselines)
         brief = {k: evaluation[k] for k in ("mean_score", "mean_ssim", "bytes_ratio", "mean_improvement")}
         brief["timesteps"] = timesteps
@@ -252,18 +259,18 @@ class Evaluation(Periodic):
             self.evaluations.append(brief)
         if evaluation["mean_score"] > self.best_score:
             self.best_score, self.stale = evaluation["mean_score"], 0
-            d.save(d.run.out_dir / "best_model.zip")
+            driver.save(driver.run.out_dir / "best_model.zip")
         elif not repeat:
             self.stale += 1
         if not repeat:
-            d.record("evaluated", timesteps, **{k: v for k, v in brief.items() if k != "timesteps"})
-        d.pm.evaluated(d.run, evaluation, timesteps)
+            driver.record("evaluated", timesteps, **{k: v for k, v in brief.items() if k != "timesteps"})
+        driver.pm.evaluated(driver.run, evaluation, timesteps)
         return evaluation
 
-    def state(self, d):
+    def state(self, driver):
         return {"evaluations": self.evaluations, "best_score": self.best_score, "stale": self.stale}
 
-    def restore(self, d, state):
+    def restore(self, driver, state):
         self.evaluations, self.best_score, self.stale = state["evaluations"], state["best_score"], state["stale"]
 
 
@@ -276,31 +283,32 @@ class Checkpoints(Periodic):
         self.keep = keep
         self.saved: list[str] = []  # relative to the run directory, oldest first
 
-    def due(self, d, timesteps):
-        self.write(d, timesteps)
+    def due(self, driver, timesteps):
+        self.write(driver, timesteps)
         return True
 
-    def write(self, d: "Driver", timesteps: int, prune: bool = True) -> Path:
-        folder = d.run.out_dir / "checkpoints"
+    def write(self, driver: "Driver", timesteps: int, prune: bool = True) -> Path:
+        """One checkpoint; with ``prune``, those beyond the newest ``keep`` are removed after it."""
+        folder = driver.run.out_dir / "checkpoints"
         folder.mkdir(exist_ok=True)
-        path = d.save(folder / f"step_{timesteps:09d}.zip")
+        path = driver.save(folder / f"step_{timesteps:09d}.zip")
         atomic_write_bytes(path.with_suffix(".rng"), pickle.dumps(_rng_state()))
-        name = str(path.relative_to(d.run.out_dir))
+        name = str(path.relative_to(driver.run.out_dir))
         if name not in self.saved:
             self.saved.append(name)
         old = self.saved[:-self.keep] if prune and self.keep else []
         self.saved = self.saved[len(old):]  # the state written next lists only what is kept
-        atomic_write_text(path.with_suffix(".json"), json.dumps(d.state(), indent=1, default=json_default))
-        d.pm.checkpoint_saved(d.run, path, timesteps)
+        atomic_write_text(path.with_suffix(".json"), json.dumps(driver.state(), indent=1, default=json_default))
+        driver.pm.checkpoint_saved(driver.run, path, timesteps)
         for name in old:  # the JSON first: a checkpoint without it no longer counts
             for suffix in (".json", ".rng", ".zip"):
-                (d.run.out_dir / name).with_suffix(suffix).unlink(missing_ok=True)
+                (driver.run.out_dir / name).with_suffix(suffix).unlink(missing_ok=True)
         return path
 
-    def state(self, d):
+    def state(self, driver):
         return {"checkpoints": self.saved}
 
-    def restore(self, d, state):
+    def restore(self, driver, state):
         self.saved = state["checkpoints"]
 
 
@@ -318,7 +326,7 @@ class Driver:
         self.parts: list[Part] = [self.episodes, self.curriculum, StopOnSignal(), self.evaluation, self.checkpoints]
         self.timesteps = 0
         self.seconds_before = 0.0  # training time of earlier segments (resumed runs)
-        self.started = time.perf_counter()
+        self.started = math.nan  # when this segment's training began (begin)
         self.signal: int | None = None
         self.stop_reason: str | None = None
         self.workers_replaced = 0
@@ -331,11 +339,19 @@ class Driver:
                        "place and its episode in flight was dropped", self.timesteps)
 
     # -- state -------------------------------------------------------------------------
+    def train_seconds(self) -> float:
+        """Training time so far, earlier segments of a resumed run included."""
+        return self.seconds_before + (time.perf_counter() - self.started)
+
     def state(self) -> dict[str, Any]:
-        state = {"timesteps": self.timesteps,
-                 "train_seconds": self.seconds_before + (time.perf_counter() - self.started)}
+        state: dict[str, Any] = {"timesteps": self.timesteps}
         for part in self.parts:
-            state.update(part.state(self))
+            own = part.state(self)
+            taken = set(own) & (set(state) | {"train_seconds"})
+            if taken:
+                raise ValueError(f"{type(part).__name__} keeps {sorted(taken)} in a checkpoint, which another part has")
+            state.update(own)
+        state["train_seconds"] = self.train_seconds()
         return state
 
     def restore(self, state: dict[str, Any], rng_file: Path) -> None:
@@ -377,7 +393,8 @@ class Driver:
         return timesteps < self.run.total_timesteps  # learners collect whole rollouts: stop at the total
 
     def on_rollout_end(self, timesteps: int) -> None:
-        self.episodes.rollout_end(self, timesteps)
+        for part in self.parts:
+            part.rollout_end(self, timesteps)
 
     def record(self, event: str, timesteps: int, **fields: Any) -> None:
         """One line of the run's history (see :data:`vtopt.rundir.HISTORY`)."""
@@ -402,6 +419,9 @@ class Driver:
     def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
         return self.checkpoints.write(self, timesteps, prune)
 
+    def evaluate(self, timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
+        return self.evaluation.evaluate(self, timesteps, baselines)
+
 
 def _next(timesteps: int, every: int) -> float:
     return (timesteps // every + 1) * every if every else math.inf
@@ -421,11 +441,3 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         import torch
 
         torch.set_rng_state(state["torch"])
-
-
-def json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -24,9 +24,9 @@ from . import envworker
 from .components import RunInfo, TrainContext
 from .config import Config, LoadedConfig
 from .data import load_dataset
-from .driver import Driver, json_default
+from .driver import Driver
 from .errors import Interrupted, VtoptError
-from .files import atomic_write_text
+from .files import atomic_write_text, json_default
 from .images import LogoImage
 from .plugin_manager import PluginManager
 from .rundir import open_run_dir
@@ -267,12 +267,11 @@ def _finish(pm: PluginManager, setup: _Setup, driver: Driver, start: float) -> d
     """The model, a last checkpoint, the final evaluation with the plugins' baselines, the summary, the report."""
     run, data = setup.run, setup.data
     cfg, out_dir = run.config, run.out_dir
-    train_seconds = driver.seconds_before + (time.perf_counter() - driver.started)
+    train_seconds = driver.train_seconds()
     driver.save(out_dir / "model.zip")
     if cfg.run.checkpoint_every and f"checkpoints/step_{driver.timesteps:09d}.zip" not in driver.checkpoints.saved:
         driver.checkpoint(driver.timesteps)
-    evaluation = driver.evaluation.evaluate(driver, driver.timesteps,
-                                            training_baselines(pm, cfg.env.conversions_per_episode))
+    evaluation = driver.evaluate(driver.timesteps, training_baselines(pm, cfg.env.conversions_per_episode))
     summary = {
         "name": cfg.run.name,
         "algorithm": cfg.algorithm.name,
