@@ -233,3 +233,12 @@ def test_hook_wrappers_are_refused_at_registration():
 
     with pytest.raises(vtopt.VtoptError, match="vtopt_alert is a hook wrapper"):
         vtopt.PluginManager().register(Wrapping(), name="wrapping")
+
+
+def test_a_failed_conversion_is_logged_once_in_training(tmp_path):
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        _train(tmp_path, "reward: {weights: {ssim_rgb: 1.0, faulty: 0.1}, params: {faulty: {mode: nan}}}\n")
+    failed = [e["error"] for e in logs if e.get("event") == "conversion_failed"]
+    assert failed and len(failed) == len(set(failed)), failed  # each failure said once, by one owner

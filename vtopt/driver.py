@@ -99,23 +99,19 @@ class Part:
 
 class Episodes(Part):
     """The episode count and recent episodes; each episode to history.jsonl and the monitors; the
-    rollout summaries (``vtopt_rollout_finished``)."""
+    rollout summaries (``vtopt_rollout_finished``). Failed conversions are logged by the scorer that
+    met them (once per message), not again here."""
 
     def __init__(self):
         self.count = 0
         self.recent: deque[dict] = deque(maxlen=100)
         self.pending: list[dict] = []  # episodes since the previous rollout event
-        self.errors_said: set[str] = set()
         self.last_rollout = (0.0, 0)  # (when, timesteps) of the previous rollout event, from begin on
 
     def begin(self, driver, timesteps):
         self.last_rollout = (time.perf_counter(), timesteps)
 
     def episode(self, driver, episode, timesteps):
-        for error in episode["errors"]:
-            if error not in self.errors_said:  # the same failure again and again is said once
-                self.errors_said.add(error)
-                log.warning("conversion_failed", image=episode["image"], error=error, timesteps=timesteps)
         self.count += 1
         self.recent.append(episode)
         self.pending.append(episode)

@@ -147,6 +147,7 @@ def _gallery(run_dir: Path, pm: PluginManager) -> str:
     loaded = load_config(run_dir / "config.yaml")
     algorithm, meta = load_model(pm, run_dir / "model.zip")
     scorer = build_scorer(pm, loaded.config)
+    scorer.log_failures = False  # the run said its failed conversions; the gallery repeats its evaluation
     images = load_dataset(loaded, scorer).validation[:GALLERY_SIZE]
     env = VTracerEnv(images, scorer, meta["conversions_per_episode"], keep_svg=True)
     cards = []

@@ -89,13 +89,14 @@ class Scorer:
     def __init__(self, metrics: Mapping[str, Metric], weights: Mapping[str, float], cache_size: int = 4096,
                  state_cache_size: int = 4, timeout: float = 0.0, max_ssim_loss: float = MAX_SSIM_LOSS,
                  metric_params: Mapping[str, Any] | None = None, origins: Mapping[str, str] | None = None,
-                 quality: str | None = None):
+                 quality: str | None = None, log_failures: bool = True):
         missing = sorted((set(weights) | ({quality} if quality else set())) - set(metrics))
         if missing:
             raise ValueError(f"the reward names metrics that were not given: {missing}")
         self.metrics = {n: m for n, m in metrics.items() if n in weights or n == quality}
         self.weights = dict(weights)
         self.quality = quality  # the metric whose value is a result's SSIM (reports and the quality floor)
+        self.log_failures = log_failures  # False: failed conversions are not logged (they were, elsewhere)
         self.metric_params = dict(metric_params or {})  # what built the metrics (make_scorer), for cache keys
         self.origins = dict(origins or {})  # metric name -> its plugin, as errors name it
         self.max_ssim_loss = float(max_ssim_loss)
@@ -112,7 +113,7 @@ class Scorer:
         return {"metrics": self.metrics, "weights": self.weights, "cache_size": self.cache_size,
                 "state_cache_size": self.state_cache_size, "timeout": self.timeout,
                 "max_ssim_loss": self.max_ssim_loss, "metric_params": self.metric_params, "origins": self.origins,
-                "quality": self.quality}
+                "quality": self.quality, "log_failures": self.log_failures}
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -181,19 +182,24 @@ class Scorer:
             svg = self._convert(image, params)
             sample = Sample(image, svg, render(svg, *image.size), defaults=cache.defaults)
         except (ConversionError, ValueError) as exc:
-            log.warning("conversion_failed", image=image.source, params=params, error=str(exc))
+            self._say(image, params, str(exc))
             failed = Outcome(dict(params), -math.inf, {}, error=str(exc), seconds=time.perf_counter() - start)
             self._results[key] = failed  # a parameter set that failed (or timed out) is not tried again
             return failed
         outcome = self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, keep_svg,
                                 cache.default_outcome)
-        if outcome.error is not None and outcome.error not in self._said:  # a metric's fault: said once
-            self._said.add(outcome.error)
-            log.warning("conversion_failed", image=image.source, params=params, error=outcome.error)
+        if outcome.error is not None:  # a metric's fault
+            self._say(image, params, outcome.error)
         self._results[key] = outcome
         if len(self._results) > self.cache_size:
             self._results.popitem(last=False)
         return outcome
+
+    def _say(self, image: LogoImage, params: dict[str, Any], error: str) -> None:
+        """A failed conversion, logged once per message (by this scorer: in each env process of a run)."""
+        if self.log_failures and error not in self._said:
+            self._said.add(error)
+            log.warning("conversion_failed", image=image.source, params=params, error=error)
 
     def _outcome(self, params, sample: Sample, states, seconds: float, keep_svg: bool = True,
                  default: Outcome | None = None) -> Outcome:
