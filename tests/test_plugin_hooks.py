@@ -103,7 +103,8 @@ def test_evaluate_rows_and_options_come_from_the_plugins(tmp_path, monkeypatch, 
     assert "(mine-spline: a plugin's baseline)" in out
     assert main(["evaluate", str(image), "--budget", "2", "--workers", "1", "--methods", "hidden,tpe",
                  "--report", str(report), "--force"]) != 0  # tpe went with the search plugin: named, it fails
-    assert "unknown algorithm 'tpe'" in capsys.readouterr().err
+    assert "--methods: 'tpe' is none of policy, defaults, NAME=MODEL.zip, the baselines (mine, hidden" in (
+        capsys.readouterr().err)
     assert main(["evaluate", str(image), "--budget", "2", "--workers", "1", "--methods", "defaults,hidden",
                  "--report", str(report), "--force"]) == 0
     assert [r["method"] for r in json.loads(report.read_text())] == ["defaults", "hidden"]
@@ -203,3 +204,41 @@ def test_an_older_run_without_the_newer_keys_resumes(pm, tmp_path):
     saved.write_text(text.replace("  quality: ssim_rgb\n", ""))  # as a run of the previous version wrote it
     summary = vtopt.train(load_config(saved, ["run.timesteps=128"], pm), tmp_path / "run", pm, resume=True)
     assert summary["resumed"] and summary["total_timesteps"] >= 128
+
+
+GHOST_PLUGIN = """
+from vtopt import Baseline, Method, hookimpl
+
+@hookimpl
+def vtopt_baselines(budget):
+    return [Baseline("ghost", Method("ghost", budget, algorithm="nosuchalg"), evaluate=False)]
+
+@hookimpl
+def vtopt_config_defaults():
+    return {"reward": {"max_ssim_loss": 0.004}}
+"""
+
+
+def test_a_baseline_that_cannot_run_names_itself_and_its_plugin(tmp_path, monkeypatch, capsys):
+    install_fake_plugin(tmp_path, monkeypatch, "ghosts", "vtopt_ghost_baselines", "vtopt-ghosts", "0.1", GHOST_PLUGIN)
+    image = ICONS / "balloon.png"
+    assert main(["evaluate", str(image), "--budget", "2", "--workers", "1", "--methods", "defaults,ghost"]) == 1
+    err = capsys.readouterr().err
+    assert "baseline 'ghost' of plugin 'ghosts': unknown algorithm 'nosuchalg'" in err
+    # with no model among the methods, the plugins' default reward applies, its floor included
+    assert main(["evaluate", str(image), "--budget", "2", "--workers", "1", "--methods", "defaults"]) == 0
+    assert "quality floor: SSIM loss <= 0.004" in capsys.readouterr().out
+
+
+def test_a_value_from_a_default_is_not_blamed_on_line_1_silently(pm, tmp_path):
+    class BadDefault:
+        @vtopt.hookimpl
+        def vtopt_config_defaults(self):
+            return {"env": {"conversions_per_episode": 1}}
+
+    pm.register(BadDefault(), name="bad-default")
+    cfg = write_config(tmp_path, "run: {name: x}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg, pm=pm)
+    assert err.value.lines == [f"{cfg}:1: $.env.conversions_per_episode: 1 is out of range: must be in [2, 1000] (the "
+                               "defaults' conversion counts as one) (not set in this file: a default)"]

@@ -19,7 +19,6 @@ from .files import atomic_write_text
 from .images import MAX_PIXELS
 from .logs import configure
 from .plugin_manager import PluginManager
-from .scoring import MAX_SSIM_LOSS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -287,8 +286,8 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"  {'':<10} {'mean SSIM':>10} {'mean bytes':>11} {'mean score':>11}")
         print(f"  {'defaults':<10} {f(ev['default_mean_ssim'], '.4f'):>10} {f(ev['default_mean_bytes'], '.0f'):>11} "
               f"{f(ev['default_mean_score'], '.4f'):>11}")
-        rows = {summary["algorithm"]: ev,
-                **{k: v for k, v in ev.get("baselines", {}).items() if k != summary["algorithm"]}}
+        rows = {summary["algorithm"]: ev}  # a baseline labelled as the algorithm is marked, not dropped
+        rows.update({(k if k not in rows else f"{k} (baseline)"): v for k, v in ev.get("baselines", {}).items()})
         for label, r in rows.items():
             print(f"  {label:<10} {f(r['mean_ssim'], '.4f'):>10} {f(r['mean_bytes'], '.0f'):>11} "
                   f"{f(r['mean_score'], '.4f'):>11}   bytes x{f(r['bytes_ratio'], '.3f')} (geometric mean)")
@@ -313,18 +312,20 @@ def _apply(args, pm: PluginManager) -> int:
     if args.model is not None and not wants_policy:
         raise VtoptError(f"--model {args.model}: 'policy' is not among --methods, so it would not be used; add it, "
                          "or compare the model as NAME=MODEL.zip")
-    weights, quality, metric_params = None, None, {}
-    if wants_policy:
+    weights, quality, metric_params, floor = None, None, {}, args.max_ssim_loss
+    if wants_policy:  # the model's reward: its weights, quality metric, metric params and floor
         policy, meta = apply.model_method(args.model, args.budget)
         weights, quality = meta.get("reward_weights"), meta.get("reward_quality")
         metric_params = meta.get("reward_params") or {}
+        floor = meta.get("max_ssim_loss") if floor is None else floor
         if optimize:  # one row, named after what made it
             policy = attrs.evolve(policy, label=meta["algorithm"])
     else:
         policy = apply.Method("policy", args.budget or 4)
-    if weights is None or quality is None:  # the plugins' default reward, where no model says
+    if weights is None or quality is None or floor is None:  # the plugins' default reward, where no model says
         reward = default_section(pm, "reward")
         weights, quality = weights or reward.weights, quality or reward.quality
+        floor = reward.max_ssim_loss if floor is None else floor
     notes: dict[str, str] = {}  # a baseline's note, by row label, printed under the table
     skip = optimize and args.skip_existing  # a rerun: the report keeps the earlier rows of skipped images
     if args.report and args.report.exists() and not (args.force or skip):
@@ -340,8 +341,6 @@ def _apply(args, pm: PluginManager) -> int:
     else:
         outputs = [None] * len(files)
         methods, notes = _eval_methods(args, policy, pm)
-    floor = args.max_ssim_loss if args.max_ssim_loss is not None else (
-        meta.get("max_ssim_loss", MAX_SSIM_LOSS) if wants_policy else MAX_SSIM_LOSS)
     if not 0 <= floor <= 1:
         raise VtoptError(f"--max-ssim-loss {floor}: must be in [0, 1]")
     limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout, floor)
@@ -431,10 +430,13 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
     """The methods ``--methods`` names (by default: policy, defaults and the plugins' default baselines),
     each checked once here rather than in every worker, and the baselines' notes by row label."""
     from .apply import Method
+    from .errors import UnknownComponent
     from .model import load_model
 
     budget = policy.budget
-    baselines = {b.name: b for b in pm.baselines(budget, vars(args))}
+    offered = pm.baselines_by_plugin(budget, vars(args))
+    baselines = {b.name: b for bs in offered.values() for b in bs}
+    source = {b.method.label: f"baseline {b.name!r} of plugin {plugin!r}" for plugin, bs in offered.items() for b in bs}
     explicit = args.methods is not None
     names = ([m.strip() for m in args.methods.split(",") if m.strip()] if explicit
              else ["policy", "defaults", *(name for name, b in baselines.items() if b.evaluate)])
@@ -449,8 +451,12 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
         elif "=" in name:
             label, model = name.split("=", 1)
             methods.append(Method(label, budget, model=model))
-        else:
+        elif name in pm.components("algorithm"):
             methods.append(Method(name, budget, algorithm=name))
+        else:
+            raise VtoptError(f"--methods: {name!r} is none of policy, defaults, NAME=MODEL.zip, the baselines ("
+                             + (", ".join(baselines) or "none") + ") or the algorithms ("
+                             + ", ".join(sorted(pm.components("algorithm"))) + ")")
     if not methods:
         raise VtoptError("--methods: name at least one method")
     labels = [m.label for m in methods]
@@ -463,9 +469,13 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
         try:
             if m.algorithm is not None:
                 pm.create("algorithm", m.algorithm, m.params)
+        except UnknownComponent as exc:
+            raise VtoptError(f"{source.get(m.label, f'method {m.label!r}')}: {exc}") from None
         except ParamError as exc:
             if explicit:
-                raise
+                key = f"{exc.key}: " if exc.key else ""
+                raise VtoptError(f"{source.get(m.label, f'method {m.label!r}')}: algorithm {m.algorithm!r}: "
+                                 f"{key}{exc.message}") from None
             # a default row whose plugin lacks an optional dependency (e.g. Optuna): left out, and said
             print(f"note: {m.label} is left out: algorithm {m.algorithm!r}: {exc.message}", file=sys.stderr)
             continue

@@ -185,7 +185,9 @@ def vtopt_episode_finished(run: Any, episode: dict[str, Any], timesteps: int) ->
     ``episode`` holds: image, kind, improvement (the episode's return,
     best score minus the defaults' score), score, default_score, ssim,
     default_ssim, bytes, default_bytes, failures, errors (messages of failed
-    conversions), params (the best). ``timesteps``: environment steps so far.
+    conversions), params (the best), and reference_improvement (what the
+    reference sets gained on the image, when the curriculum takes a
+    reference). ``timesteps``: environment steps so far.
     Every implementation is called; return values are ignored.
     """
 

@@ -113,7 +113,8 @@ def _fmt_path(parts) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
-def _locate(doc, parts) -> int:
+def _locate(doc, parts) -> tuple[int, bool]:
+    """The line of the deepest node of ``parts`` in the file, and whether the file holds the whole path."""
     node, line = doc, (doc.lc.line + 1 if hasattr(doc, "lc") else 1)
     for part in parts:
         try:
@@ -122,15 +123,18 @@ def _locate(doc, parts) -> int:
             elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
                 line = node.lc.item(part)[0] + 1
             else:
-                break
+                return line, False
         except (KeyError, TypeError):  # a node added by --set has no position
-            break
+            return line, False
         node = node[part]
-    return line
+    return line, True
 
 
 def problem_line(where: str, doc, parts, message: str, set_lines: dict) -> str:
     for n in range(len(parts), 0, -1):
         if tuple(parts[:n]) in set_lines:
             return f"{where}: --set {set_lines[tuple(parts[:n])]}: {_fmt_path(parts)}: {message}"
-    return f"{where}:{_locate(doc, parts)}: {_fmt_path(parts)}: {message}"
+    line, in_file = _locate(doc, parts)
+    if not in_file and message != "required key missing":  # filled in from a plugin's default
+        message += " (not set in this file: a default)"
+    return f"{where}:{line}: {_fmt_path(parts)}: {message}"
