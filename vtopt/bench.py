@@ -210,8 +210,9 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
               policy: Path | None, printer=print, executor: str | None = None, address: str | None = None
               ) -> dict[str, Any]:
     pm = PluginManager()
-    # what a laptop trains: the cpu preset's reward and algorithm
-    preset = load_config(PRESETS_DIR / "cpu.yaml", pm=pm, sweep_check=False).config
+    # what a laptop trains: the cpu preset's reward and algorithm (unchecked: the checks would import
+    # torch here, before the optimize workers fork from this process)
+    preset = load_config(PRESETS_DIR / "cpu.yaml").config
     scorer = build_scorer(pm, preset)
     rng = np.random.default_rng(0)
     actions = [rng.uniform(-1, 1, action_size()).astype(np.float32) for _ in range(3)]

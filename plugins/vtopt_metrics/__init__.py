@@ -21,14 +21,20 @@ _C1, _C2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
 _COV = WIN * WIN / (WIN * WIN - 1)  # sample covariance, as skimage
 
 
-def _window_means(x: np.ndarray) -> np.ndarray:
-    """Means over every WIN x WIN window lying wholly inside the 2-D float32 plane ``x``.
+def _box(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Means over the WIN x WIN window around every pixel of the 2-D float32 plane ``x`` (into ``out``).
 
-    OpenCV's box filter is several times faster than scipy's uniform filter;
-    the border mode does not matter once the border is cropped (skimage's crop).
+    OpenCV's box filter is several times faster than scipy's uniform filter.
+    Near the border the windows are reflected, but only the windows wholly
+    inside the image are averaged in the end (skimage's crop), so the border
+    mode does not matter.
     """
+    return cv2.boxFilter(x, -1, (WIN, WIN), dst=out, borderType=cv2.BORDER_REFLECT)
+
+
+def _inside(x: np.ndarray) -> np.ndarray:
     pad = WIN // 2
-    return cv2.boxFilter(x, -1, (WIN, WIN), borderType=cv2.BORDER_REFLECT)[pad:-pad, pad:-pad]
+    return x[pad:-pad, pad:-pad]
 
 
 class SSIM:
@@ -36,43 +42,75 @@ class SSIM:
 
     Uniform 7x7 window, sample covariance, data range 255, mean over the
     windows wholly inside the image (skimage's crop). The reference side's
-    statistics are prepared once per image; each channel is one contiguous
-    float32 plane, so that the arithmetic runs over contiguous memory.
+    statistics are prepared once per image. Each conversion's arithmetic runs
+    in place in float32 planes kept from one call to the next: a fresh
+    256 x 256 temporary per operation cost more (in page faults) than the
+    arithmetic itself.
     """
 
-    def _planes(self, holder) -> list[np.ndarray]:
-        """Contiguous float32 planes of an image (the original) or a sample (the rendering)."""
-        return [holder.gray.astype(np.float32)]
+    def __init__(self):
+        self._buffers: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}  # by plane shape: y, uy, yy, xy, t, den
+
+    def __getstate__(self):  # the buffers are scratch space: not worth sending to another process
+        return {"_buffers": {}}
+
+    def _planes(self, pixels: np.ndarray) -> list[np.ndarray]:
+        """The planes of an image's or a rendering's pixels, as views."""
+        return [pixels]
+
+    def _pixels(self, holder) -> np.ndarray:
+        return holder.gray
 
     def prepare(self, image):
-        planes = self._planes(image)
-        if min(planes[0].shape) < WIN:
+        pixels = self._pixels(image)
+        if min(pixels.shape[:2]) < WIN:
             raise ValueError(f"{image.source}: image smaller than the {WIN}x{WIN} SSIM window")
         state = []
-        for x in planes:
-            ux = _window_means(x)
-            vx = (_window_means(x * x) - ux * ux) * _COV
+        for plane in self._planes(pixels):
+            x = np.ascontiguousarray(plane, dtype=np.float32)
+            ux = _box(x)
+            vx = (_box(x * x) - ux * ux) * _COV
             state.append((x, ux, ux * ux + _C1, vx + _C2))
         return state
 
     def compute(self, sample, state) -> float:
+        pixels = self._pixels(sample)
+        shape = pixels.shape[:2]
+        if shape not in self._buffers:
+            self._buffers[shape] = tuple(np.empty(shape, np.float32) for _ in range(6))
+        y, uy, yy, xy, t, den = self._buffers[shape]
         total = 0.0
-        for (x, ux, a, b), y in zip(state, self._planes(sample)):
-            uy = _window_means(y)
-            uyuy = uy * uy
-            vy = (_window_means(y * y) - uyuy) * _COV
-            vxy = (_window_means(x * y) - ux * uy) * _COV
-            s = (2 * ux * uy + _C1) * (2 * vxy + _C2) / ((a + uyuy) * (b + vy))
-            total += float(s.mean(dtype=np.float64))
+        for (x, ux, a, b), plane in zip(state, self._planes(pixels)):
+            np.copyto(y, plane, casting="unsafe")
+            _box(y, uy)
+            _box(np.multiply(y, y, out=t), yy)
+            _box(np.multiply(x, y, out=t), xy)
+            np.multiply(uy, uy, out=t)  # uy^2
+            np.add(a, t, out=den)  # ux^2 + uy^2 + C1
+            yy -= t
+            yy *= _COV
+            yy += b  # vx + vy + C2
+            den *= yy
+            uy *= ux  # ux uy
+            xy -= uy
+            xy *= 2 * _COV
+            xy += _C2  # 2 vxy + C2
+            uy *= 2
+            uy += _C1
+            uy *= xy
+            uy /= den
+            total += float(_inside(uy).mean(dtype=np.float64))
         return total / len(state)
 
 
 class SSIMRGB(SSIM):
     """SSIM over the R, G and B channels, averaged: ``structural_similarity(..., channel_axis=2)``."""
 
-    def _planes(self, holder) -> list[np.ndarray]:
-        rgb = holder.rendered if hasattr(holder, "rendered") else holder.rgb
-        return [np.ascontiguousarray(rgb[..., c], dtype=np.float32) for c in range(3)]
+    def _pixels(self, holder) -> np.ndarray:
+        return holder.rendered if hasattr(holder, "rendered") else holder.rgb
+
+    def _planes(self, pixels: np.ndarray) -> list[np.ndarray]:
+        return [pixels[..., c] for c in range(3)]
 
 
 class Size:
