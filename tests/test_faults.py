@@ -240,5 +240,7 @@ def test_a_failed_conversion_is_logged_once_in_training(tmp_path):
 
     with capture_logs() as logs:
         _train(tmp_path, "reward: {weights: {ssim_rgb: 1.0, faulty: 0.1}, params: {faulty: {mode: nan}}}\n")
-    failed = [e["error"] for e in logs if e.get("event") == "conversion_failed"]
-    assert failed and len(failed) == len(set(failed)), failed  # each failure said once, by one owner
+    failed = [e for e in logs if e.get("event") == "conversion_failed"]
+    errors = [e["error"] for e in failed]
+    assert errors and len(errors) == len(set(errors)), errors  # each failure said once, by one owner:
+    assert all("timesteps" in e for e in failed)  # the driver, which sees envs on any executor

@@ -82,3 +82,21 @@ def test_paths_mse_psnr(pm, tiny_images):
     m = mse.compute(sample, mse.prepare(image))
     assert 0 < m < 0.1
     assert psnr.compute(sample, psnr.prepare(image)) == pytest.approx(10 * math.log10(1 / m), rel=1e-6)
+
+
+def test_ssim_keeps_one_set_of_scratch_planes_and_none_in_a_pickle(pm):
+    import pickle
+
+    rng = np.random.default_rng(1)
+    metric = pm.create("metric", "ssim_rgb")
+    for shape in ((40, 50), (64, 30), (40, 50)):  # interleaved shapes: fresh results, one set of planes
+        rgba = np.dstack([rng.integers(0, 256, (*shape, 3)), np.full(shape, 255)]).astype(np.uint8)
+        image = LogoImage.from_rgba("noise", "complex", rgba)
+        other = np.ascontiguousarray(image.rgb[::-1])
+        state = metric.prepare(image)
+        got = [metric.compute(Sample(image, "", other, None), state) for _ in range(2)]
+        expected = structural_similarity(image.rgb, other, data_range=255, channel_axis=2)
+        assert abs(got[0] - expected) < 1e-5 and got[0] == got[1]  # the prepared state is left as it was
+        assert len(metric._buffers) == 6 and metric._buffers[0].shape == shape
+    assert len(pickle.dumps(metric)) < 1000  # the planes are scratch space: never shipped to a worker
+    assert pickle.loads(pickle.dumps(metric)).compute(Sample(image, "", other, None), state) == got[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import LoadedConfig, load_config
+from .config import LoadedConfig, converter, load_config
 from .errors import ConfigError, ParamError, UnknownComponent
 from .images import IMAGE_SUFFIXES
 
@@ -27,8 +27,9 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
     algorithm = component("algorithm", cfg.algorithm, ["algorithm"])
     curriculum = component("curriculum", cfg.curriculum, ["curriculum"])
     # what each plugin owns (a curriculum's overrides of the algorithm's settings ...), checked by its plugin
+    data = converter.unstructure(cfg)
     for path, message in pm.check_config(cfg, algorithm, curriculum):
-        problems.append(([int(p) if p.isdigit() else p for p in path.split(".")], message))
+        problems.append((_parts(data, path), message))
     for i, mon in enumerate(cfg.monitors):
         component("monitor", mon, ["monitors", i])
     executors = pm.components("executor")
@@ -83,6 +84,19 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
     if cfg.data.synthetic is None and not cfg.data.folders:
         problems.append((["data"], "no images: enable data.synthetic or list data.folders"))
     return problems
+
+
+def _parts(data, dotted: str) -> list:
+    """A plugin's ``a.b.0.c`` as path parts: a number is an index only where the config has a list."""
+    parts, node = [], data
+    for part in dotted.split("."):
+        key = int(part) if part.isdigit() and isinstance(node, list) else part
+        parts.append(key)
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return parts
 
 
 def _has_images(folder: Path, with_subfolders: bool) -> bool:

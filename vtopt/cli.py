@@ -283,13 +283,14 @@ def _print_summary(summary: dict, out: Path) -> None:
               f"no effect on it) in {summary['wall_seconds']:.1f} s; run directory: {out}")
     if ev.get("images"):
         print(f"evaluation on {ev['images']} held-out images, {summary['conversions_per_episode']} conversions each:")
-        print(f"  {'':<10} {'mean SSIM':>10} {'mean bytes':>11} {'mean score':>11}")
-        print(f"  {'defaults':<10} {f(ev['default_mean_ssim'], '.4f'):>10} {f(ev['default_mean_bytes'], '.0f'):>11} "
-              f"{f(ev['default_mean_score'], '.4f'):>11}")
         rows = {summary["algorithm"]: ev}  # a baseline labelled as the algorithm is marked, not dropped
         rows.update({(k if k not in rows else f"{k} (baseline)"): v for k, v in ev.get("baselines", {}).items()})
+        w = max(10, *map(len, rows))
+        print(f"  {'':<{w}} {'mean SSIM':>10} {'mean bytes':>11} {'mean score':>11}")
+        print(f"  {'defaults':<{w}} {f(ev['default_mean_ssim'], '.4f'):>10} {f(ev['default_mean_bytes'], '.0f'):>11} "
+              f"{f(ev['default_mean_score'], '.4f'):>11}")
         for label, r in rows.items():
-            print(f"  {label:<10} {f(r['mean_ssim'], '.4f'):>10} {f(r['mean_bytes'], '.0f'):>11} "
+            print(f"  {label:<{w}} {f(r['mean_ssim'], '.4f'):>10} {f(r['mean_bytes'], '.0f'):>11} "
                   f"{f(r['mean_score'], '.4f'):>11}   bytes x{f(r['bytes_ratio'], '.3f')} (geometric mean)")
         print(f"  (each row: the best of the defaults and {summary['conversions_per_episode'] - 1} more conversions)")
 
@@ -436,7 +437,8 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
     budget = policy.budget
     offered = pm.baselines_by_plugin(budget, vars(args))
     baselines = {b.name: b for bs in offered.values() for b in bs}
-    source = {b.method.label: f"baseline {b.name!r} of plugin {plugin!r}" for plugin, bs in offered.items() for b in bs}
+    source = {b.name: f"baseline {b.name!r} of plugin {plugin!r}" for plugin, bs in offered.items() for b in bs}
+    said: dict[int, str] = {}  # a method's index -> how errors name it
     explicit = args.methods is not None
     names = ([m.strip() for m in args.methods.split(",") if m.strip()] if explicit
              else ["policy", "defaults", *(name for name, b in baselines.items() if b.evaluate)])
@@ -447,6 +449,7 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
         elif name == "defaults":
             methods.append(Method("defaults", 1))
         elif name in baselines:
+            said[len(methods)] = source[name]
             methods.append(baselines[name].method)
         elif "=" in name:
             label, model = name.split("=", 1)
@@ -465,17 +468,17 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
         raise VtoptError(f"--methods: more than one method labelled {', '.join(map(repr, twice))}; give each its "
                          "own label, e.g. NAME2=MODEL.zip")
     usable = []
-    for m in methods:
+    for i, m in enumerate(methods):
+        what = said.get(i, f"method {m.label!r}")
         try:
             if m.algorithm is not None:
                 pm.create("algorithm", m.algorithm, m.params)
         except UnknownComponent as exc:
-            raise VtoptError(f"{source.get(m.label, f'method {m.label!r}')}: {exc}") from None
+            raise VtoptError(f"{what}: {exc}") from None
         except ParamError as exc:
             if explicit:
                 key = f"{exc.key}: " if exc.key else ""
-                raise VtoptError(f"{source.get(m.label, f'method {m.label!r}')}: algorithm {m.algorithm!r}: "
-                                 f"{key}{exc.message}") from None
+                raise VtoptError(f"{what}: algorithm {m.algorithm!r}: {key}{exc.message}") from None
             # a default row whose plugin lacks an optional dependency (e.g. Optuna): left out, and said
             print(f"note: {m.label} is left out: algorithm {m.algorithm!r}: {exc.message}", file=sys.stderr)
             continue

@@ -98,9 +98,8 @@ class Part:
 
 
 class Episodes(Part):
-    """The episode count and recent episodes; each episode to history.jsonl and the monitors; the
-    rollout summaries (``vtopt_rollout_finished``). Failed conversions are logged by the scorer that
-    met them (once per message), not again here."""
+    """The episode count and recent episodes; each episode to history.jsonl and the monitors (its failed
+    conversions to the log, each message once); the rollout summaries (``vtopt_rollout_finished``)."""
 
     def __init__(self):
         self.count = 0
@@ -112,6 +111,7 @@ class Episodes(Part):
         self.last_rollout = (time.perf_counter(), timesteps)
 
     def episode(self, driver, episode, timesteps):
+        driver.say_failures(episode, timesteps)
         self.count += 1
         self.recent.append(episode)
         self.pending.append(episode)
@@ -247,6 +247,8 @@ class Evaluation(Periodic):
         """The policy (and ``baselines``, {label: algorithm}) on the validation images; keeps the best model."""
         evaluation = evaluate(driver.algorithm, self.validation, driver.scorer, driver.run.config.env.conversions_per_episode,
                               baselines)
+        for row in evaluation["rows"]:
+            driver.say_failures(row, timesteps)
         brief = {k: evaluation[k] for k in ("mean_score", "mean_ssim", "bytes_ratio", "mean_improvement")}
         brief["timesteps"] = timesteps
         brief["per_kind"] = {k: v["mean_score"] for k, v in evaluation["per_kind"].items()}
@@ -327,12 +329,21 @@ class Driver:
         self.stop_reason: str | None = None
         self.workers_replaced = 0
         self.history = None  # the open history.jsonl while the run goes
+        self.failures_said: set[str] = set()
 
     def worker_replaced(self, slot: int, reason: str) -> None:
         self.workers_replaced += 1
         log.warning("env_worker_replaced", slot=slot, reason=reason, timesteps=self.timesteps)
         self.run.alert("env_worker_replaced", f"environment worker {slot} died ({reason}); a new one took its "
                        "place and its episode in flight was dropped", self.timesteps)
+
+    def say_failures(self, row: dict[str, Any], timesteps: int) -> None:
+        """Log an episode's (or an evaluated image's) failed conversions, each message once per run: the
+        run's scorer does not log them (``Scorer.log_failures``), since an env elsewhere cannot."""
+        for error in row.get("errors") or ():
+            if error not in self.failures_said:
+                self.failures_said.add(error)
+                log.warning("conversion_failed", image=row["image"], error=error, timesteps=timesteps)
 
     # -- state -------------------------------------------------------------------------
     def train_seconds(self) -> float:

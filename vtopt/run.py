@@ -181,6 +181,9 @@ def _setup(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequenc
     curriculum = pm.create("curriculum", cfg.curriculum.name, cfg.curriculum.params)
     monitors = [pm.create("monitor", m.name, m.params) for m in cfg.monitors]
     scorer = build_scorer(pm, cfg)
+    # the driver says each failed conversion once, from episodes and evaluations, wherever the envs run
+    # (a Ray actor's own log does not reach this console)
+    scorer.log_failures = False
     data = load_dataset(loaded, scorer)
     kinds = data.kinds()
     if not data.train:

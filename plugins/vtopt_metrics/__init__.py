@@ -45,14 +45,14 @@ class SSIM:
     statistics are prepared once per image. Each conversion's arithmetic runs
     in place in float32 planes kept from one call to the next: a fresh
     256 x 256 temporary per operation cost more (in page faults) than the
-    arithmetic itself.
+    arithmetic itself. So one metric object serves one thread at a time (as
+    every scorer does).
     """
 
-    def __init__(self):
-        self._buffers: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}  # by plane shape: y, uy, yy, xy, t, den
+    _buffers: tuple[np.ndarray, ...] = ()  # y, uy, yy, xy, t, den: one plane shape's, made again for another
 
     def __getstate__(self):  # the buffers are scratch space: not worth sending to another process
-        return {"_buffers": {}}
+        return {k: v for k, v in self.__dict__.items() if k != "_buffers"}
 
     def _planes(self, pixels: np.ndarray) -> list[np.ndarray]:
         """The planes of an image's or a rendering's pixels, as views."""
@@ -75,10 +75,9 @@ class SSIM:
 
     def compute(self, sample, state) -> float:
         pixels = self._pixels(sample)
-        shape = pixels.shape[:2]
-        if shape not in self._buffers:
-            self._buffers[shape] = tuple(np.empty(shape, np.float32) for _ in range(6))
-        y, uy, yy, xy, t, den = self._buffers[shape]
+        if not self._buffers or self._buffers[0].shape != pixels.shape[:2]:
+            self._buffers = tuple(np.empty(pixels.shape[:2], np.float32) for _ in range(6))
+        y, uy, yy, xy, t, den = self._buffers
         total = 0.0
         for (x, ux, a, b), plane in zip(state, self._planes(pixels)):
             np.copyto(y, plane, casting="unsafe")
