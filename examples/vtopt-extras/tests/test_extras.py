@@ -114,3 +114,20 @@ def test_a_ppo_run_feeds_the_monitor_and_curriculum(vtopt_run):
     kinds = [l["kind"] for l in lines]
     assert kinds[:3] == [kinds[0]] * 3 and len(set(kinds)) > 1
     assert all(np.isfinite(l["improvement"]) for l in lines)
+
+
+def test_the_cem_baseline_and_its_option(vtopt_pm, vtopt_run, vtopt_images, tmp_path, capsys):
+    from PIL import Image
+
+    from vtopt.cli import main
+
+    (cem,) = [b for b in vtopt_pm().baselines(3) if b.name == "cem"]
+    assert (cem.method.algorithm, cem.evaluate) == ("cem", False)  # untrained: only when asked for
+    _, run_dir = vtopt_run("algorithm: {name: cem}\n", overrides=["run.timesteps=32"])
+    image = tmp_path / "logo.png"
+    Image.fromarray(vtopt_images[0].rgb).save(image)
+    model = run_dir / "model.zip"
+    assert main(["evaluate", str(image), "--budget", "3", "--workers", "1", "--methods", "defaults,cem",
+                 "--cem-model", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "\ncem " in out and f"(cem: cross-entropy search, trained: {model})" in out

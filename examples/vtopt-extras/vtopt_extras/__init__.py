@@ -1,9 +1,9 @@
-"""Example vtopt plugins: one component of each kind.
+"""Example vtopt plugins: one component of each kind, and an ``evaluate`` baseline with its option.
 
 Everything it needs comes from ``vtopt`` itself (``hookimpl``, ``ParamError``,
-``check_number``, ``action_size``); the components implement the interfaces
-``vtopt.Algorithm``, ``vtopt.Metric``, ``vtopt.Curriculum`` and
-``vtopt.Monitor`` (typing protocols: no base class).
+``check_number``, ``action_size``, ``Baseline``, ``Method``); the components
+implement the interfaces ``vtopt.Algorithm``, ``vtopt.Metric``,
+``vtopt.Curriculum`` and ``vtopt.Monitor`` (typing protocols: no base class).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtopt import ParamError, action_size, check_number, hookimpl
+from vtopt import Baseline, Method, ParamError, action_size, check_number, hookimpl
 
 
 class CrossEntropySearch:
@@ -193,3 +193,21 @@ def vtopt_register_curricula():
 @hookimpl
 def vtopt_register_monitors():
     return {"jsonl_metrics": JsonlMetrics}
+
+
+@hookimpl
+def vtopt_add_options(command, parser):
+    if command == "evaluate":
+        parser.add_argument("--cem-model", help="a trained cem model file: its row joins evaluate's default rows")
+
+
+@hookimpl
+def vtopt_baselines(budget, options):
+    """``cem``: cross-entropy search per image at the policy's budget, from a trained model
+    (``--cem-model``, then one of ``evaluate``'s default rows) or from its untrained start (a row
+    only when ``--methods`` names it)."""
+    model = options.get("cem_model")  # options are empty in a training run and in `vtopt plugins`
+    if model:
+        return [Baseline("cem", Method("cem", budget, model=str(model)), note=f"cross-entropy search, trained: {model}")]
+    return [Baseline("cem", Method("cem", budget, algorithm="cem"), evaluate=False,
+                     note="cross-entropy search from its untrained start")]
