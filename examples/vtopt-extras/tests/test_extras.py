@@ -116,10 +116,8 @@ def test_a_ppo_run_feeds_the_monitor_and_curriculum(vtopt_run):
     assert all(np.isfinite(l["improvement"]) for l in lines)
 
 
-def test_the_cem_baseline_and_its_option(vtopt_pm, vtopt_run, vtopt_images, tmp_path, capsys):
+def test_the_cem_baseline_and_its_option(vtopt_pm, vtopt_run, vtopt_images, tmp_path):
     from PIL import Image
-
-    from vtopt.cli import main
 
     (cem,) = [b for b in vtopt_pm().baselines(3) if b.name == "cem"]
     assert (cem.method.algorithm, cem.evaluate) == ("cem", False)  # untrained: only when asked for
@@ -127,7 +125,8 @@ def test_the_cem_baseline_and_its_option(vtopt_pm, vtopt_run, vtopt_images, tmp_
     image = tmp_path / "logo.png"
     Image.fromarray(vtopt_images[0].rgb).save(image)
     model = run_dir / "model.zip"
-    assert main(["evaluate", str(image), "--budget", "3", "--workers", "1", "--methods", "defaults,cem",
-                 "--cem-model", str(model)]) == 0
-    out = capsys.readouterr().out
+    done = subprocess.run([sys.executable, "-m", "vtopt", "evaluate", str(image), "--budget", "3", "--workers", "1",
+                           "--methods", "defaults,cem", "--cem-model", str(model)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert "\ncem " in out and f"(cem: cross-entropy search, trained: {model})" in out
