@@ -32,18 +32,17 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
         problems.append((_parts(data, path), message))
     for i, mon in enumerate(cfg.monitors):
         component("monitor", mon, ["monitors", i])
-    executors = pm.components("executor")
-    if cfg.resources.executor not in executors:
-        problems.append((["resources", "executor"], f"unknown executor {cfg.resources.executor!r}; available: "
-                         + ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(executors.items()))))
-    metrics = pm.components("metric")
-    if cfg.reward.quality not in metrics:
-        problems.append((["reward", "quality"], f"unknown metric {cfg.reward.quality!r}; available: "
-                         + ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(metrics.items()))))
+    def registered(kind: str, name: str, parts: list) -> None:
+        """A name the config gives that must be a registered component (its message: UnknownComponent's)."""
+        comps = pm.components(kind)
+        if name not in comps:
+            problems.append((parts, str(UnknownComponent(kind, name, {n: c.plugin for n, c in comps.items()}))))
+
+    registered("executor", cfg.resources.executor, ["resources", "executor"])
+    registered("metric", cfg.reward.quality, ["reward", "quality"])
     for name in cfg.reward.weights:
-        if name not in metrics:
-            listing = ", ".join(f"{n} (from {c.plugin})" for n, c in sorted(metrics.items()))
-            problems.append((["reward", "weights", name], f"unknown metric {name!r}; available: {listing}"))
+        registered("metric", name, ["reward", "weights", name])
+    metrics = pm.components("metric")
     for name, params in cfg.reward.params.items():
         where = ["reward", "params", name]
         if name not in cfg.reward.weights and name != cfg.reward.quality:
