@@ -285,9 +285,7 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
     for item in overrides:
         parts = apply_override(doc, item, where)
         set_lines[tuple(parts)] = item
-    data = plain(doc, where=where)
-    for defaults in (pm or PluginManager()).config_defaults():
-        fill_defaults(data, defaults)
+    data = fill_plugin_defaults(plain(doc, where=where), pm or PluginManager())
     try:
         config = converter.structure(data, Config)
     except (ClassValidationError, IterableValidationError) as exc:
@@ -326,9 +324,9 @@ def fill_defaults(data: dict[str, Any], defaults: dict[str, Any], section: type 
     return data
 
 
-def plugin_defaults(pm) -> dict[str, Any]:
-    """The plugins' defaults (``vtopt_config_defaults``), merged: the first plugin called wins."""
-    data: dict[str, Any] = {}
+def fill_plugin_defaults(data: dict[str, Any], pm) -> dict[str, Any]:
+    """``data`` filled with each plugin's defaults (``vtopt_config_defaults``) in call order: the first
+    plugin called wins."""
     for defaults in pm.config_defaults():
         fill_defaults(data, defaults)
     return data
@@ -337,13 +335,14 @@ def plugin_defaults(pm) -> dict[str, Any]:
 def default_config(pm) -> Config:
     """The config of an empty YAML file: the schema's defaults and the plugins' (``vtopt_config_defaults``).
     Raises ConfigError when no plugin gives a value the schema needs (a blocked built-in)."""
-    return _default(Config, plugin_defaults(pm), [])
+    return _default(Config, fill_plugin_defaults({}, pm), [])
 
 
 def default_section(pm, name: str) -> Any:
     """One section of :func:`default_config` (``"reward"``, ``"resources"``), needing only the plugins'
     defaults for that section."""
-    return _default(_section_type(typing.get_type_hints(Config)[name]), plugin_defaults(pm).get(name, {}), [name])
+    return _default(_section_type(typing.get_type_hints(Config)[name]), fill_plugin_defaults({}, pm).get(name, {}),
+                    [name])
 
 
 def _default(section: type, data: dict[str, Any], parts: list) -> Any:
