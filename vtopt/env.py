@@ -173,7 +173,7 @@ def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, 
     from .data import load_folder
     from .images import SAMPLES, load_image
     from .plugin_manager import PluginManager
-    from .scoring import MAX_SSIM_LOSS, make_scorer
+    from .scoring import make_scorer
 
     if images is None or isinstance(images, (str, bytes)) or hasattr(images, "is_dir"):
         from pathlib import Path
@@ -187,8 +187,7 @@ def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, 
         from pathlib import Path
 
         images = [i if isinstance(i, LogoImage) else load_image(Path(i), "image", max_size) for i in images]
-    floor = MAX_SSIM_LOSS if max_ssim_loss is None else max_ssim_loss
-    scorer = make_scorer(PluginManager(), dict(reward) if reward else None, max_ssim_loss=floor)
+    scorer = make_scorer(PluginManager(), dict(reward) if reward else None, max_ssim_loss=max_ssim_loss)
     return VTracerEnv(images, scorer, conversions)
 
 

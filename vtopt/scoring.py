@@ -59,17 +59,19 @@ class _ImageCache:
 
 
 def make_scorer(pm, weights: Mapping[str, float] | None = None, timeout: float = 0.0,
-                max_ssim_loss: float = MAX_SSIM_LOSS, metric_params: Mapping[str, Mapping[str, Any]] | None = None,
+                max_ssim_loss: float | None = None, metric_params: Mapping[str, Mapping[str, Any]] | None = None,
                 quality: str | None = None) -> "Scorer":
     """A Scorer with the reward's metrics and the quality metric (``reward.quality``, computed for
     every result whatever the weights); ``metric_params`` maps a metric's name to its factory's params
-    (``reward.params``). Weights and quality left out are the plugins' defaults (``vtopt_config_defaults``)."""
-    if weights is None or quality is None:
+    (``reward.params``). Weights, quality and floor left out are the plugins' default reward's
+    (``vtopt_config_defaults``)."""
+    if weights is None or quality is None or max_ssim_loss is None:
         from .config import default_section
 
         reward = default_section(pm, "reward")
         weights = reward.weights if weights is None else weights
         quality = reward.quality if quality is None else quality
+        max_ssim_loss = reward.max_ssim_loss if max_ssim_loss is None else max_ssim_loss
     names = list(weights) + ([quality] if quality and quality not in weights else [])
     params = dict(metric_params or {})
     return Scorer({n: pm.create("metric", n, params.get(n)) for n in names}, weights, timeout=timeout,
