@@ -436,40 +436,37 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
 
     budget = policy.budget
     offered = pm.baselines_by_plugin(budget, vars(args))
-    baselines = {b.name: b for bs in offered.values() for b in bs}
-    source = {b.name: f"baseline {b.name!r} of plugin {plugin!r}" for plugin, bs in offered.items() for b in bs}
-    said: dict[int, str] = {}  # a method's index -> how errors name it
+    baselines = {b.name: (b, plugin) for plugin, bs in offered.items() for b in bs}
     explicit = args.methods is not None
     names = ([m.strip() for m in args.methods.split(",") if m.strip()] if explicit
-             else ["policy", "defaults", *(name for name, b in baselines.items() if b.evaluate)])
-    methods = []
+             else ["policy", "defaults", *(name for name, (b, _) in baselines.items() if b.evaluate)])
+    chosen: list[tuple[Method, str]] = []  # each method, and how an error names it
     for name in names:
         if name == "policy":
-            methods.append(policy)
+            chosen.append((policy, "method 'policy'"))
         elif name == "defaults":
-            methods.append(Method("defaults", 1))
+            chosen.append((Method("defaults", 1), "method 'defaults'"))
         elif name in baselines:
-            said[len(methods)] = source[name]
-            methods.append(baselines[name].method)
+            baseline, plugin = baselines[name]
+            chosen.append((baseline.method, f"baseline {name!r} of plugin {plugin!r}"))
         elif "=" in name:
             label, model = name.split("=", 1)
-            methods.append(Method(label, budget, model=model))
+            chosen.append((Method(label, budget, model=model), f"method {label!r}"))
         elif name in pm.components("algorithm"):
-            methods.append(Method(name, budget, algorithm=name))
+            chosen.append((Method(name, budget, algorithm=name), f"method {name!r}"))
         else:
             raise VtoptError(f"--methods: {name!r} is none of policy, defaults, NAME=MODEL.zip, the baselines ("
                              + (", ".join(baselines) or "none") + ") or the algorithms ("
                              + ", ".join(sorted(pm.components("algorithm"))) + ")")
-    if not methods:
+    if not chosen:
         raise VtoptError("--methods: name at least one method")
-    labels = [m.label for m in methods]
+    labels = [m.label for m, _ in chosen]
     twice = sorted({label for label in labels if labels.count(label) > 1})
     if twice:
         raise VtoptError(f"--methods: more than one method labelled {', '.join(map(repr, twice))}; give each its "
                          "own label, e.g. NAME2=MODEL.zip")
     usable = []
-    for i, m in enumerate(methods):
-        what = said.get(i, f"method {m.label!r}")
+    for m, what in chosen:
         try:
             if m.algorithm is not None:
                 pm.create("algorithm", m.algorithm, m.params)
@@ -485,7 +482,7 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
         if m.model is not None:
             load_model(pm, Path(m.model))
         usable.append(m)
-    return usable, {b.method.label: b.note for b in baselines.values() if b.note}
+    return usable, {b.method.label: b.note for b, _ in baselines.values() if b.note}
 
 
 def _executor(args, pm: PluginManager):
