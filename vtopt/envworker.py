@@ -104,8 +104,13 @@ class EnvSlots:
     def seed(self, i: int) -> int | None:
         return None if self.base_seed is None else self.base_seed + i + self.n_envs * (self.replaced + 1)
 
-    def replaced_step(self, i: int, observation, reset_info: dict, reason: str) -> tuple:
-        """Slot ``i`` runs a new env, reset to ``observation``: the step result that ends the dropped episode."""
+    def restart(self, i: int, call, reason: str) -> tuple:
+        """Bring slot ``i``'s new env to where the others are: the settings given again, then a reset
+        with its seed; ``call(command, data)`` answers one :class:`EnvHost` command there. Returns the
+        step result that ends the dropped episode."""
+        for name, (args, kwargs) in self.settings.items():
+            call("env_method", (name, args, kwargs))
+        observation, reset_info = call("reset", (self.seed(i), None))
         self.replaced += 1
         if self.on_replaced is not None:
             self.on_replaced(i, reason)

@@ -67,16 +67,17 @@ class WorkerVecEnv(SubprocVecEnv):
         old.join(timeout=5)
         self.remotes[i].close()
         self.remotes[i], self.processes[i] = self._start(self.env_fns[i])
-        for name, (args, kwargs) in self.slots.settings.items():
-            self.remotes[i].send(("env_method", (name, args, kwargs)))
-            self._recv(i)
-        self.remotes[i].send(("reset", (self.slots.seed(i), None)))
+
+        def call(cmd: str, data: Any) -> Any:
+            self.remotes[i].send((cmd, data))
+            return self._recv(i)
+
         try:
-            observation, reset_info = self._recv(i)
+            step = self.slots.restart(i, call, reason)
         except _LOST as exc:  # the replacement died at once: another failure of this slot
             return self._replace(i, self._reason(i, exc))
         self.dead.discard(i)
-        return self.slots.replaced_step(i, observation, reset_info, reason)
+        return step
 
     def _reason(self, i: int, exc: BaseException) -> str:
         process = self.processes[i]

@@ -171,10 +171,7 @@ def _vec_env_class():
             self.slots.failed(i, reason)
             ray.kill(self.actors[i], no_restart=True)
             self.actors[i] = self.remote_cls.remote(self.fn_ref)
-            for name, (args, kwargs) in self.slots.settings.items():
-                ray.get(self.actors[i].handle.remote("env_method", (name, args, kwargs)))
-            observation, reset_info = ray.get(self.actors[i].handle.remote("reset", (self.slots.seed(i), None)))
-            return self.slots.replaced_step(i, observation, reset_info, reason)
+            return self.slots.restart(i, lambda cmd, data: ray.get(self.actors[i].handle.remote(cmd, data)), reason)
 
         def _get(self, i, ref):
             try:
