@@ -263,7 +263,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
             f"process {bare_process:.2f} s; one image: vtopt optimize {one:.2f} s")
     printer(f"peak RSS: main {main_rss:.0f} MB, env processes {', '.join(f'{r:.0f}' for r in rss2)} MB")
     if executor is not None:  # training's envs on that executor, beside the local subprocesses
-        remote = pm.create("executor", executor, {"address": address} if address else {})
+        remote = pm.create_executor(executor, address)
         a1, _ = env_rate(images, scorer, 1, seconds, remote)
         a2, _ = env_rate(images, scorer, 2, seconds, remote)
         results.update({f"{executor}_env_steps_per_s_1": a1, f"{executor}_env_steps_per_s_2": a2})

@@ -486,9 +486,7 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
 
 
 def _executor(args, pm: PluginManager):
-    name = args.executor or default_section(pm, "resources").executor
-    params = {"address": args.address} if args.address else {}
-    return pm.create("executor", name, params)
+    return pm.create_executor(args.executor or default_section(pm, "resources").executor, args.address)
 
 
 def _sweep(args, loaded, pm: PluginManager) -> int:

@@ -250,6 +250,11 @@ class PluginManager:
         except (TypeError, ValueError) as exc:
             raise ParamError(_offending_key(exc, params), str(exc)) from None
 
+    def create_executor(self, name: str, address: str | None = None) -> Any:
+        """An executor by name, given the cluster ``address`` when there is one (``--address``,
+        ``resources.address``); executors that run on this machine take none."""
+        return self.create("executor", name, {"address": address} if address else {})
+
     # -- listing -------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
         registry = self._registry()

@@ -76,7 +76,7 @@ def _core(fn):
 def env_executor(pm: PluginManager, cfg: Config):
     """The executor that runs the training environments (``resources.executor``)."""
     name = cfg.resources.executor
-    executor = pm.create("executor", name, {"address": cfg.resources.address} if cfg.resources.address else {})
+    executor = pm.create_executor(name, cfg.resources.address)
     if not callable(getattr(executor, "make_vec_env", None)):
         raise VtoptError(f"executor {name!r} cannot run training environments (it has no make_vec_env)")
     return executor
