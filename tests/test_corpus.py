@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vtopt.cli import main
-from vtopt.corpus import ICON_SETS, build_corpus, check_sets
+from vtopt.corpus import ICON_SETS, LOGO_VALIDATION, allowed_icons, build_corpus, check_sets, logo_split
 from vtopt.errors import VtoptError
 
 
@@ -49,10 +49,35 @@ def test_build_corpus_renders_centred_icons_on_white(tmp_path):
     assert tuple(bar[32, 32]) == (0, 0, 255) and tuple(bar[5, 32]) == (255, 255, 255)
 
 
-@pytest.mark.parametrize("name", ["fluent-emoji-flat", "fluent-emoji", "logos", "simple-icons", "devicon"])
+@pytest.mark.parametrize("name", ["fluent-emoji-flat", "fluent-emoji", "logos-extra", "simple-icons", "devicon",
+                                  "skill-icons", "vscode-icons"])
 def test_validation_and_brand_sets_are_refused(name):
-    with pytest.raises(VtoptError, match="never training data"):
+    with pytest.raises(VtoptError, match="never training data: .*(validation family|held out)"):
         check_sets([name])
+
+
+def test_logos_are_drawn_from_the_allow_list_only_with_a_fixed_validation_split(tmp_path):
+    s = ICON_SETS["logos"]
+    allowed = allowed_icons(s)
+    train, val = logo_split(allowed)
+    assert len(val) == LOGO_VALIDATION and not set(train) & set(val) and len(train) + len(val) == len(allowed)
+    assert logo_split(allowed) == (train, val)  # fixed, whatever the corpus seed
+    icons = {n: {"body": '<path fill="#0a0" d="M2 2h12v12H2z"/>'} for n in (*allowed,)}
+    icons["not-on-the-list"] = {"body": '<path fill="#f00" d="M2 2h12v12H2z"/>'}
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    data = json.dumps({"prefix": "logos", "width": 16, "height": 16, "icons": icons}).encode()
+    with tarfile.open(cache / f"iconify-json-logos-{s.version}.tgz", "w:gz") as tar:
+        info = tarfile.TarInfo("package/icons.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    counts = build_corpus(tmp_path / "out", ["logos"], per_set=3, size=16, cache=cache, progress=lambda line: None,
+                          validation=tmp_path / "val")
+    drawn = {p.stem for p in (tmp_path / "out" / "logos").glob("*.png")}
+    held = {p.stem for p in (tmp_path / "val" / "logos").glob("*.png")}
+    assert counts == {"logos": 3, "logos (validation)": LOGO_VALIDATION}
+    assert len(drawn) == 3 and drawn <= set(train) and held == set(val)
+    assert "not-on-the-list" not in drawn | held
 
 
 def test_corpus_command_names_unknown_sets(tmp_path, capsys):

@@ -113,8 +113,12 @@ def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
     corpus.add_argument("out", type=Path, help="folder for OUT/<set>/<icon>.png (one kind per set)")
     corpus.add_argument("--sets", default=None,
                         help="comma-separated icon sets (default: all of them: noto, twemoji, openmoji, "
-                             "flat-color-icons, streamline-emojis, fxemoji, emojione)")
-    corpus.add_argument("--per-set", type=int, default=400, help="icons sampled per set (default 400)")
+                             "flat-color-icons, streamline-emojis, fxemoji, emojione, and logos: the allow-listed "
+                             "1,854 of @iconify-json/logos, 300 of them as the validation split)")
+    corpus.add_argument("--per-set", type=int, default=None,
+                        help="icons sampled per set (default 400; all allow-listed logos)")
+    corpus.add_argument("--validation", type=Path, default=None,
+                        help="folder for the logo validation split (default: OUT-validation beside OUT)")
     corpus.add_argument("--size", type=int, default=256, help="pixels on the long side (default 256)")
     corpus.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
@@ -225,10 +229,10 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
     if args.command == "corpus":
         from .corpus import DEFAULT_SETS, build_corpus
 
-        if args.per_set < 1 or not 8 <= args.size <= 4096:
+        if (args.per_set is not None and args.per_set < 1) or not 8 <= args.size <= 4096:
             raise VtoptError("--per-set must be >= 1 and --size in [8, 4096]")
         sets = [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else list(DEFAULT_SETS)
-        counts = build_corpus(args.out, sets, args.per_set, args.size, args.seed)
+        counts = build_corpus(args.out, sets, args.per_set, args.size, args.seed, validation=args.validation)
         print(f"{sum(counts.values())} icons in {args.out} ({len(counts)} sets; licences in each set's LICENSE.txt)")
         return EXIT_OK
     if args.command == "report":

@@ -7,9 +7,17 @@ drawn with vtopt's own renderer at ``size`` px on its long side, centred on
 a white square, i.e. the way the validation icons were made, and written to
 ``OUT/<set>/<icon>.png``; each set's folder also gets its ``LICENSE.txt``.
 
-Two families are never offered here, on purpose: Fluent Emoji (vtopt's
-validation family) and brand or technology logo sets (logos, devicon,
-simple-icons ...), which are kept for held-out evaluation.
+Real logos come from one package only, ``@iconify-json/logos`` (CC0), and
+only the icons on the allow-list shipped in ``vtopt/allowlists/logos.txt``;
+a fixed, seeded share of them (``LOGO_VALIDATION`` icons) is the logo
+validation split, written to a separate folder that no training config
+reads. Logos are their owners' trademarks: they are drawn on the user's
+machine for training and measuring, and never shipped.
+
+Never offered here, on purpose: Fluent Emoji (vtopt's validation family),
+the logos package's icons off the allow-list, and every other brand or
+technology logo set (devicon, simple-icons ...), kept for held-out
+evaluation on images vtopt has never seen.
 """
 
 from __future__ import annotations
@@ -38,6 +46,14 @@ class IconSet:
     version: str
     licence: str
     author: str
+    allow_list: str | None = None  # a file in vtopt/allowlists: only these icons, all of them by default
+
+
+#: Logos of the allow-list set aside (seeded, fixed) as the logo validation split.
+LOGO_VALIDATION = 300
+VALIDATION_SEED = 20261201
+#: Icons sampled per set when not asked (an allow-listed set gives all of its icons).
+PER_SET = 400
 
 
 #: The sets a corpus may draw from: permissive licences, no Fluent Emoji, no brand logos.
@@ -49,17 +65,37 @@ ICON_SETS: dict[str, IconSet] = {s.name: s for s in (
     IconSet("streamline-emojis", "1.2.4", "CC-BY-4.0", "Streamline"),
     IconSet("fxemoji", "1.2.2", "Apache-2.0", "Mozilla"),
     IconSet("emojione", "1.2.3", "CC-BY-4.0", "Emoji One"),
+    IconSet("logos", "1.2.19", "CC0-1.0", "gilbarbara/logos (logos are trademarks of their owners)", "logos.txt"),
 )}
-#: Never training data: the validation family and held-out brand/technology logos.
+#: Never training data: the validation family and held-out brand/technology logos. ``logos`` is
+#: offered only through its allow-list (the prefix still refuses ``logos-*`` look-alikes).
 FORBIDDEN = ("fluent-emoji", "logos", "devicon", "skill-icons", "simple-icons", "vscode-icons", "cib")
 DEFAULT_SETS = tuple(ICON_SETS)
+
+
+def allowed_icons(icon_set: IconSet) -> list[str]:
+    """The icon names a set may give (its allow-list, comments and blank lines left out)."""
+    text = (Path(__file__).parent / "allowlists" / icon_set.allow_list).read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def logo_split(names: list[str]) -> tuple[list[str], list[str]]:
+    """(training, validation) names of the logo allow-list: a fixed seeded share is validation."""
+    order = np.random.default_rng(VALIDATION_SEED).permutation(len(names))
+    val = {names[i] for i in order[:LOGO_VALIDATION]}
+    return [n for n in names if n not in val], [n for n in names if n in val]
 
 
 def check_sets(names: list[str]) -> list[IconSet]:
     sets = []
     for name in names:
+        if name in ICON_SETS and ICON_SETS[name].allow_list:
+            sets.append(ICON_SETS[name])
+            continue
         if any(name == f or name.startswith(f + "-") for f in FORBIDDEN):
-            raise VtoptError(f"icon set {name!r} is never training data (validation or held-out brand logos)")
+            why = ("the validation family" if name.startswith("fluent-emoji")
+                   else "brand or technology logos held out for evaluation on unseen images")
+            raise VtoptError(f"icon set {name!r} is never training data: {why}")
         if name not in ICON_SETS:
             raise VtoptError(f"unknown icon set {name!r}; known: {', '.join(ICON_SETS)}")
         sets.append(ICON_SETS[name])
@@ -99,43 +135,68 @@ def icon_svg(data: dict, name: str, size: int) -> str:
             f'width="{size}" height="{size}" viewBox="{left} {top} {width} {height}">{icon["body"]}</svg>')
 
 
-def build_corpus(out: Path, sets: list[str], per_set: int, size: int = 256, seed: int = 0,
-                 cache: Path | None = None, progress: Callable[[str], None] = print) -> dict[str, int]:
-    """Write up to ``per_set`` sampled icons of each set; return how many each set gave."""
+def default_validation_folder(out: Path) -> Path:
+    """Where the logo validation split goes by default: beside the corpus, never inside it."""
+    return out.parent / f"{out.name}-validation"
+
+
+def build_corpus(out: Path, sets: list[str], per_set: int | None = None, size: int = 256, seed: int = 0,
+                 cache: Path | None = None, progress: Callable[[str], None] = print,
+                 validation: Path | None = None) -> dict[str, int]:
+    """Write up to ``per_set`` sampled icons of each set (by default ``PER_SET``, and all the
+    training icons of an allow-listed set) and return how many each set gave. An allow-listed
+    set's validation split goes, whole, to ``validation/<set>/``."""
     chosen = check_sets(sets)
     cache = cache or Path.home() / ".cache" / "vtopt" / "npm"
+    validation = validation or default_validation_folder(out)
     counts = {}
     for icon_set in chosen:
         data = fetch(icon_set, cache)
-        names = sorted(data["icons"])
-        rng = np.random.default_rng([seed, sum(icon_set.name.encode())])
-        folder = out / icon_set.name
-        folder.mkdir(parents=True, exist_ok=True)
-        written = skipped = 0
-        for i in rng.permutation(len(names)):
-            if written >= per_set:
-                break
-            target = folder / f"{names[i]}.png"
-            if target.is_file():
-                written += 1
-                continue
-            try:
-                rgb = render(icon_svg(data, names[i], size), size, size)
-            except ConversionError:
-                skipped += 1
-                continue
-            if rgb.min() >= 250:  # nothing visible on white (white-only icons)
-                skipped += 1
-                continue
-            buf = io.BytesIO()
-            Image.fromarray(rgb).save(buf, "PNG")
-            atomic_write_bytes(target, buf.getvalue())
-            written += 1
-        (folder / "LICENSE.txt").write_text(
-            f"Icons from the Iconify package @iconify-json/{icon_set.name} {icon_set.version}\n"
-            f"Author: {icon_set.author}; licence: {icon_set.licence}.\n"
-            f"Rendered by vtopt at {size} px on white; sampled with seed {seed}.\n")
-        counts[icon_set.name] = written
-        progress(f"{icon_set.name} {icon_set.version} ({icon_set.licence}): {written} icons"
-                 + (f", {skipped} skipped (blank or unrenderable)" if skipped else ""))
+        targets = [(out, sorted(data["icons"]), per_set or PER_SET)]
+        if icon_set.allow_list:
+            allowed = allowed_icons(icon_set)
+            missing = [n for n in allowed if n not in data["icons"]]
+            if missing:
+                raise VtoptError(f"@iconify-json/{icon_set.name}@{icon_set.version} lacks {len(missing)} allow-listed "
+                                 f"icon(s), e.g. {missing[0]!r}")
+            train, val = logo_split(allowed)
+            targets = [(out, train, per_set), (validation, val, None)]
+        for root, names, limit in targets:
+            written, skipped = _draw(data, names, root / icon_set.name, limit, size,
+                                     np.random.default_rng([seed, sum(icon_set.name.encode())]))
+            (root / icon_set.name / "LICENSE.txt").write_text(
+                f"Icons from the Iconify package @iconify-json/{icon_set.name} {icon_set.version}\n"
+                f"Author: {icon_set.author}; licence: {icon_set.licence}.\n"
+                f"Rendered by vtopt at {size} px on white; sampled with seed {seed}.\n")
+            key = icon_set.name if root == out else f"{icon_set.name} (validation)"
+            counts[key] = written
+            progress(f"{key} {icon_set.version} ({icon_set.licence}): {written} icons in {root / icon_set.name}"
+                     + (f", {skipped} skipped (blank or unrenderable)" if skipped else ""))
     return counts
+
+
+def _draw(data: dict, names: list[str], folder: Path, limit: int | None, size: int,
+          rng: np.random.Generator) -> tuple[int, int]:
+    """Render up to ``limit`` of ``names`` (seeded order) into ``folder``; (written, skipped)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = skipped = 0
+    for i in rng.permutation(len(names)):
+        if limit is not None and written >= limit:
+            break
+        target = folder / f"{names[i]}.png"
+        if target.is_file():
+            written += 1
+            continue
+        try:
+            rgb = render(icon_svg(data, names[i], size), size, size)
+        except ConversionError:
+            skipped += 1
+            continue
+        if rgb.min() >= 250:  # nothing visible on white (white-only icons)
+            skipped += 1
+            continue
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "PNG")
+        atomic_write_bytes(target, buf.getvalue())
+        written += 1
+    return written, skipped
