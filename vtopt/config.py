@@ -66,7 +66,8 @@ class SyntheticConfig:
 @frozen
 class FolderConfig:
     path: str
-    kind: Union[Name, None] = None  # None: sub-folders are kinds, else a flat folder of kind "mixed"
+    # None: sub-folders are kinds; "auto": each image's kind by vtopt.images.image_kind; else one kind
+    kind: Union[Name, None] = None
 
 
 @frozen

@@ -11,7 +11,7 @@ import structlog
 
 from .config import DataConfig, LoadedConfig
 from .errors import VtoptError
-from .images import MAX_PIXELS, ImageError, LogoImage, list_images, load_image
+from .images import AUTO_KIND, MAX_PIXELS, ImageError, LogoImage, image_kind, list_images, load_image
 from .synthetic import synthetic_set
 from .vectorize import ConversionError
 
@@ -31,15 +31,18 @@ class Dataset:
 
 def load_folder(folder: Path, kind: str | None, max_size: int, max_pixels: int = MAX_PIXELS,
                 downscale: bool = False) -> tuple[list[LogoImage], list[str]]:
-    """Images of a folder: sub-folders are kinds (unless ``kind`` is given)."""
+    """Images of a folder: sub-folders are kinds (unless ``kind`` is given; ``auto``: each
+    image's kind by :func:`~vtopt.images.image_kind`, sub-folders included)."""
     groups: list[tuple[Path, str]] = [(folder, kind or FLAT_KIND)]
-    if kind is None:
+    if kind in (None, AUTO_KIND):
         groups += [(sub, sub.name) for sub in sorted(folder.iterdir()) if sub.is_dir() and not sub.name.startswith(".")]
     images, rejected = [], []
     for path, group_kind in groups:
         for file in list_images(path):
             try:
                 image = load_image(file, group_kind, max_size, max_pixels=max_pixels, downscale=downscale)
+                if kind == AUTO_KIND:
+                    image.kind = image_kind(image)
                 if image.notes:
                     log.info("image_loaded", image=str(file), notes=image.notes)
                 images.append(image)

@@ -126,6 +126,42 @@ def image_features(image: LogoImage) -> np.ndarray:
     ).clip(0.0, 1.0)
 
 
+#: ``kind: auto`` (a data folder's images sorted into the curriculum's kinds by :func:`image_kind`).
+AUTO_KIND = "auto"
+#: :func:`image_kind`'s thresholds, chosen by looking at 24 random logos of each kind.
+GRADIENT_RAMPS = 0.03  # share of soft ramps (pixel steps of 1..8 grey levels) at or above: a gradient
+COMPLEX_COLOURS = 6  # main colours (>= 0.5% of the pixels each) at or above: complex
+TEXT_ASPECT = 2.5  # the drawing's width/height (or height/width) at or above: a wordmark
+TEXT_PARTS = 6  # separate parts (8 px or more) at or above: lettering
+
+
+def image_kind(image: LogoImage) -> str:
+    """The curriculum kind of a real image, by a fixed rule on its pixels, first match wins:
+    ``gradient`` (smooth colour ramps), ``complex`` (many main colours), ``text`` (a wide or tall
+    drawing, or one of many separate parts: wordmarks and lettering), else ``simple``."""
+    import cv2
+
+    rgb = image.rgb
+    gray = image.gray
+    steps = np.concatenate([np.abs(np.diff(gray, axis=1)).ravel(), np.abs(np.diff(gray, axis=0)).ravel()])
+    if float(((steps > 0) & (steps <= 8)).mean()) >= GRADIENT_RAMPS:
+        return "gradient"
+    q = (rgb >> 3).astype(np.int32)
+    _, counts = np.unique((q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2], return_counts=True)
+    if int((counts >= 0.005 * counts.sum()).sum()) >= COMPLEX_COLOURS:
+        return "complex"
+    ink = (rgb.min(axis=2) < 245).astype(np.uint8)
+    ys, xs = np.nonzero(ink)
+    if len(xs):
+        aspect = (xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1)
+        if max(aspect, 1.0 / aspect) >= TEXT_ASPECT:
+            return "text"
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if int((stats[1:, cv2.CC_STAT_AREA] >= 8).sum()) >= TEXT_PARTS:
+        return "text"
+    return "simple"
+
+
 #: Images with more pixels than this are refused (or downscaled when asked): a guard
 #: against decompression bombs and against conversions that would take minutes.
 MAX_PIXELS = 16_000_000
