@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config import LoadedConfig, converter, load_config
 from .errors import ConfigError, ParamError, UnknownComponent
-from .images import IMAGE_SUFFIXES
+from .images import AUTO_KIND, IMAGE_SUFFIXES
 
 
 def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tuple[list, str]]:
@@ -58,10 +58,12 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
         problems.append((["reward", "weights"], "at least one metric weight is needed"))
     for i, folder in enumerate(cfg.data.folders):
         p = loaded.resolve_path(folder.path)
+        if folder.optional and not p.exists():
+            continue
         if not p.is_dir():
             problems.append((["data", "folders", i, "path"], f"{p.absolute()} " + (
                 "is not a folder" if p.exists() else "does not exist")))
-        elif not _has_images(p, folder.kind is None):
+        elif not _has_images(p, folder.kind in (None, AUTO_KIND)):
             problems.append((["data", "folders", i, "path"], f"{p} holds no image files "
                              f"({', '.join(IMAGE_SUFFIXES)})"))
     if cfg.sweep is not None and sweep_check:

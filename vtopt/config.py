@@ -61,6 +61,7 @@ class SyntheticConfig:
     per_kind: PosInt = 32
     kinds: SyntheticKinds = Factory(lambda: list(KINDS))
     seed: Union[NonNegInt, None] = None  # None: run.seed
+    fallback: bool = False  # true: only when no data folder gives images (a warning says so)
 
 
 @frozen
@@ -68,6 +69,7 @@ class FolderConfig:
     path: str
     # None: sub-folders are kinds; "auto": each image's kind by vtopt.images.image_kind; else one kind
     kind: Union[Name, None] = None
+    optional: bool = False  # true: a missing folder is skipped with a warning instead of an error
 
 
 @frozen

@@ -58,17 +58,23 @@ def load_dataset(loaded: LoadedConfig, scorer=None) -> Dataset:
     seed = loaded.config.run.seed
     images: list[LogoImage] = []
     rejected: list[str] = []
-    if cfg.synthetic is not None:
-        syn_seed = seed if cfg.synthetic.seed is None else cfg.synthetic.seed
-        images += synthetic_set(cfg.synthetic.kinds, cfg.synthetic.per_kind, syn_seed, cfg.image_size)
     for folder in cfg.folders:
         path = loaded.resolve_path(folder.path)
+        if folder.optional and not path.exists():
+            log.warning("data_folder_missing", folder=str(path),
+                        hint="`vtopt corpus ~/.cache/vtopt/corpus` builds the corpus of real logos and icons")
+            continue
         found, bad = load_folder(path, folder.kind, cfg.image_size, cfg.max_pixels, cfg.downscale)
         if not found:
             raise VtoptError(f"{loaded.path}: data folder {path} holds no usable image ({len(bad)} rejected)"
                              + (f"; first: {bad[0]}" if bad else ""))
         images += found
         rejected += bad
+    if cfg.synthetic is not None and not (cfg.synthetic.fallback and images):
+        if cfg.synthetic.fallback:
+            log.warning("synthetic_fallback", reason="no data folder gave images: training on synthetic logos")
+        syn_seed = seed if cfg.synthetic.seed is None else cfg.synthetic.seed
+        images = synthetic_set(cfg.synthetic.kinds, cfg.synthetic.per_kind, syn_seed, cfg.image_size) + images
     if scorer is not None:
         usable = []
         for im in images:

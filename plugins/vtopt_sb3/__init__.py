@@ -16,7 +16,19 @@ deterministically with numpy alone: ``vtopt optimize`` / ``evaluate`` then
 import neither torch nor stable-baselines3, and loading skips the params
 check (``validate``, done when the model was trained). Training, resuming,
 stochastic predictions, other policies and model files without that entry
-use SB3 as before.
+use SB3 as before. On a ``Discrete`` action space (``env.actions: pool``)
+the numpy policy is the argmax of the actor's logits.
+
+Imitation before reinforcement (``imitate``, PPO and A2C): where the
+environment tells the best next action (its step and reset infos carry
+``expert_action``, as vtopt's pool environment does when it replays labels),
+the policy first learns to take it, by cross-entropy over ``imitate``
+environment steps collected DAgger-style (the expert's action for every
+state, the states reached by the policy being trained, mixed with the
+expert's own), and the value head learns the returns of those episodes.
+Reinforcement learning then starts from that footing instead of from a
+uniform policy. ``imitate_epochs`` (default 4) passes are made over each
+batch of collected states.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ _MANAGED = {"self", "policy", "env", "seed", "device", "_init_setup_model", "ver
 
 NUMPY_ENTRY = "numpy_policy.npz"
 _ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, np.float32(0))}
-_OPS = {"linear", "clip", "unscale", *_ACTIVATIONS}
+_OPS = {"linear", "clip", "unscale", "argmax", *_ACTIVATIONS}
 
 
 def _sb3_class(name: str):
@@ -49,9 +61,15 @@ class SB3Algorithm:
 
     class_name = "PPO"
 
-    def __init__(self, policy: str = "MlpPolicy", **params: Any):
+    def __init__(self, policy: str = "MlpPolicy", imitate: int = 0, imitate_epochs: int = 4, **params: Any):
         if not isinstance(policy, str):
             raise ParamError("policy", f"must be a policy name such as 'MlpPolicy', got {policy!r}")
+        for key, value in (("imitate", imitate), ("imitate_epochs", imitate_epochs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ParamError(key, f"must be an integer >= 0, got {value!r}")
+        if imitate and self.class_name not in ("PPO", "A2C"):
+            raise ParamError("imitate", f"{self.class_name} does not learn by imitation (PPO and A2C do)")
+        self.imitate, self.imitate_epochs = imitate, imitate_epochs
         self.policy = policy
         self.params = dict(params)
         if self.class_name in ("PPO", "A2C"):
@@ -134,6 +152,8 @@ class SB3Algorithm:
             return
         params = {**self.params, **self.pending}
         self.model = cls(self.policy, ctx.env, seed=ctx.seed, device=device, verbose=0, **params)
+        if self.imitate:
+            imitate(self.model, ctx.env, self.imitate, self.imitate_epochs, ctx.seed)
         self.model.learn(total_timesteps=ctx.total_timesteps, callback=Bridge(), progress_bar=False)
 
     #: Settings a curriculum stage may change mid-run.
@@ -195,33 +215,119 @@ class SB3Algorithm:
         return action
 
 
+def imitate(model, env, steps: int, epochs: int, seed: int, batch: int = 4096) -> None:
+    """Teach ``model``'s policy the env's ``expert_action`` (DAgger) and its value head the returns.
+
+    Rounds of ``batch`` vector steps: in each, every env acts with the
+    expert's action with probability ``beta`` (1 in the first round, then
+    falling to 0.2) and with the policy's own otherwise; every state is
+    labelled with the expert's action. The policy is fitted by cross-entropy
+    on all states gathered so far, the value head by squared error on the
+    discounted returns of the finished episodes.
+    """
+    import structlog
+    import torch
+
+    log = structlog.get_logger(__name__)
+    rng = np.random.default_rng(seed)
+    policy = model.policy
+    gamma = float(getattr(model, "gamma", 0.99))
+    obs = env.reset()
+    experts = [info.get("expert_action") for info in env.reset_infos]
+    if any(e is None for e in experts):
+        raise VtoptError("imitate: the environment gives no expert_action (vtopt's pool environment "
+                         "gives one when it replays labels: env.actions: pool with a labels cache)")
+    states: list[np.ndarray] = []
+    targets: list[int] = []
+    value_x: list[np.ndarray] = []
+    value_y: list[float] = []
+    episodes: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(env.num_envs)]
+    done_steps, rounds = 0, 0
+    optimizer = policy.optimizer
+    while done_steps < steps:
+        beta = 1.0 if rounds == 0 else max(0.2, 0.5 ** rounds)
+        for _ in range(max(1, min(batch, steps - done_steps) // env.num_envs)):
+            own, _ = model.predict(obs, deterministic=False)
+            if any(e is None for e in experts):
+                raise VtoptError("imitate: the environment stopped giving expert_action (an image without labels?)")
+            expert = np.asarray(experts, np.int64)
+            act = np.where(rng.random(env.num_envs) < beta, expert, own)
+            states.append(obs.copy())
+            targets += expert.tolist()
+            next_obs, rewards, dones, infos = env.step(act)
+            for i in range(env.num_envs):
+                episodes[i].append((obs[i].copy(), float(rewards[i])))
+                if dones[i]:
+                    ret = 0.0
+                    for o, r in reversed(episodes[i]):
+                        ret = r + gamma * ret
+                        value_x.append(o)
+                        value_y.append(ret)
+                    episodes[i] = []
+                # after an episode ends the env has reset itself: the new state's expert is in reset_infos
+                experts[i] = (env.reset_infos[i] if dones[i] else infos[i]).get("expert_action")
+            obs = next_obs
+            done_steps += env.num_envs
+        rounds += 1
+        x = torch.as_tensor(np.concatenate(states), dtype=torch.float32, device=policy.device)
+        y = torch.as_tensor(np.asarray(targets), device=policy.device)
+        vx = torch.as_tensor(np.asarray(value_x, np.float32), device=policy.device)
+        vy = torch.as_tensor(np.asarray(value_y, np.float32), device=policy.device)
+        for _epoch in range(epochs):
+            perm = torch.randperm(len(x))
+            for start in range(0, len(x), 256):
+                idx = perm[start:start + 256]
+                loss = -policy.get_distribution(x[idx]).log_prob(y[idx]).mean()
+                if len(vx):
+                    vidx = torch.randint(len(vx), (min(256, len(vx)),))
+                    loss = loss + 0.5 * ((policy.predict_values(vx[vidx]).flatten() - vy[vidx]) ** 2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            agree = float((policy.get_distribution(x).distribution.probs.argmax(1) == y).float().mean())
+        log.info("imitation_round", round=rounds, states=len(x), beta=round(beta, 3), loss=round(float(loss), 4),
+                 agreement=round(agree, 4))
+
+
 def numpy_policy(model) -> dict[str, np.ndarray] | None:
     """What a deterministic :meth:`predict <stable_baselines3.common.base_class.BaseAlgorithm.predict>`
     of ``model`` computes, as numpy arrays; None for what it does not cover (then SB3 predicts).
 
     Covered: a flat Box observation through SB3's ``FlattenExtractor`` (no
-    preprocessing: SB3 only casts to float32) and a Box action. PPO/A2C
+    preprocessing: SB3 only casts to float32) and a Box action, or a Discrete
+    one (``CategoricalDistribution``: the argmax of ``action_net(policy_net(obs))``). PPO/A2C
     (``DiagGaussianDistribution``): the mean ``action_net(policy_net(obs))``,
     clipped to the action box. SAC (``SquashedDiagGaussianDistribution``):
     ``tanh(mu(latent_pi(obs)))``, rescaled from [-1, 1] to the action box.
     Hidden layers: ``Linear`` followed by ``Tanh`` or ``ReLU``.
 
     The arrays: ``ops``, the steps in order (``linear``, ``tanh``, ``relu``,
-    ``clip``, ``unscale``); ``w{i}`` (out x in) and ``b{i}``, the float32
+    ``clip``, ``unscale``, ``argmax``); ``w{i}`` (out x in) and ``b{i}``, the float32
     weight and bias of the ``linear`` step ``i``; ``low`` and ``high``, the
     action box.
     """
     from gymnasium import spaces
-    from stable_baselines3.common.distributions import DiagGaussianDistribution, SquashedDiagGaussianDistribution
+    from stable_baselines3.common.distributions import (
+        CategoricalDistribution,
+        DiagGaussianDistribution,
+        SquashedDiagGaussianDistribution,
+    )
     from stable_baselines3.common.torch_layers import FlattenExtractor
     from torch import nn
 
     policy = model.policy
     obs_space, action_space = policy.observation_space, policy.action_space
-    if not (isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 1 and isinstance(action_space, spaces.Box)):
+    if not (isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 1
+            and isinstance(action_space, (spaces.Box, spaces.Discrete))):
         return None
     actor = getattr(policy, "actor", None)
-    if actor is not None:  # SAC
+    if isinstance(action_space, spaces.Discrete):  # PPO, A2C over a pool: the most likely action
+        if type(getattr(policy, "action_dist", None)) is not CategoricalDistribution:
+            return None
+        extractor = policy.pi_features_extractor
+        modules, tail = [*policy.mlp_extractor.policy_net, policy.action_net], ["argmax"]
+    elif actor is not None:  # SAC
         if type(actor.action_dist) is not SquashedDiagGaussianDistribution or not policy.squash_output:
             return None
         extractor, modules, tail = actor.features_extractor, [*actor.latent_pi, actor.mu], ["tanh", "unscale"]
@@ -244,8 +350,9 @@ def numpy_policy(model) -> dict[str, np.ndarray] | None:
             ops.append(activations[type(module)])
         else:
             return None
-    net.update(ops=np.array(ops + tail), low=action_space.low.astype(np.float32),
-               high=action_space.high.astype(np.float32))
+    box = isinstance(action_space, spaces.Box)
+    net.update(ops=np.array(ops + tail), low=action_space.low.astype(np.float32) if box else np.zeros(1, np.float32),
+               high=action_space.high.astype(np.float32) if box else np.zeros(1, np.float32))
     return net
 
 
@@ -262,6 +369,8 @@ def predict_numpy(net: dict[str, np.ndarray], observation: np.ndarray) -> np.nda
             x = np.clip(x, low, high)
         elif op == "unscale":
             x = low + (0.5 * (x + 1.0) * (high - low))
+        elif op == "argmax":
+            x = x.argmax(axis=-1)
         else:
             x = _ACTIVATIONS[op](x)
     return x[0] if single else x
