@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from stable_baselines3 import PPO as SB3PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
+from vtopt_sb3 import PPO, imitate, numpy_policy, predict_numpy
 
 from vtopt import VtoptError
-from vtopt_sb3 import PPO, imitate, numpy_policy, predict_numpy
 
 
 class Pick(gym.Env):
