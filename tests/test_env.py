@@ -8,7 +8,7 @@ from vtopt import vectorize
 from vtopt.config import default_config
 from vtopt.env import FAILURE_REWARD, VTracerEnv
 from vtopt.params import action_size
-from vtopt.run import build_scorer
+from vtopt.scoring import build_scorer
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from vtopt.components import Sample
 from vtopt.config import default_config
 from vtopt.images import LogoImage
 from vtopt.params import DEFAULT_PARAMS
-from vtopt.run import build_scorer
+from vtopt.scoring import build_scorer
 from vtopt.vectorize import convert, render
 
 

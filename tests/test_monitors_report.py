@@ -92,7 +92,7 @@ def test_alerts_reach_every_plugin_and_the_event_log(tmp_path, pm):
             heard.append((alert, message))
 
     pm.register(Raiser())
-    from vtopt.config import load_config
+    from vtopt.checks import load_config
     from vtopt.run import train
 
     train(load_config(write_config(tmp_path, TINY_RUN), pm=pm), tmp_path / "run", pm)

@@ -7,8 +7,8 @@ import pytest
 from conftest import ICONS, TINY_RUN, install_fake_plugin, write_config
 
 import vtopt
+from vtopt.checks import load_config
 from vtopt.cli import main
-from vtopt.config import load_config
 from vtopt.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ from conftest import ICONS, REPO, TINY_RUN, write_config
 import vtopt
 from vtopt.apply import Method, run_images
 from vtopt.cli import main
-from vtopt.sweep import parse_distribution
+from vtopt.distributions import parse_distribution
 
 
 def _vtopt_imports(path):

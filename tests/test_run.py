@@ -5,8 +5,8 @@ from conftest import TINY_RUN, expected_score, write_config
 from stable_baselines3 import PPO
 
 from vtopt import hookimpl
+from vtopt.checks import load_config
 from vtopt.cli import main
-from vtopt.config import load_config
 from vtopt.run import train
 
 

@@ -47,13 +47,13 @@ _LAZY = {
     "Validating": "components", "StagedCurriculum": "components",
     "Sample": "components", "TrainContext": "components", "RunInfo": "components",
     "LogoImage": "images", "Outcome": "scoring", "make_scorer": "scoring",
-    "WorkerFactory": "apply", "Method": "apply", "run_images": "apply", "Trial": "sweep", "Distribution": "sweep",
+    "WorkerFactory": "apply", "Method": "components", "run_images": "apply", "Trial": "sweep", "Distribution": "distributions",
     "EnvHost": "envworker", "EnvSlots": "envworker", "local_vec_env": "vecenv",
     "SPACE": "params", "DEFAULT_PARAMS": "params", "check_params": "params", "params_key": "params",
     "action_to_params": "params", "action_size": "params", "observation_size": "env",
     "convert": "vectorize", "render": "vectorize", "renderer_name": "vectorize",
-    "load_config": "config", "train": "run", "make_gym_env": "env", "GYM_ID": "env",
-    "KINDS": "synthetic", "Baseline": "apply", "load_model": "model", "default_config": "config",
+    "load_config": "checks", "train": "run", "make_gym_env": "env", "GYM_ID": "env",
+    "KINDS": "synthetic", "Baseline": "components", "load_model": "model", "default_config": "config",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",

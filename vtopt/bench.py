@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 import vtracer
 
+from .checks import load_config
 from .components import Sample, TrainContext
-from .config import PRESETS_DIR, load_config
+from .config import PRESETS_DIR
 from .data import load_folder
 from .errors import VtoptError
 from .params import action_size, action_to_params, check_params
 from .plugin_manager import PluginManager
-from .run import build_scorer, make_vec_env
+from .scoring import build_scorer
 from .synthetic import KINDS, generate
+from .vecenv import make_vec_env
 from .vectorize import render
 
 TARGETS = {

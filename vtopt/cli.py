@@ -13,7 +13,8 @@ from typing import Sequence
 import attrs
 
 from . import __version__
-from .config import PRESETS, default_section, load_config, preset_text
+from .checks import load_config
+from .config import PRESETS, default_section, preset_text
 from .errors import ConfigError, Interrupted, ParamError, VtoptError
 from .files import atomic_write_text
 from .images import MAX_PIXELS
@@ -434,7 +435,7 @@ def _outputs(args, files: list[Path], names: list[str]) -> tuple[list[Path], lis
 def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]]:
     """The methods ``--methods`` names (by default: policy, defaults and the plugins' default baselines),
     each checked once here rather than in every worker, and the baselines' notes by row label."""
-    from .apply import Method
+    from .components import Method
     from .errors import UnknownComponent
     from .model import load_model
 

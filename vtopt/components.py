@@ -258,3 +258,25 @@ class Monitor(Protocol):
     A monitor implements any subset of the event hooks in
     :mod:`vtopt.hookspecs` as methods marked with ``@vtopt.hookimpl``.
     """
+
+
+@attrs.frozen
+class Method:
+    """One way to optimise an image: a model file, or a registered algorithm with params."""
+
+    label: str
+    budget: int  # conversions per image, the defaults' included
+    algorithm: str | None = None
+    params: dict = attrs.Factory(dict)
+    model: str | None = None
+
+
+@attrs.frozen
+class Baseline:
+    """A reference method a plugin offers (``vtopt_baselines``): what a policy is compared with."""
+
+    name: str  # what ``vtopt evaluate --methods`` calls it
+    method: Method  # what runs; its label names the row
+    evaluate: bool = True  # one of ``evaluate``'s rows by default (False: only when --methods names it)
+    training: bool = False  # also run, at the run's budget, by a training run's final evaluation
+    note: str = ""  # a line printed under ``evaluate``'s table when the row is in it

@@ -25,7 +25,6 @@ from ruamel.yaml.comments import CommentedMap
 from .errors import ConfigError
 from .images import MAX_PIXELS
 from .plugin_manager import PluginManager
-from .scoring import MAX_SSIM_LOSS
 from .synthetic import KINDS
 from .yamlfile import apply_override, describe, plain, problem_line, read_yaml, to_yaml
 
@@ -37,6 +36,8 @@ Fraction = NewType("Fraction", float)  # 0 <= x < 1
 Name = NewType("Name", str)
 NonNegFloat = NewType("NonNegFloat", float)
 
+#: The quality floor: a result whose SSIM is more than this below the defaults' never wins.
+MAX_SSIM_LOSS = 0.005
 PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = ("debug", "cpu", "default")
 
@@ -250,6 +251,7 @@ class LoadedConfig:
     path: Path
     document: Any  # the round-trip YAML tree (for line numbers and saving)
     overrides: list[str]
+    set_lines: dict = attrs.Factory(dict)  # an override's key path -> the override (to name it in an error)
 
     @property
     def base_dir(self) -> Path:
@@ -268,10 +270,9 @@ class LoadedConfig:
         return to_yaml(data)
 
 
-def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_check: bool = True) -> LoadedConfig:
-    """Load, override, fill in the plugins' defaults, structure and (with a plugin manager) check a
-    config file. Without ``pm`` the defaults come from a fresh :class:`PluginManager` and the checks
-    against the registries and the disk are skipped.
+def read_config(path: str | Path, overrides: list[str] = (), pm=None) -> LoadedConfig:
+    """Load, override, fill in the plugins' defaults and structure a config file (without ``pm`` the
+    defaults come from a fresh :class:`PluginManager`); :func:`vtopt.checks.load_config` then checks it.
 
     Raises ConfigError with every problem found.
     """
@@ -291,14 +292,7 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
         config = converter.structure(data, Config)
     except (ClassValidationError, IterableValidationError) as exc:
         raise ConfigError([problem_line(where, doc, parts, msg, set_lines) for parts, msg in _walk(exc, [])]) from None
-    loaded = LoadedConfig(config, path, doc, list(overrides))
-    if pm is not None:
-        from .checks import check_config
-
-        problems = check_config(loaded, pm, sweep_check)
-        if problems:
-            raise ConfigError([problem_line(where, doc, parts, msg, set_lines) for parts, msg in problems])
-    return loaded
+    return LoadedConfig(config, path, doc, list(overrides), set_lines)
 
 
 def _section_type(annotation: Any) -> type | None:

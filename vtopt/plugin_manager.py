@@ -21,6 +21,7 @@ import attrs
 import pluggy
 
 from . import hookspecs
+from .components import Baseline
 from .errors import ParamError, PluginFault, UnknownComponent, VtoptError, check_param_names
 
 hookimpl = pluggy.HookimplMarker("vtopt")
@@ -355,7 +356,6 @@ class PluginManager:
     def baselines_by_plugin(self, budget: int, options: dict[str, Any] | None = None) -> dict[str, list[Any]]:
         """Each plugin's :class:`vtopt.Baseline` objects (``vtopt_baselines``), in call order; a name
         offered twice is an error naming both plugins."""
-        from .apply import Baseline
 
         seen: dict[str, str] = {}
         out: dict[str, list[Any]] = {}

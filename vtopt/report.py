@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .config import load_config
+from .checks import load_config
 from .data import load_dataset
 from .env import VTracerEnv
 from .errors import VtoptError
 from .files import atomic_write_text
 from .model import load_model
 from .plugin_manager import PluginManager
-from .run import build_scorer
 from .rundir import HISTORY
+from .scoring import build_scorer
 from .search import search_image
 
 GALLERY_SIZE = 12

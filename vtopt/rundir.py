@@ -18,7 +18,8 @@ from typing import Any
 
 import structlog
 
-from .config import LoadedConfig, load_config
+from .checks import load_config
+from .config import LoadedConfig
 from .errors import ConfigError, VtoptError
 from .files import atomic_write_text
 from .model import META

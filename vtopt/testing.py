@@ -61,7 +61,7 @@ def vtopt_run(tmp_path: Path, vtopt_pm) -> Callable[..., tuple[dict, Path]]:
     """
     from ruamel.yaml import YAML
 
-    from vtopt.config import load_config
+    from vtopt.checks import load_config
     from vtopt.run import train
     from vtopt.yamlfile import to_yaml
 

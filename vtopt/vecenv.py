@@ -15,6 +15,7 @@ one-line error instead of killing the worker.
 from __future__ import annotations
 
 import multiprocessing as mp
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -24,6 +25,8 @@ from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
 from . import envworker
 from .errors import PluginFault, VtoptError
+from .images import LogoImage
+from .scoring import Scorer
 
 _LOST = (EOFError, ConnectionError, BrokenPipeError, OSError)
 
@@ -188,3 +191,17 @@ def local_vec_env(env_fn: Callable[[], Any], n_envs: int, on_replaced: Callable[
         return WorkerVecEnv([env_fn] * n_envs, on_replaced)
     except Exception as exc:
         raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc
+
+
+def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
+                 reference: Sequence[dict] | None = None, on_replaced=None, executor=None):
+    """n_envs environments wherever ``executor``'s ``make_vec_env`` puts them (None: on this machine,
+    :func:`local_vec_env`, where a dead subprocess is replaced and ``on_replaced(slot,
+    reason)`` told); never a silent fallback."""
+    env_fn = partial(envworker.make_env, list(images), scorer, conversions, reference)
+    if executor is not None:
+        env = executor.make_vec_env(env_fn, n_envs, on_replaced)
+    else:
+        env = local_vec_env(env_fn, n_envs, on_replaced)
+    env.seed(seed)
+    return env
