@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from vtopt.data import load_folder
-from vtopt.images import LogoImage, image_kind
+from vtopt.env.data import load_folder
+from vtopt.vtracer.images import LogoImage, image_kind
 
 
 def _image(rgb: np.ndarray) -> LogoImage:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 CORE = Path(__file__).resolve().parent.parent / "vtopt"
 
 
@@ -79,3 +81,29 @@ def test_no_import_cycle_among_the_core_modules():
     graph = {m: {t for t in deps if t != "vtopt"} for m, deps in graph.items()}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+#: The core's packages, lowest first: a module imports only from its own package and those below it.
+LAYERS = [("vtopt.errors", "vtopt.files", "vtopt.logs"), ("vtopt.vtracer",), ("vtopt.plugin",), ("vtopt.config",),
+          ("vtopt.env",), ("vtopt.apply",), ("vtopt.training",), ("vtopt.cli",), ("vtopt.testing", "vtopt.__main__")]
+
+
+def _layer(module: str) -> int:
+    for rank, names in enumerate(LAYERS):
+        if any(module == n or module.startswith(n + ".") for n in names):
+            return rank
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and to pyproject's import-linter layers)")
+
+
+def test_packages_import_only_downwards():
+    wrong = [f"{m} imports {t}" for m, deps in import_graph().items() if m != "vtopt"
+             for t in sorted(deps) if t != "vtopt" and _layer(t) > _layer(m)]  # `vtopt` itself: __version__
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_layers_are_the_ones_import_linter_checks():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    config = tomllib.loads((CORE.parent / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in config if c["type"] == "layers")["layers"]
+    assert [tuple(n.strip() for n in entry.split("|")) for entry in reversed(layers)] == LAYERS

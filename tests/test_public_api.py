@@ -11,9 +11,9 @@ import pytest
 from conftest import ICONS, REPO, TINY_RUN, write_config
 
 import vtopt
-from vtopt.apply import Method, run_images
+from vtopt.apply.apply import Method, run_images
 from vtopt.cli import main
-from vtopt.distributions import parse_distribution
+from vtopt.config.distributions import parse_distribution
 
 
 def _vtopt_imports(path):
@@ -133,7 +133,7 @@ def test_spawned_workers_get_importable_plugins_and_a_clear_error_for_others(tmp
 
 
 def _fifo():
-    from vtopt.config import SweepConfig
+    from vtopt.config.schema import SweepConfig
 
     return SweepConfig()
 

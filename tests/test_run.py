@@ -5,9 +5,9 @@ from conftest import TINY_RUN, expected_score, write_config
 from stable_baselines3 import PPO
 
 from vtopt import hookimpl
-from vtopt.checks import load_config
 from vtopt.cli import main
-from vtopt.run import train
+from vtopt.config.checks import load_config
+from vtopt.training.run import train
 
 
 def _events(run_dir):

@@ -16,18 +16,18 @@ from typing import Any, Iterable, Sequence
 import attrs
 import numpy as np
 
-from .components import Method
-from .config import MAX_SSIM_LOSS, default_section
-from .env import VTracerEnv
-from .errors import VtoptError
-from .files import atomic_write_text
-from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
+from ..config.schema import MAX_SSIM_LOSS, default_section
+from ..env.gymenv import VTracerEnv
+from ..env.scoring import make_scorer
+from ..env.scoring import summarise as summarise_rows
+from ..env.search import search_image
+from ..errors import VtoptError
+from ..files import atomic_write_text
+from ..plugin.components import Method
+from ..plugin.manager import PluginManager, PluginSet
+from ..vtracer.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
+from ..vtracer.vectorize import ConversionError
 from .model import load_model, read_meta, shipped
-from .plugin_manager import PluginManager, PluginSet
-from .scoring import make_scorer
-from .scoring import summarise as summarise_rows
-from .search import search_image
-from .vectorize import ConversionError
 
 #: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
 BLOAT_NOTE = 4.0
@@ -40,7 +40,7 @@ class Limits:
     max_pixels: int = MAX_PIXELS
     downscale: bool = False
     conversion_timeout: float = 60.0
-    max_ssim_loss: float = MAX_SSIM_LOSS  # the quality floor (see vtopt.scoring.Scorer)
+    max_ssim_loss: float = MAX_SSIM_LOSS  # the quality floor (see vtopt.env.scoring.Scorer)
 
 
 def collect_inputs(paths: Sequence[Path]) -> list[Path]:

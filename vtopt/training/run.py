@@ -19,17 +19,17 @@ from typing import Any, Sequence
 import attrs
 import structlog
 
-from .components import RunInfo, TrainContext
-from .config import Config, LoadedConfig
-from .data import load_dataset
+from ..config.schema import Config, LoadedConfig
+from ..env.data import load_dataset
+from ..env.scoring import Scorer, build_scorer, summarise
+from ..env.search import takes_keyword
+from ..env.vecenv import make_vec_env
+from ..errors import Interrupted, VtoptError
+from ..files import atomic_write_text, json_default
+from ..plugin.components import RunInfo, TrainContext
+from ..plugin.manager import PluginManager
 from .driver import Driver
-from .errors import Interrupted, VtoptError
-from .files import atomic_write_text, json_default
-from .plugin_manager import PluginManager
 from .rundir import open_run_dir
-from .scoring import Scorer, build_scorer, summarise
-from .search import takes_keyword
-from .vecenv import make_vec_env
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +61,7 @@ def env_executor(pm: PluginManager, cfg: Config):
 def training_baselines(pm: PluginManager, conversions: int) -> dict[str, Any]:
     """The baselines plugins offer for a training run's final evaluation (``Baseline.training``), built,
     by row label: simple strategies at the same budget, so that a summary shows what the policy adds."""
-    from .model import load_model
+    from ..apply.model import load_model
 
     out = {}
     for baseline in pm.baselines(conversions):

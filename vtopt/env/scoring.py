@@ -18,12 +18,12 @@ import attrs
 import numpy as np
 import structlog
 
-from .components import Metric, Sample
-from .config import MAX_SSIM_LOSS, Config, default_section
-from .errors import PluginFault
-from .images import LogoImage
-from .params import DEFAULT_PARAMS, params_key
-from .vectorize import ConversionError, IsolatedConverter, convert, render
+from ..config.schema import MAX_SSIM_LOSS, Config, default_section
+from ..errors import PluginFault
+from ..plugin.components import Metric, Sample
+from ..vtracer.images import LogoImage
+from ..vtracer.params import DEFAULT_PARAMS, params_key
+from ..vtracer.vectorize import ConversionError, IsolatedConverter, convert, render
 
 log = structlog.get_logger(__name__)
 

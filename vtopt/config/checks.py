@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import LoadedConfig, converter, read_config
+from ..errors import ConfigError, ParamError, UnknownComponent
+from ..vtracer.images import IMAGE_SUFFIXES, list_images
 from .distributions import parse_distribution
-from .errors import ConfigError, ParamError, UnknownComponent
-from .images import IMAGE_SUFFIXES, list_images
+from .schema import LoadedConfig, converter, read_config
 from .yamlfile import problem_line
 
 
 def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_check: bool = True) -> LoadedConfig:
-    """Load, override, fill in the plugins' defaults, structure (:func:`vtopt.config.read_config`) and
+    """Load, override, fill in the plugins' defaults, structure (:func:`vtopt.config.schema.read_config`) and
     (with a plugin manager) check a config file. Without ``pm`` the defaults come from a fresh
     :class:`PluginManager` and the checks against the registries and the disk are skipped.
 

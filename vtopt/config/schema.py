@@ -1,10 +1,10 @@
 """The config's schema (typed sections) and :func:`load_config`.
 
-Loading goes YAML (:mod:`vtopt.yamlfile`: round-trip loader, no object
+Loading goes YAML (:mod:`vtopt.config.yamlfile`: round-trip loader, no object
 construction from tags, duplicate keys rejected, ``--set`` applied) -> plain
 data -> cattrs with unknown keys forbidden and no lax coercion (``"3"`` is
 not an int, ``1.5`` is not an int) -> the checks against the plugin
-registries and the disk (:mod:`vtopt.checks`). Every problem comes back as
+registries and the disk (:mod:`vtopt.config.checks`). Every problem comes back as
 one ``FILE:LINE: $.path: message`` line.
 """
 
@@ -22,10 +22,10 @@ from attrs import Factory, frozen
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from ruamel.yaml.comments import CommentedMap
 
-from .errors import ConfigError
-from .images import MAX_PIXELS
-from .plugin_manager import PluginManager
-from .synthetic import KINDS
+from ..errors import ConfigError
+from ..plugin.manager import PluginManager
+from ..vtracer.images import MAX_PIXELS
+from ..vtracer.synthetic import KINDS
 from .yamlfile import apply_override, describe, plain, problem_line, read_yaml, to_yaml
 
 PosInt = NewType("PosInt", int)
@@ -38,7 +38,7 @@ NonNegFloat = NewType("NonNegFloat", float)
 
 #: The quality floor: a result whose SSIM is more than this below the defaults' never wins.
 MAX_SSIM_LOSS = 0.005
-PRESETS_DIR = Path(__file__).parent / "presets"
+PRESETS_DIR = Path(__file__).parent.parent / "presets"
 PRESETS = ("debug", "cpu", "default")
 
 
@@ -67,7 +67,7 @@ class SyntheticConfig:
 @frozen
 class FolderConfig:
     path: str
-    # None: sub-folders are kinds; "auto": each image's kind by vtopt.images.image_kind; else one kind
+    # None: sub-folders are kinds; "auto": each image's kind by vtopt.vtracer.images.image_kind; else one kind
     kind: Union[Name, None] = None
 
 
@@ -272,7 +272,7 @@ class LoadedConfig:
 
 def read_config(path: str | Path, overrides: list[str] = (), pm=None) -> LoadedConfig:
     """Load, override, fill in the plugins' defaults and structure a config file (without ``pm`` the
-    defaults come from a fresh :class:`PluginManager`); :func:`vtopt.checks.load_config` then checks it.
+    defaults come from a fresh :class:`PluginManager`); :func:`vtopt.config.checks.load_config` then checks it.
 
     Raises ConfigError with every problem found.
     """

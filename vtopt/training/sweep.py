@@ -25,11 +25,11 @@ from typing import Any, Callable
 
 import attrs
 
-from .checks import load_config
-from .config import LoadedConfig
-from .distributions import Distribution, parse_distribution
-from .errors import VtoptError
-from .files import atomic_write_text
+from ..config.checks import load_config
+from ..config.distributions import Distribution, parse_distribution
+from ..config.schema import LoadedConfig
+from ..errors import VtoptError
+from ..files import atomic_write_text
 
 
 def sweep_space(loaded: LoadedConfig) -> dict[str, Distribution]:
@@ -53,7 +53,7 @@ class Trial:
     config_path: str
     overrides: tuple[str, ...]
     total_timesteps: int  # each trial's run.timesteps
-    plugins: Any = None  # a vtopt.plugin_manager.PluginSet (PluginManager.portable()); None: a fresh manager
+    plugins: Any = None  # a vtopt.plugin.manager.PluginSet (PluginManager.portable()); None: a fresh manager
 
     def __call__(self, values: dict[str, Any], trial_dir: str,
                  on_evaluated: Callable[[dict], None] | None = None) -> dict[str, Any]:
@@ -63,8 +63,7 @@ class Trial:
 def run_trial(trial: Trial, values: dict[str, Any], trial_dir: str,
               on_evaluated: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """One trial: the config with ``values`` set, trained into ``trial_dir``; returns its row."""
-    from . import hookimpl
-    from .plugin_manager import PluginManager
+    from ..plugin.manager import PluginManager, hookimpl
     from .run import train
 
     pm = trial.plugins.manager() if trial.plugins is not None else PluginManager()

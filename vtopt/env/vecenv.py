@@ -1,12 +1,12 @@
 """Subprocess environments for training: torch-free workers, and a dead worker is replaced.
 
 :class:`WorkerVecEnv` is stable-baselines3's ``SubprocVecEnv`` with its
-processes running :func:`vtopt.envworker.serve` (no torch in them). When a
+processes running :func:`vtopt.env.envworker.serve` (no torch in them). When a
 worker process dies (the OOM killer, a crash in native code), a new one
 takes its slot: the episode in flight is dropped (the slot reports it done,
 with no episode summary), the settings the driver gave the old one (the
 curriculum's kind weights) are given again, and ``on_replaced(slot,
-reason)`` is told; :class:`vtopt.envworker.EnvSlots` keeps that account. A
+reason)`` is told; :class:`vtopt.env.envworker.EnvSlots` keeps that account. A
 slot that fails ``EnvSlots.MAX_FAILURES`` times in a row stops the run. An
 exception inside a worker (a plugin's metric that raises) comes back as a
 one-line error instead of killing the worker.
@@ -23,9 +23,9 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
+from ..errors import PluginFault, VtoptError
+from ..vtracer.images import LogoImage
 from . import envworker
-from .errors import PluginFault, VtoptError
-from .images import LogoImage
 from .scoring import Scorer
 
 _LOST = (EOFError, ConnectionError, BrokenPipeError, OSError)
