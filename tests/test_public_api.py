@@ -189,7 +189,7 @@ def test_core_names_no_built_in_component(pm):
     names |= {b.name for b in pm.baselines(4)} | {b.method.label for b in pm.baselines(4)}
     assert {"ppo", "staged", "ssim_rgb", "structlog", "local", "preset", "portfolio", "tpe40"} <= names
     found = [f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}"
-             for path in sorted((REPO / "vtopt").glob("*.py"))
+             for path in sorted((REPO / "vtopt").rglob("*.py"))
              for node in ast.walk(ast.parse(path.read_text()))
              if isinstance(node, ast.Constant) and node.value in names - set(NOT_COMPONENTS)]
     assert not found, "\n".join(found)
