@@ -25,6 +25,7 @@ test: install
 	@# the report test opens a page in Debian's headless Chromium (needs root to install; skipped without it outside CI)
 	-command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/ruff check vtopt plugins tests examples
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:

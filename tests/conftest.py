@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from vtopt.plugin_manager import PluginManager
-from vtopt.synthetic import generate
+from vtopt.plugin.manager import PluginManager
+from vtopt.vtracer.synthetic import generate
 
 REPO = Path(__file__).resolve().parents[1]
 ICONS = Path(__file__).parent / "data" / "icons"

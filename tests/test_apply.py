@@ -4,8 +4,8 @@ import shutil
 import pytest
 from conftest import ICONS, TINY_RUN, expected_score, install_fake_plugin, write_config
 
+from vtopt.apply.model import read_meta
 from vtopt.cli import main
-from vtopt.model import read_meta
 
 
 @pytest.fixture(scope="module")

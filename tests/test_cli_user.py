@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from vtopt.cli import main
-from vtopt.images import IMAGE_SUFFIXES, SAMPLES, list_images
-from vtopt.sweep import write_results
+from vtopt.training.sweep import write_results
+from vtopt.vtracer.images import IMAGE_SUFFIXES, SAMPLES, list_images
 
 
 def test_samples_ship_with_their_licence_and_optimize_one_to_a_file(tmp_path, capsys):
@@ -85,7 +85,7 @@ def test_messages_that_finish_the_job(tmp_path, capsys):
 def test_every_command_and_argument_has_help(capsys):
     import argparse
 
-    from vtopt.cli import _parser
+    from vtopt.cli.commands import _parser
 
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     helped = {c.dest for c in sub._choices_actions if c.help}
@@ -146,7 +146,7 @@ def test_a_default_row_whose_dependency_is_missing_is_left_out_and_said(monkeypa
 
 
 def test_quiet_and_verbose_are_taken_after_the_command_too(tmp_path):
-    from vtopt.cli import _parser
+    from vtopt.cli.commands import _parser
 
     assert _parser().parse_args(["optimize", "x.png", "-o", "y.svg", "-q"]).quiet is True
     assert _parser().parse_args(["-q", "optimize", "x.png", "-o", "y.svg"]).quiet is True  # not reset by the command

@@ -4,7 +4,8 @@ import pytest
 from conftest import REPO, write_config
 
 from vtopt.cli import main
-from vtopt.config import PRESETS, load_config, preset_text
+from vtopt.config.checks import load_config
+from vtopt.config.schema import PRESETS, preset_text
 from vtopt.errors import ConfigError
 
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<path>\$[^:]*): (?P<msg>.+)$")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vtopt.cli import main
-from vtopt.corpus import ICON_SETS, LOGO_VALIDATION, allowed_icons, build_corpus, check_sets, logo_split
+from vtopt.cli.corpus import ICON_SETS, LOGO_VALIDATION, allowed_icons, build_corpus, check_sets, logo_split
 from vtopt.errors import VtoptError
 
 

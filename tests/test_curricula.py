@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vtopt.env import VTracerEnv
-from vtopt.params import check_params
-from vtopt.scoring import make_scorer
+from vtopt.env.gymenv import VTracerEnv
+from vtopt.env.scoring import make_scorer
+from vtopt.vtracer.params import check_params
 
 
 def test_staged_advances_when_the_policy_catches_up_with_the_reference(pm):

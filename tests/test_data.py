@@ -8,8 +8,8 @@ import pytest
 from conftest import write_config
 from PIL import Image
 
-from vtopt.data import load_folder
-from vtopt.images import LogoImage, image_kind
+from vtopt.env.data import load_folder
+from vtopt.vtracer.images import LogoImage, image_kind
 
 
 def _image(rgb: np.ndarray) -> LogoImage:
@@ -84,8 +84,8 @@ data:
 def test_a_missing_optional_folder_falls_back_to_synthetic_logos_with_warnings(tmp_path, pm, capsys):
     from structlog.testing import capture_logs
 
-    from vtopt.config import load_config
-    from vtopt.data import load_dataset
+    from vtopt.config.checks import load_config
+    from vtopt.env.data import load_dataset
 
     loaded = load_config(write_config(tmp_path, _FALLBACK.format(folder=tmp_path / "no-corpus")), pm=pm)
     with capture_logs() as logs:
@@ -97,8 +97,8 @@ def test_a_missing_optional_folder_falls_back_to_synthetic_logos_with_warnings(t
 
 
 def test_a_folder_with_images_replaces_the_synthetic_fallback(tmp_path, pm):
-    from vtopt.config import load_config
-    from vtopt.data import load_dataset
+    from vtopt.config.checks import load_config
+    from vtopt.env.data import load_dataset
 
     (tmp_path / "logos").mkdir()
     Image.fromarray(_square()).save(tmp_path / "logos" / "square.png")
@@ -109,7 +109,7 @@ def test_a_folder_with_images_replaces_the_synthetic_fallback(tmp_path, pm):
 
 
 def test_a_missing_folder_that_is_not_optional_is_still_an_error(tmp_path, pm):
-    from vtopt.config import load_config
+    from vtopt.config.checks import load_config
     from vtopt.errors import ConfigError
 
     text = _FALLBACK.format(folder=tmp_path / "nope").replace(", optional: true", "")

@@ -6,7 +6,7 @@ import re
 
 from conftest import REPO
 
-import vtopt.hookspecs as hookspecs
+import vtopt.plugin.hookspecs as hookspecs
 
 DOC = (REPO / "docs" / "plugins.md").read_text()
 
@@ -18,7 +18,7 @@ def test_every_hook_is_in_the_reference_with_its_arguments():
     for name, func in specs.items():
         args = [a.strip() for a in documented[name].split(",") if a.strip()]
         assert args == list(inspect.signature(func).parameters), name
-        assert (func.__doc__ or "").strip(), f"{name} has no docstring in vtopt/hookspecs.py"
+        assert (func.__doc__ or "").strip(), f"{name} has no docstring in vtopt/plugin/hookspecs.py"
 
 
 def test_the_walkthrough_runs(tmp_path, monkeypatch, capsys):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from vtopt import vectorize
-from vtopt.config import default_config
-from vtopt.env import FAILURE_REWARD, VTracerEnv
-from vtopt.params import action_size
-from vtopt.run import build_scorer
+from vtopt.config.schema import default_config
+from vtopt.env.gymenv import FAILURE_REWARD, VTracerEnv
+from vtopt.env.scoring import build_scorer
+from vtopt.vtracer import vectorize
+from vtopt.vtracer.params import action_size
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_failed_conversion_is_clearly_bad_and_does_not_end_the_episode(env, monk
     def boom(image, params):
         raise vectorize.ConversionError("synthetic VTracer failure")
 
-    import vtopt.scoring as scoring
+    import vtopt.env.scoring as scoring
 
     monkeypatch.setattr(scoring, "convert", boom)
     obs, reward, done, _, info = env.step(np.zeros(action_size(), np.float32))

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vtopt.cli import main
-from vtopt.images import ImageError, load_image
-from vtopt.params import DEFAULT_PARAMS
-from vtopt.vectorize import convert
+from vtopt.vtracer.images import ImageError, load_image
+from vtopt.vtracer.params import DEFAULT_PARAMS
+from vtopt.vtracer.vectorize import convert
 
 
 def _logo(size=(40, 40), mode="RGBA"):

@@ -13,10 +13,10 @@ import pytest
 from conftest import write_config
 
 from vtopt import Interrupted, hookimpl, load_config, train
+from vtopt.apply.model import load_model
 from vtopt.cli import main
-from vtopt.model import load_model
-from vtopt.plugin_manager import PluginManager
-from vtopt.rundir import latest_checkpoint
+from vtopt.plugin.manager import PluginManager
+from vtopt.training.rundir import latest_checkpoint
 
 LONG_RUN = """\
 run: {name: long, seed: 3, timesteps: 1600, checkpoint_every: 256}

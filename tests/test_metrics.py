@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from vtopt.components import Sample
-from vtopt.config import default_config
-from vtopt.images import LogoImage
-from vtopt.params import DEFAULT_PARAMS
-from vtopt.run import build_scorer
-from vtopt.vectorize import convert, render
+from vtopt.config.schema import default_config
+from vtopt.env.scoring import build_scorer
+from vtopt.plugin.components import Sample
+from vtopt.vtracer.images import LogoImage
+from vtopt.vtracer.params import DEFAULT_PARAMS
+from vtopt.vtracer.vectorize import convert, render
 
 
 def _pair(image, params):
@@ -57,7 +57,7 @@ def test_default_reward_is_ssim_minus_size_term(pm, tiny_images):
 
 
 def test_results_are_cached_per_image_and_params(pm, tiny_images, monkeypatch):
-    import vtopt.scoring as scoring
+    import vtopt.env.scoring as scoring
 
     calls = []
     real = scoring.convert

@@ -92,8 +92,8 @@ def test_alerts_reach_every_plugin_and_the_event_log(tmp_path, pm):
             heard.append((alert, message))
 
     pm.register(Raiser())
-    from vtopt.config import load_config
-    from vtopt.run import train
+    from vtopt.config.checks import load_config
+    from vtopt.training.run import train
 
     train(load_config(write_config(tmp_path, TINY_RUN), pm=pm), tmp_path / "run", pm)
     assert heard and heard[0] == ("custom", "something to look at")

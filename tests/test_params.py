@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from vtopt.params import DEFAULT_PARAMS, SPACE, action_size, action_to_params, check_params, params_to_unit
-from vtopt.synthetic import generate
+from vtopt.vtracer.params import DEFAULT_PARAMS, SPACE, action_size, action_to_params, check_params, params_to_unit
+from vtopt.vtracer.synthetic import generate
 
 IMAGE = generate("complex", 0, seed=0, size=48)
 

@@ -8,7 +8,7 @@ from conftest import ICONS, TINY_RUN, install_fake_plugin, write_config
 
 import vtopt
 from vtopt.cli import main
-from vtopt.config import load_config
+from vtopt.config.checks import load_config
 from vtopt.errors import ConfigError
 
 
@@ -158,8 +158,8 @@ def test_without_a_plugins_default_the_error_says_which():
 
 
 def test_two_plugins_adding_one_option_are_both_named(pm):
-    from vtopt.cli import _parser
-    from vtopt.plugin_manager import PluginError
+    from vtopt.cli.commands import _parser
+    from vtopt.plugin.manager import PluginError
 
     class Clash:
         @vtopt.hookimpl

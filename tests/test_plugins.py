@@ -7,7 +7,7 @@ from conftest import REPO, install_fake_plugin
 from vtopt import hookimpl
 from vtopt.cli import main
 from vtopt.errors import UnknownComponent
-from vtopt.plugin_manager import PluginError, PluginManager
+from vtopt.plugin.manager import PluginError, PluginManager
 
 BUILTINS = {"ppo", "a2c", "sac", "ssim", "ssim_rgb", "size", "paths", "mse", "psnr", "staged", "uniform", "structlog"}
 

@@ -10,12 +10,12 @@ from conftest import REPO, write_config
 from vtopt_portfolio import chooser as C
 from vtopt_portfolio.labels import PRESET_SETS, label, make_pool
 
+from vtopt.apply.model import load_model, read_meta
 from vtopt.cli import main
-from vtopt.env import VTracerEnv
-from vtopt.images import load_image
-from vtopt.model import load_model, read_meta
-from vtopt.params import DEFAULT_PARAMS, check_params
-from vtopt.scoring import make_scorer
+from vtopt.env.gymenv import VTracerEnv
+from vtopt.env.scoring import make_scorer
+from vtopt.vtracer.images import load_image
+from vtopt.vtracer.params import DEFAULT_PARAMS, check_params
 
 CORPUS = REPO / "tests" / "data" / "corpus"
 
@@ -191,7 +191,7 @@ def test_chooser_acts_as_it_was_trained(tmp_path, pm):
     sigs = C.signals(labels.scores, labels.ssim, labels.bytes, labels.default_score, labels.default_ssim,
                      labels.default_bytes)
     expected = C.policy_orders(chooser.policy, heads, sigs, labels.scores, labels.default_score, 4)
-    from vtopt.search import search_image
+    from vtopt.env.search import search_image
 
     class Recorder:  # the chooser, as search_image drives it, with its proposals written down
         def start_image(self, image, default=None):

@@ -11,9 +11,9 @@ import pytest
 from conftest import ICONS, REPO, TINY_RUN, write_config
 
 import vtopt
-from vtopt.apply import Method, run_images
+from vtopt.apply.apply import Method, run_images
 from vtopt.cli import main
-from vtopt.sweep import parse_distribution
+from vtopt.config.distributions import parse_distribution
 
 
 def _vtopt_imports(path):
@@ -133,7 +133,7 @@ def test_spawned_workers_get_importable_plugins_and_a_clear_error_for_others(tmp
 
 
 def _fifo():
-    from vtopt.config import SweepConfig
+    from vtopt.config.schema import SweepConfig
 
     return SweepConfig()
 
@@ -189,7 +189,7 @@ def test_core_names_no_built_in_component(pm):
     names |= {b.name for b in pm.baselines(4)} | {b.method.label for b in pm.baselines(4)}
     assert {"ppo", "staged", "ssim_rgb", "structlog", "local", "preset", "portfolio", "tpe40"} <= names
     found = [f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}"
-             for path in sorted((REPO / "vtopt").glob("*.py"))
+             for path in sorted((REPO / "vtopt").rglob("*.py"))
              for node in ast.walk(ast.parse(path.read_text()))
              if isinstance(node, ast.Constant) and node.value in names - set(NOT_COMPONENTS)]
     assert not found, "\n".join(found)

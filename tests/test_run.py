@@ -6,8 +6,8 @@ from stable_baselines3 import PPO
 
 from vtopt import hookimpl
 from vtopt.cli import main
-from vtopt.config import load_config
-from vtopt.run import train
+from vtopt.config.checks import load_config
+from vtopt.training.run import train
 
 
 def _events(run_dir):

@@ -13,9 +13,9 @@ import torch
 import vtopt_sb3
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from vtopt.env import observation_size
-from vtopt.model import load_model, save_model
-from vtopt.params import action_size
+from vtopt.apply.model import load_model, save_model
+from vtopt.env.gymenv import observation_size
+from vtopt.vtracer.params import action_size
 
 CASES = {
     "ppo": ("ppo", {"n_steps": 16, "batch_size": 16, "n_epochs": 1}),
@@ -95,8 +95,8 @@ def test_loading_and_predicting_imports_no_torch(pm, tmp_path):
     path = save(trained(pm, name, params), tmp_path / "model.zip", name)
     script = (
         "import sys, numpy as np\n"
-        "from vtopt.model import load_model\n"
-        "from vtopt.plugin_manager import PluginManager\n"
+        "from vtopt.apply.model import load_model\n"
+        "from vtopt.plugin.manager import PluginManager\n"
         "algorithm, _ = load_model(PluginManager(), sys.argv[1])\n"
         "action = algorithm.predict(np.ones(algorithm.net['w0'].shape[1], np.float32))\n"
         "assert action.shape == (algorithm.net['low'].size,), action\n"

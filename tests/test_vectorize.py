@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from vtopt import vectorize
-from vtopt.images import BACKGROUND, LogoImage, composite
-from vtopt.params import DEFAULT_PARAMS
+from vtopt.vtracer import vectorize
+from vtopt.vtracer.images import BACKGROUND, LogoImage, composite
+from vtopt.vtracer.params import DEFAULT_PARAMS
 
 
 def test_convert_and_render_a_real_image(tiny_images):

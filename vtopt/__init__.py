@@ -36,32 +36,33 @@ import sys
 from typing import Any
 
 from .errors import ConfigError, Interrupted, ParamError, PluginFault, VtoptError, check_number, check_param_names
-from .plugin_manager import PluginManager, hookimpl
+from .plugin.manager import PluginManager, hookimpl
 
 __version__ = "0.1.0"
 
 #: Public names loaded on first use: name -> module.
 _LAZY = {
-    "Algorithm": "components", "Curriculum": "components", "Metric": "components", "Monitor": "components",
-    "Executor": "components", "SearchAlgorithm": "components", "UpdatableAlgorithm": "components",
-    "Validating": "components", "StagedCurriculum": "components",
-    "Sample": "components", "TrainContext": "components", "RunInfo": "components",
-    "LogoImage": "images", "Outcome": "scoring", "make_scorer": "scoring",
-    "WorkerFactory": "apply", "Method": "apply", "run_images": "apply", "Trial": "sweep", "Distribution": "sweep",
-    "EnvHost": "envworker", "EnvSlots": "envworker", "local_vec_env": "vecenv",
-    "SPACE": "params", "DEFAULT_PARAMS": "params", "check_params": "params", "params_key": "params",
-    "action_to_params": "params", "action_size": "params", "observation_size": "env",
-    "convert": "vectorize", "render": "vectorize", "renderer_name": "vectorize",
-    "load_config": "config", "train": "run", "make_gym_env": "env", "GYM_ID": "env",
-    "KINDS": "synthetic", "Baseline": "apply", "load_model": "model", "default_config": "config",
+    "Algorithm": "plugin.components", "Curriculum": "plugin.components", "Metric": "plugin.components",
+    "Monitor": "plugin.components", "Executor": "plugin.components", "SearchAlgorithm": "plugin.components",
+    "UpdatableAlgorithm": "plugin.components", "Validating": "plugin.components", "StagedCurriculum": "plugin.components",
+    "Sample": "plugin.components", "TrainContext": "plugin.components", "RunInfo": "plugin.components",
+    "LogoImage": "vtracer.images", "Outcome": "env.scoring", "make_scorer": "env.scoring", "WorkerFactory": "apply.apply",
+    "Method": "plugin.components", "run_images": "apply.apply", "Trial": "training.sweep",
+    "Distribution": "config.distributions", "EnvHost": "env.envworker", "EnvSlots": "env.envworker",
+    "local_vec_env": "env.vecenv", "SPACE": "vtracer.params", "DEFAULT_PARAMS": "vtracer.params",
+    "check_params": "vtracer.params", "params_key": "vtracer.params", "action_to_params": "vtracer.params",
+    "action_size": "vtracer.params", "observation_size": "env.gymenv", "convert": "vtracer.vectorize",
+    "render": "vtracer.vectorize", "renderer_name": "vtracer.vectorize", "load_config": "config.checks", "train": "training.run",
+    "make_gym_env": "env.gymenv", "GYM_ID": "env.gymenv", "KINDS": "vtracer.synthetic", "Baseline": "plugin.components",
+    "load_model": "apply.model", "default_config": "config.schema",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",
            "PluginFault", "check_param_names", "check_number", *_LAZY]
 
 
-if "gymnasium" in sys.modules:  # gymnasium.make("vtopt/VTracer-v0") then works; else vtopt.env registers it
-    importlib.import_module(".env", __name__)
+if "gymnasium" in sys.modules:  # gymnasium.make("vtopt/VTracer-v0") then works; else vtopt.env.gymenv.gymenv registers it
+    importlib.import_module(".env.gymenv", __name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
+
+#: The command line's exit codes (an interrupted run exits with 128 + the signal, :class:`Interrupted`).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class VtoptError(Exception):
@@ -102,3 +106,12 @@ class ConfigError(VtoptError):
 
     def __reduce__(self):
         return type(self), (self.lines,)
+
+
+def offending_key(exc: Exception, params: dict[str, Any]) -> str | None:
+    """The param a factory's TypeError or ValueError names, if any (for :class:`ParamError`'s key)."""
+    text = str(exc)
+    for key in params:
+        if f"'{key}'" in text:
+            return key
+    return None

@@ -33,7 +33,7 @@ monitors: [{name: structlog, params: {console: false}}]
 @pytest.fixture
 def vtopt_pm() -> Callable[..., Any]:
     """``vtopt_pm(*plugins)``: a fresh PluginManager with ``plugins`` registered from code."""
-    from vtopt.plugin_manager import PluginManager
+    from vtopt.plugin.manager import PluginManager
 
     def make(*plugins: Any, autoload: bool | None = None):
         pm = PluginManager(autoload=autoload)
@@ -47,7 +47,7 @@ def vtopt_pm() -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def vtopt_images():
     """Eight small synthetic logos (48 px), two of each kind."""
-    from vtopt.synthetic import KINDS, generate
+    from vtopt.vtracer.synthetic import KINDS, generate
 
     return [generate(kind, i, seed=0, size=48) for kind in KINDS for i in range(2)]
 
@@ -61,9 +61,9 @@ def vtopt_run(tmp_path: Path, vtopt_pm) -> Callable[..., tuple[dict, Path]]:
     """
     from ruamel.yaml import YAML
 
-    from vtopt.config import load_config
-    from vtopt.run import train
-    from vtopt.yamlfile import to_yaml
+    from vtopt.config.checks import load_config
+    from vtopt.config.yamlfile import to_yaml
+    from vtopt.training.run import train
 
     def run(yaml_overlay: str = "", plugins: Iterable[Any] = (), overrides: Iterable[str] = ()):
         yaml = YAML(typ="safe", pure=True)

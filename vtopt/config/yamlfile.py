@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MAX_YAML_NODES = 100_000  # beyond this a document is an alias bomb, not a config
 

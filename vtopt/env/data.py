@@ -9,11 +9,11 @@ import attrs
 import numpy as np
 import structlog
 
-from .config import DataConfig, LoadedConfig
-from .errors import VtoptError
-from .images import AUTO_KIND, MAX_PIXELS, ImageError, LogoImage, image_kind, list_images, load_image
-from .synthetic import synthetic_set
-from .vectorize import ConversionError
+from ..config.schema import DataConfig, LoadedConfig
+from ..errors import VtoptError
+from ..vtracer.images import AUTO_KIND, MAX_PIXELS, ImageError, LogoImage, image_kind, list_images, load_image
+from ..vtracer.synthetic import synthetic_set
+from ..vtracer.vectorize import ConversionError
 
 log = structlog.get_logger(__name__)
 FLAT_KIND = "mixed"

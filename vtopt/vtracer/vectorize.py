@@ -35,7 +35,7 @@ class IsolatedConverter:
     """VTracer in a child process, so that a conversion past ``timeout`` seconds can be abandoned.
 
     VTracer holds the GIL and cannot be interrupted in-process. The child is
-    a plain ``python -m vtopt.vectorize`` over pipes (allowed inside
+    a plain ``python -m vtopt.vtracer.vectorize`` over pipes (allowed inside
     daemonic subprocess environments, unlike multiprocessing children); on a
     timeout it is killed and a fresh one started for the next conversion.
     """
@@ -56,7 +56,7 @@ class IsolatedConverter:
 
         if self._proc is None or self._proc.poll() is not None:
             # its own session: Ctrl-C on the terminal reaches us, and we decide what the child does
-            self._proc = subprocess.Popen([sys.executable, "-m", "vtopt.vectorize"], stdin=subprocess.PIPE,
+            self._proc = subprocess.Popen([sys.executable, "-m", "vtopt.vtracer.vectorize"], stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                           start_new_session=True)
         return self._proc

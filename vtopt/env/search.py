@@ -6,7 +6,7 @@ import inspect
 import time
 from typing import Any, Mapping
 
-from .env import VTracerEnv
+from .gymenv import VTracerEnv
 
 
 def takes_keyword(method, keyword: str) -> bool:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from .errors import PluginFault, VtoptError
+from ..errors import PluginFault, VtoptError
 
 
 def make_env(images, scorer, conversions, reference=None):
     """One training environment (what an executor's ``env_fn`` builds, wherever it runs)."""
-    from .env import VTracerEnv
+    from .gymenv import VTracerEnv
 
     return VTracerEnv(images, scorer, conversions, reference=reference)
 

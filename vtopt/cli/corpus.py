@@ -35,9 +35,9 @@ import attrs
 import numpy as np
 from PIL import Image
 
-from .errors import VtoptError
-from .files import atomic_write_bytes
-from .vectorize import ConversionError, render
+from ..errors import VtoptError
+from ..files import atomic_write_bytes
+from ..vtracer.vectorize import ConversionError, render
 
 
 @attrs.frozen
@@ -75,7 +75,7 @@ DEFAULT_SETS = tuple(ICON_SETS)
 
 def allowed_icons(icon_set: IconSet) -> list[str]:
     """The icon names a set may give (its allow-list, comments and blank lines left out)."""
-    text = (Path(__file__).parent / "allowlists" / icon_set.allow_list).read_text()
+    text = (Path(__file__).parent.parent / "allowlists" / icon_set.allow_list).read_text()
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 

@@ -16,16 +16,18 @@ from typing import Any, Iterable, Sequence
 import attrs
 import numpy as np
 
-from .env import VTracerEnv
-from .errors import VtoptError
-from .files import atomic_write_text
-from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
+from ..config.schema import MAX_SSIM_LOSS, default_section
+from ..env.gymenv import VTracerEnv
+from ..env.scoring import make_scorer
+from ..env.scoring import summarise as summarise_rows
+from ..env.search import search_image
+from ..errors import VtoptError
+from ..files import atomic_write_text
+from ..plugin.components import Method
+from ..plugin.manager import PluginManager, PluginSet
+from ..vtracer.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
+from ..vtracer.vectorize import ConversionError
 from .model import load_model, read_meta, shipped
-from .plugin_manager import PluginManager, PluginSet
-from .scoring import MAX_SSIM_LOSS, make_scorer
-from .scoring import summarise as summarise_rows
-from .search import search_image
-from .vectorize import ConversionError
 
 #: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
 BLOAT_NOTE = 4.0
@@ -38,29 +40,7 @@ class Limits:
     max_pixels: int = MAX_PIXELS
     downscale: bool = False
     conversion_timeout: float = 60.0
-    max_ssim_loss: float = MAX_SSIM_LOSS  # the quality floor (see vtopt.scoring.Scorer)
-
-
-@attrs.frozen
-class Method:
-    """One way to optimise an image: a model file, or a registered algorithm with params."""
-
-    label: str
-    budget: int  # conversions per image, the defaults' included
-    algorithm: str | None = None
-    params: dict = attrs.Factory(dict)
-    model: str | None = None
-
-
-@attrs.frozen
-class Baseline:
-    """A reference method a plugin offers (``vtopt_baselines``): what a policy is compared with."""
-
-    name: str  # what ``vtopt evaluate --methods`` calls it
-    method: Method  # what runs; its label names the row
-    evaluate: bool = True  # one of ``evaluate``'s rows by default (False: only when --methods names it)
-    training: bool = False  # also run, at the run's budget, by a training run's final evaluation
-    note: str = ""  # a line printed under ``evaluate``'s table when the row is in it
+    max_ssim_loss: float = MAX_SSIM_LOSS  # the quality floor (see vtopt.env.scoring.Scorer)
 
 
 def collect_inputs(paths: Sequence[Path]) -> list[Path]:
@@ -211,8 +191,6 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
     default). Plugins registered from code in ``pm`` take part in every worker."""
     pm = pm or PluginManager()
     if executor is None:
-        from .config import default_section
-
         executor = pm.create("executor", default_section(pm, "resources").executor)
     jobs = list(zip(map(str, files), outputs))
     results: dict[int, list[dict]] = {}

@@ -13,52 +13,28 @@ import signal
 import sys
 import threading
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
 import attrs
 import structlog
 
-from . import envworker
-from .components import RunInfo, TrainContext
-from .config import Config, LoadedConfig
-from .data import load_dataset
+from ..config.schema import Config, LoadedConfig
+from ..env.data import load_dataset
+from ..env.scoring import Scorer, build_scorer, summarise
+from ..env.search import takes_keyword
+from ..env.vecenv import make_vec_env
+from ..errors import Interrupted, VtoptError
+from ..files import atomic_write_text, json_default
+from ..plugin.components import RunInfo, TrainContext
+from ..plugin.manager import PluginManager
 from .driver import Driver
-from .errors import Interrupted, VtoptError
-from .files import atomic_write_text, json_default
-from .images import LogoImage
-from .plugin_manager import PluginManager
 from .rundir import open_run_dir
-from .scoring import Scorer, make_scorer, summarise
-from .search import takes_keyword
 
 log = structlog.get_logger(__name__)
 
 
 # -- building blocks -------------------------------------------------------------------
-
-
-def build_scorer(pm: PluginManager, config: Config) -> Scorer:
-    """The scorer of a config's reward."""
-    return make_scorer(pm, config.reward.weights, config.env.conversion_timeout, config.reward.max_ssim_loss,
-                       config.reward.params, config.reward.quality)
-
-
-def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
-                 reference: Sequence[dict] | None = None, on_replaced=None, executor=None):
-    """n_envs environments wherever ``executor``'s ``make_vec_env`` puts them (None: on this machine,
-    :func:`vtopt.vecenv.local_vec_env`, where a dead subprocess is replaced and ``on_replaced(slot,
-    reason)`` told); never a silent fallback."""
-    env_fn = partial(envworker.make_env, list(images), scorer, conversions, reference)
-    if executor is not None:
-        env = executor.make_vec_env(env_fn, n_envs, on_replaced)
-    else:
-        from .vecenv import local_vec_env
-
-        env = local_vec_env(env_fn, n_envs, on_replaced)
-    env.seed(seed)
-    return env
 
 
 def _core(fn):
@@ -85,7 +61,7 @@ def env_executor(pm: PluginManager, cfg: Config):
 def training_baselines(pm: PluginManager, conversions: int) -> dict[str, Any]:
     """The baselines plugins offer for a training run's final evaluation (``Baseline.training``), built,
     by row label: simple strategies at the same budget, so that a summary shows what the policy adds."""
-    from .model import load_model
+    from ..apply.model import load_model
 
     out = {}
     for baseline in pm.baselines(conversions):

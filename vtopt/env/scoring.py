@@ -18,16 +18,14 @@ import attrs
 import numpy as np
 import structlog
 
-from .components import Metric, Sample
-from .errors import PluginFault
-from .images import LogoImage
-from .params import DEFAULT_PARAMS, params_key
-from .vectorize import ConversionError, IsolatedConverter, convert, render
+from ..config.schema import MAX_SSIM_LOSS, Config, default_section
+from ..errors import PluginFault
+from ..plugin.components import Metric, Sample
+from ..vtracer.images import LogoImage
+from ..vtracer.params import DEFAULT_PARAMS, params_key
+from ..vtracer.vectorize import ConversionError, IsolatedConverter, convert, render
 
 log = structlog.get_logger(__name__)
-
-#: The quality floor: a result whose SSIM is more than this below the defaults' never wins.
-MAX_SSIM_LOSS = 0.005
 
 
 @attrs.frozen
@@ -58,6 +56,12 @@ class _ImageCache:
     default_outcome: Outcome
 
 
+def build_scorer(pm, config: Config) -> Scorer:
+    """The scorer of a config's reward."""
+    return make_scorer(pm, config.reward.weights, config.env.conversion_timeout, config.reward.max_ssim_loss,
+                       config.reward.params, config.reward.quality)
+
+
 def make_scorer(pm, weights: Mapping[str, float] | None = None, timeout: float = 0.0,
                 max_ssim_loss: float | None = None, metric_params: Mapping[str, Mapping[str, Any]] | None = None,
                 quality: str | None = None) -> "Scorer":
@@ -66,8 +70,6 @@ def make_scorer(pm, weights: Mapping[str, float] | None = None, timeout: float =
     (``reward.params``). Weights, quality and floor left out are the plugins' default reward's
     (``vtopt_config_defaults``)."""
     if weights is None or quality is None or max_ssim_loss is None:
-        from .config import default_section
-
         reward = default_section(pm, "reward")
         weights = reward.weights if weights is None else weights
         quality = reward.quality if quality is None else quality

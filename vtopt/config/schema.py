@@ -1,10 +1,10 @@
 """The config's schema (typed sections) and :func:`load_config`.
 
-Loading goes YAML (:mod:`vtopt.yamlfile`: round-trip loader, no object
+Loading goes YAML (:mod:`vtopt.config.yamlfile`: round-trip loader, no object
 construction from tags, duplicate keys rejected, ``--set`` applied) -> plain
 data -> cattrs with unknown keys forbidden and no lax coercion (``"3"`` is
 not an int, ``1.5`` is not an int) -> the checks against the plugin
-registries and the disk (:mod:`vtopt.checks`). Every problem comes back as
+registries and the disk (:mod:`vtopt.config.checks`). Every problem comes back as
 one ``FILE:LINE: $.path: message`` line.
 """
 
@@ -22,11 +22,10 @@ from attrs import Factory, frozen
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from ruamel.yaml.comments import CommentedMap
 
-from .errors import ConfigError
-from .images import MAX_PIXELS
-from .plugin_manager import PluginManager
-from .scoring import MAX_SSIM_LOSS
-from .synthetic import KINDS
+from ..errors import ConfigError
+from ..plugin.manager import PluginManager
+from ..vtracer.images import MAX_PIXELS
+from ..vtracer.synthetic import KINDS
 from .yamlfile import apply_override, describe, plain, problem_line, read_yaml, to_yaml
 
 PosInt = NewType("PosInt", int)
@@ -37,7 +36,9 @@ Fraction = NewType("Fraction", float)  # 0 <= x < 1
 Name = NewType("Name", str)
 NonNegFloat = NewType("NonNegFloat", float)
 
-PRESETS_DIR = Path(__file__).parent / "presets"
+#: The quality floor: a result whose SSIM is more than this below the defaults' never wins.
+MAX_SSIM_LOSS = 0.005
+PRESETS_DIR = Path(__file__).parent.parent / "presets"
 PRESETS = ("debug", "cpu", "default")
 
 
@@ -67,7 +68,7 @@ class SyntheticConfig:
 @frozen
 class FolderConfig:
     path: str
-    # None: sub-folders are kinds; "auto": each image's kind by vtopt.images.image_kind; else one kind
+    # None: sub-folders are kinds; "auto": each image's kind by vtopt.vtracer.images.image_kind; else one kind
     kind: Union[Name, None] = None
     optional: bool = False  # true: a missing folder is skipped with a warning instead of an error
 
@@ -252,6 +253,7 @@ class LoadedConfig:
     path: Path
     document: Any  # the round-trip YAML tree (for line numbers and saving)
     overrides: list[str]
+    set_lines: dict = attrs.Factory(dict)  # an override's key path -> the override (to name it in an error)
 
     @property
     def base_dir(self) -> Path:
@@ -270,10 +272,9 @@ class LoadedConfig:
         return to_yaml(data)
 
 
-def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_check: bool = True) -> LoadedConfig:
-    """Load, override, fill in the plugins' defaults, structure and (with a plugin manager) check a
-    config file. Without ``pm`` the defaults come from a fresh :class:`PluginManager` and the checks
-    against the registries and the disk are skipped.
+def read_config(path: str | Path, overrides: list[str] = (), pm=None) -> LoadedConfig:
+    """Load, override, fill in the plugins' defaults and structure a config file (without ``pm`` the
+    defaults come from a fresh :class:`PluginManager`); :func:`vtopt.config.checks.load_config` then checks it.
 
     Raises ConfigError with every problem found.
     """
@@ -293,14 +294,7 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
         config = converter.structure(data, Config)
     except (ClassValidationError, IterableValidationError) as exc:
         raise ConfigError([problem_line(where, doc, parts, msg, set_lines) for parts, msg in _walk(exc, [])]) from None
-    loaded = LoadedConfig(config, path, doc, list(overrides))
-    if pm is not None:
-        from .checks import check_config
-
-        problems = check_config(loaded, pm, sweep_check)
-        if problems:
-            raise ConfigError([problem_line(where, doc, parts, msg, set_lines) for parts, msg in problems])
-    return loaded
+    return LoadedConfig(config, path, doc, list(overrides), set_lines)
 
 
 def _section_type(annotation: Any) -> type | None:

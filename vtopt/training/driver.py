@@ -30,16 +30,16 @@ from typing import Any, Sequence
 import numpy as np
 import structlog
 
-from .components import RunInfo
-from .env import VTracerEnv
-from .errors import VtoptError
-from .files import atomic_write_bytes, atomic_write_text, json_default
-from .images import LogoImage
-from .model import save_model
-from .plugin_manager import PluginManager
+from ..apply.model import save_model
+from ..env.gymenv import VTracerEnv
+from ..env.scoring import Scorer, summarise
+from ..env.search import search_image
+from ..errors import VtoptError
+from ..files import atomic_write_bytes, atomic_write_text, json_default
+from ..plugin.components import RunInfo
+from ..plugin.manager import PluginManager
+from ..vtracer.images import LogoImage
 from .rundir import HISTORY
-from .scoring import Scorer, summarise
-from .search import search_image
 
 log = structlog.get_logger(__name__)
 #: A rollout event needs this many seconds or timesteps since the previous one (off-policy learners
@@ -404,7 +404,7 @@ class Driver:
             part.rollout_end(self, timesteps)
 
     def record(self, event: str, timesteps: int, **fields: Any) -> None:
-        """One line of the run's history (see :data:`vtopt.rundir.HISTORY`)."""
+        """One line of the run's history (see :data:`vtopt.training.rundir.HISTORY`)."""
         if self.history is not None:
             self.history.write(json.dumps({"event": event, "timesteps": timesteps, **fields},
                                           default=json_default) + "\n")

@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 import gymnasium as gym
 import numpy as np
 
-from .images import N_FEATURES, LogoImage
-from .params import action_size, action_to_params, check_params, params_to_unit
+from ..vtracer.images import N_FEATURES, LogoImage
+from ..vtracer.params import action_size, action_to_params, check_params, params_to_unit
 from .scoring import Outcome, Scorer
 
 _IMPROVEMENT_SCALE = 20.0  # observation scale: an improvement of 0.05 reads as 1
@@ -170,9 +170,9 @@ def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, 
     for any RL library. ``images``: a folder, image files, or :class:`LogoImage` objects (default: the
     sample icons shipped with vtopt); ``reward``: metric weights (default: the plugins' default reward,
     ``vtopt_config_defaults``), metrics from every installed plugin; ``conversions``: per episode, VTracer's defaults included."""
+    from ..plugin.manager import PluginManager
+    from ..vtracer.images import SAMPLES, load_image
     from .data import load_folder
-    from .images import SAMPLES, load_image
-    from .plugin_manager import PluginManager
     from .scoring import make_scorer
 
     if images is None or isinstance(images, (str, bytes)) or hasattr(images, "is_dir"):

@@ -228,7 +228,7 @@ def _to_rgba(im: Image.Image) -> Image.Image:
 
 
 #: Sample icons shipped with vtopt (``--samples``; see their LICENSE.md).
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = Path(__file__).parent.parent / "samples"
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -19,15 +19,17 @@ from typing import Any
 import numpy as np
 import vtracer
 
-from .components import Sample, TrainContext
-from .config import PRESETS_DIR, load_config
-from .data import load_folder
-from .errors import VtoptError
-from .params import action_size, action_to_params, check_params
-from .plugin_manager import PluginManager
-from .run import build_scorer, make_vec_env
-from .synthetic import KINDS, generate
-from .vectorize import render
+from ..config.checks import load_config
+from ..config.schema import PRESETS_DIR
+from ..env.data import load_folder
+from ..env.scoring import build_scorer
+from ..env.vecenv import make_vec_env
+from ..errors import VtoptError
+from ..plugin.components import Sample, TrainContext
+from ..plugin.manager import PluginManager
+from ..vtracer.params import action_size, action_to_params, check_params
+from ..vtracer.synthetic import KINDS, generate
+from ..vtracer.vectorize import render
 
 TARGETS = {
     "env step / VTracer alone (256 px)": ("<=", 1.3),
@@ -98,7 +100,7 @@ def _image_sets(folder: Path | None, size: int, per_kind: int) -> dict[str, list
         if size > 256:  # the shared icons are 256 px: scale them up to measure the larger size
             from PIL import Image
 
-            from .images import LogoImage
+            from ..vtracer.images import LogoImage
 
             sets[folder.name] = [LogoImage.from_rgba(im.name, im.kind, np.asarray(
                 Image.fromarray(im.rgba).resize((size, size), Image.LANCZOS)), im.source) for im in sets[folder.name]]
@@ -107,7 +109,7 @@ def _image_sets(folder: Path | None, size: int, per_kind: int) -> dict[str, list
 
 def stage_times(images, scorer, actions) -> dict[str, float]:
     """Median ms per conversion of VTracer alone and of each stage of an env step."""
-    from .env import VTracerEnv
+    from ..env.gymenv import VTracerEnv
 
     params = [check_params(action_to_params(a)) for a in actions]
     alone, conv, rend, metr, step, feat = [], [], [], [], [], []
@@ -182,7 +184,7 @@ def training_rate(algorithm: Any, images, scorer, n_envs: int, timesteps: int) -
 
 def optimize_rate(images, policy: Path | None, workers: int) -> tuple[float, float]:
     """(optimize images/s at budget 4, bare VTracer images/s doing 4 conversions each in one process)."""
-    from . import apply
+    from ..apply import apply
 
     rng = np.random.default_rng(1)
     params = [check_params(action_to_params(rng.uniform(-1, 1, action_size()))) for _ in range(3)]

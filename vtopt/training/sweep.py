@@ -19,60 +19,17 @@ import csv
 import io
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import attrs
-import numpy as np
-from ruamel.yaml import YAML
 
-from .config import LoadedConfig, load_config
-from .errors import VtoptError
-from .files import atomic_write_text
-
-_SPEC = re.compile(r"^\s*(uniform|loguniform|randint|choice)\s*\((.*)\)\s*$", re.S)
-
-
-@attrs.frozen
-class Distribution:
-    kind: str
-    args: tuple
-
-    def sample(self, rng: np.random.Generator) -> Any:
-        if self.kind == "uniform":
-            return float(rng.uniform(*self.args))
-        if self.kind == "loguniform":
-            lo, hi = self.args
-            return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-        if self.kind == "randint":
-            return int(rng.integers(*self.args))
-        return self.args[int(rng.integers(len(self.args)))]
-
-
-def parse_distribution(text: str) -> Distribution:
-    """Parse ``loguniform(1e-4, 1e-3)`` and friends; raise ValueError with the problem."""
-    m = _SPEC.match(text) if isinstance(text, str) else None
-    if not m:
-        raise ValueError(f"{text!r} is not one of uniform(a, b), loguniform(a, b), randint(a, b), choice([...])")
-    kind, raw = m.groups()
-    try:
-        args = YAML(typ="safe", pure=True).load(f"[{raw}]")
-    except Exception as exc:
-        raise ValueError(f"{text!r}: arguments are not valid YAML ({str(exc).splitlines()[0]})") from None
-    if kind == "choice":
-        if len(args) != 1 or not isinstance(args[0], list) or not args[0]:
-            raise ValueError(f"{text!r}: choice takes one non-empty list, e.g. choice([4, 10])")
-        return Distribution(kind, tuple(args[0]))
-    if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
-        raise ValueError(f"{text!r}: {kind} takes two numbers")
-    lo, hi = args
-    if not lo < hi or (kind == "loguniform" and lo <= 0):
-        raise ValueError(f"{text!r}: needs low < high" + (" and low > 0" if kind == "loguniform" else ""))
-    if kind == "randint" and not all(isinstance(a, int) for a in args):
-        raise ValueError(f"{text!r}: randint takes two integers")
-    return Distribution(kind, (lo, hi))
+from ..config.checks import load_config
+from ..config.distributions import Distribution, parse_distribution
+from ..config.schema import LoadedConfig
+from ..errors import VtoptError
+from ..files import atomic_write_text
 
 
 def sweep_space(loaded: LoadedConfig) -> dict[str, Distribution]:
@@ -96,7 +53,7 @@ class Trial:
     config_path: str
     overrides: tuple[str, ...]
     total_timesteps: int  # each trial's run.timesteps
-    plugins: Any = None  # a vtopt.plugin_manager.PluginSet (PluginManager.portable()); None: a fresh manager
+    plugins: Any = None  # a vtopt.plugin.manager.PluginSet (PluginManager.portable()); None: a fresh manager
 
     def __call__(self, values: dict[str, Any], trial_dir: str,
                  on_evaluated: Callable[[dict], None] | None = None) -> dict[str, Any]:
@@ -106,8 +63,7 @@ class Trial:
 def run_trial(trial: Trial, values: dict[str, Any], trial_dir: str,
               on_evaluated: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """One trial: the config with ``values`` set, trained into ``trial_dir``; returns its row."""
-    from . import hookimpl
-    from .plugin_manager import PluginManager
+    from ..plugin.manager import PluginManager, hookimpl
     from .run import train
 
     pm = trial.plugins.manager() if trial.plugins is not None else PluginManager()

@@ -15,14 +15,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .env import observation_size
-from .errors import VtoptError
-from .params import action_size
+from .. import __version__
+from ..env.gymenv import observation_size
+from ..errors import VtoptError
+from ..vtracer.params import action_size
 
 META = "vtopt.json"
 FORMAT = "vtopt-model/1"
-SHIPPED = Path(__file__).parent / "models"
+SHIPPED = Path(__file__).parent.parent / "models"
 
 
 def save_model(algorithm, path: Path, name: str, params: dict, conversions: int, weights: dict,

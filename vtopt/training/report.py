@@ -1,7 +1,7 @@
 """``vtopt report RUN_DIR``: one self-contained HTML page about a run.
 
 Learning curves and the stage timeline come from ``history.jsonl`` (written
-by vtopt itself, whatever the monitors: see :data:`vtopt.rundir.HISTORY`), the
+by vtopt itself, whatever the monitors: see :data:`vtopt.training.rundir.HISTORY`), the
 evaluation tables from ``summary.json``, and the
 gallery is made anew: the run's validation images converted with VTracer's
 defaults and with the run's policy, side by side. Every image is embedded
@@ -19,16 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from .config import load_config
-from .data import load_dataset
-from .env import VTracerEnv
-from .errors import VtoptError
-from .files import atomic_write_text
-from .model import load_model
-from .plugin_manager import PluginManager
-from .run import build_scorer
+from ..apply.model import load_model
+from ..config.checks import load_config
+from ..env.data import load_dataset
+from ..env.gymenv import VTracerEnv
+from ..env.scoring import build_scorer
+from ..env.search import search_image
+from ..errors import VtoptError
+from ..files import atomic_write_text
+from ..plugin.manager import PluginManager
 from .rundir import HISTORY
-from .search import search_image
 
 GALLERY_SIZE = 12
 

@@ -5,22 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
 
-import attrs
-
-from . import __version__
-from .config import PRESETS, default_section, load_config, preset_text
-from .errors import ConfigError, Interrupted, ParamError, VtoptError
-from .files import atomic_write_text
-from .images import MAX_PIXELS
-from .logs import configure
-from .plugin_manager import PluginManager
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from .. import __version__
+from ..config.checks import load_config
+from ..config.schema import PRESETS, preset_text
+from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, Interrupted, ParamError, VtoptError
+from ..logs import configure
+from ..plugin.manager import PluginManager
+from ..vtracer.images import MAX_PIXELS
+from .optimize import _apply, _executor
 
 
 def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
@@ -215,8 +211,8 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
     if args.command in ("optimize", "evaluate"):
         return _apply(args, pm)
     if args.command == "bench":
+        from ..vtracer.images import SAMPLES
         from .bench import run_bench
-        from .images import SAMPLES
 
         if args.samples and args.images:
             raise VtoptError("bench: --images and --samples exclude each other")
@@ -236,7 +232,7 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
         print(f"{sum(counts.values())} icons in {args.out} ({len(counts)} sets; licences in each set's LICENSE.txt)")
         return EXIT_OK
     if args.command == "report":
-        from .report import write_report
+        from ..training.report import write_report
 
         print(f"wrote {write_report(args.run_dir, pm)}")
         return EXIT_OK
@@ -259,7 +255,7 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
         return EXIT_OK
     if args.command == "sweep":
         return _sweep(args, loaded, pm)
-    from .run import train
+    from ..training.run import train
 
     out = args.out or Path("runs") / loaded.config.run.name
     if args.resume and args.force:
@@ -299,202 +295,8 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"  (each row: the best of the defaults and {summary['conversions_per_episode'] - 1} more conversions)")
 
 
-def _apply(args, pm: PluginManager) -> int:
-    from . import apply
-    from .images import SAMPLES
-
-    if args.budget is not None and not 1 <= args.budget <= 1000:
-        raise VtoptError(f"--budget {args.budget}: must be in [1, 1000]")
-    if args.workers is not None and args.workers < 1:
-        raise VtoptError(f"--workers {args.workers}: must be at least 1")
-    if not args.paths and not args.samples:
-        raise VtoptError(f"{args.command}: name an image or a folder of images, or pass --samples")
-    files = apply.collect_inputs([*args.paths, *([SAMPLES] if args.samples else [])])
-    optimize = args.command == "optimize"
-    to_stdout = optimize and args.output is not None and str(args.output) == "-"
-    console = sys.stderr if to_stdout else sys.stdout  # stdout carries the SVG alone
-    wants_policy = optimize or args.methods is None or "policy" in args.methods.split(",")
-    if args.model is not None and not wants_policy:
-        raise VtoptError(f"--model {args.model}: 'policy' is not among --methods, so it would not be used; add it, "
-                         "or compare the model as NAME=MODEL.zip")
-    weights, quality, metric_params, floor = None, None, {}, args.max_ssim_loss
-    if wants_policy:  # the model's reward: its weights, quality metric, metric params and floor
-        policy, meta = apply.model_method(args.model, args.budget)
-        weights, quality = meta.get("reward_weights"), meta.get("reward_quality")
-        metric_params = meta.get("reward_params") or {}
-        floor = meta.get("max_ssim_loss") if floor is None else floor
-        if optimize:  # one row, named after what made it
-            policy = attrs.evolve(policy, label=meta["algorithm"])
-    else:
-        policy = apply.Method("policy", args.budget or 4)
-    if weights is None or quality is None or floor is None:  # the plugins' default reward, where no model says
-        reward = default_section(pm, "reward")
-        weights, quality = weights or reward.weights, quality or reward.quality
-        floor = reward.max_ssim_loss if floor is None else floor
-    notes: dict[str, str] = {}  # a baseline's note, by row label, printed under the table
-    skip = optimize and args.skip_existing  # a rerun: the report keeps the earlier rows of skipped images
-    if args.report and args.report.exists() and not (args.force or skip):
-        raise VtoptError(f"{args.report}: exists; pass --force to overwrite it")
-    if optimize:
-        if to_stdout and skip:
-            raise VtoptError("-o -: --skip-existing has nothing to skip when the SVG goes to stdout")
-        files, outputs = _outputs(args, files, apply.output_names(files))
-        if not files:
-            print(f"every image's SVG exists already ({args.out or args.output}); nothing to do", file=console)
-            return EXIT_OK
-        methods = [policy]
-    else:
-        outputs = [None] * len(files)
-        methods, notes = _eval_methods(args, policy, pm)
-    if not 0 <= floor <= 1:
-        raise VtoptError(f"--max-ssim-loss {floor}: must be in [0, 1]")
-    limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout, floor)
-    try:
-        executor = _executor(args, pm)
-        workers = args.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
-        rows = apply.run_images(files, outputs, methods, weights, workers,
-                                progress=None if args.quiet else apply.print_progress, limits=limits,
-                                executor=executor, metric_params=metric_params, pm=pm, quality=quality)
-        if to_stdout and rows[0]["output"]:
-            sys.stdout.write(Path(outputs[0]).read_text(encoding="utf-8"))
-            sys.stdout.flush()
-            rows[0]["output"] = "-"
-    finally:
-        if to_stdout:
-            shutil.rmtree(Path(outputs[0]).parent, ignore_errors=True)
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        earlier = []
-        if skip and args.report.is_file():  # keep the rows of the images skipped this time
-            try:
-                done = {r["input"] for r in rows}
-                earlier = [r for r in json.loads(args.report.read_text()) if r.get("input") not in done]
-            except (ValueError, TypeError, AttributeError):
-                raise VtoptError(f"{args.report}: not a report of vtopt optimize; pass another --report") from None
-        atomic_write_text(args.report, json.dumps(earlier + rows, indent=1))
-    summaries = {m.label: apply.summarise(r for r in rows if r["method"] == m.label) for m in methods}
-    if optimize:
-        summaries = {"defaults": apply.summarise(
-            {**r, "ssim": r["default_ssim"], "bytes": r["default_bytes"], "score": r["default_score"],
-             "conversions": 1} for r in rows), **summaries}
-        summaries["defaults"]["seconds"] = float("nan")
-    print(apply.format_table(summaries), file=console)
-    reward = ", ".join(f"{k} {v:g}" for k, v in weights.items())
-    print(f"(score: {reward}, relative to the defaults; quality floor: SSIM loss <= {floor:g}"
-          + (f"; policy: the {meta['algorithm']} model {policy.model}" if wants_policy and not optimize else "")
-          + ")", file=console)
-    for label, note in notes.items():
-        if label in summaries:
-            print(f"({label}: {note})", file=console)
-    failed = sorted({r["input"] for r in rows if r["error"]})
-    for r in rows:
-        if r["error"] and r["method"] == methods[0].label:
-            print(f"failed: {r['error']}", file=sys.stderr)
-    bloated = [r for r in rows if r["method"] == methods[0].label and any("input file's size" in n for n in r["notes"])]
-    if bloated:
-        print(f"note: {len(bloated)} SVG(s) over {apply.BLOAT_NOTE:g}x their input file's size, e.g. "
-              f"{bloated[0]['input']}: vector output suits flat-colour art, not photo-like images", file=sys.stderr)
-    where = ""
-    if optimize and len(failed) < len(files):
-        where = "; SVG on stdout" if to_stdout else f"; SVGs in {args.out}" if args.out else f"; SVG in {args.output}"
-    print(f"{len(files) - len(failed)} of {len(files)} images done" + (f", {len(failed)} failed" if failed else "")
-          + where, file=console)
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def _outputs(args, files: list[Path], names: list[str]) -> tuple[list[Path], list[str]]:
-    """The images to optimise and where each SVG goes (``--out DIR`` or ``-o FILE``/``-o -``)."""
-    if args.output is not None:
-        if len(files) != 1:
-            raise VtoptError(f"-o {args.output}: takes exactly one input image, got {len(files)}; "
-                             "use --out DIR for several")
-        if str(args.output) == "-":  # written to a private file first, then to stdout
-            import tempfile
-
-            return files, [str(Path(tempfile.mkdtemp(prefix="vtopt-")) / names[0])]  # removed by _apply
-        if args.output.exists() and args.skip_existing:
-            return [], []
-        if args.output.exists() and not args.force:
-            raise VtoptError(f"{args.output}: exists; pass --force to overwrite it or --skip-existing to leave it")
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        return files, [str(args.output)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    outputs = [str(args.out / n) for n in names]
-    existing = [i for i, o in enumerate(outputs) if Path(o).exists()]
-    if existing and args.skip_existing:
-        keep = [i for i in range(len(files)) if i not in set(existing)]
-        print(f"skipping {len(existing)} image(s) whose SVG exists in {args.out}", file=sys.stderr)
-        return [files[i] for i in keep], [outputs[i] for i in keep]
-    if existing and not args.force:
-        raise VtoptError(f"{outputs[existing[0]]}: exists ({len(existing)} output(s) would be overwritten); "
-                         "pass --force to overwrite them or --skip-existing to leave them")
-    return files, outputs
-
-
-def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]]:
-    """The methods ``--methods`` names (by default: policy, defaults and the plugins' default baselines),
-    each checked once here rather than in every worker, and the baselines' notes by row label."""
-    from .apply import Method
-    from .errors import UnknownComponent
-    from .model import load_model
-
-    budget = policy.budget
-    offered = pm.baselines_by_plugin(budget, vars(args))
-    baselines = {b.name: (b, plugin) for plugin, bs in offered.items() for b in bs}
-    explicit = args.methods is not None
-    names = ([m.strip() for m in args.methods.split(",") if m.strip()] if explicit
-             else ["policy", "defaults", *(name for name, (b, _) in baselines.items() if b.evaluate)])
-    chosen: list[tuple[Method, str]] = []  # each method, and how an error names it
-    for name in names:
-        if name == "policy":
-            chosen.append((policy, "method 'policy'"))
-        elif name == "defaults":
-            chosen.append((Method("defaults", 1), "method 'defaults'"))
-        elif name in baselines:
-            baseline, plugin = baselines[name]
-            chosen.append((baseline.method, f"baseline {name!r} of plugin {plugin!r}"))
-        elif "=" in name:
-            label, model = name.split("=", 1)
-            chosen.append((Method(label, budget, model=model), f"method {label!r}"))
-        elif name in pm.components("algorithm"):
-            chosen.append((Method(name, budget, algorithm=name), f"method {name!r}"))
-        else:
-            raise VtoptError(f"--methods: {name!r} is none of policy, defaults, NAME=MODEL.zip, the baselines ("
-                             + (", ".join(baselines) or "none") + ") or the algorithms ("
-                             + ", ".join(sorted(pm.components("algorithm"))) + ")")
-    if not chosen:
-        raise VtoptError("--methods: name at least one method")
-    labels = [m.label for m, _ in chosen]
-    twice = sorted({label for label in labels if labels.count(label) > 1})
-    if twice:
-        raise VtoptError(f"--methods: more than one method labelled {', '.join(map(repr, twice))}; give each its "
-                         "own label, e.g. NAME2=MODEL.zip")
-    usable = []
-    for m, what in chosen:
-        try:
-            if m.algorithm is not None:
-                pm.create("algorithm", m.algorithm, m.params)
-        except UnknownComponent as exc:
-            raise VtoptError(f"{what}: {exc}") from None
-        except ParamError as exc:
-            if explicit:
-                key = f"{exc.key}: " if exc.key else ""
-                raise VtoptError(f"{what}: algorithm {m.algorithm!r}: {key}{exc.message}") from None
-            # a default row whose plugin lacks an optional dependency (e.g. Optuna): left out, and said
-            print(f"note: {m.label} is left out: algorithm {m.algorithm!r}: {exc.message}", file=sys.stderr)
-            continue
-        if m.model is not None:
-            load_model(pm, Path(m.model))
-        usable.append(m)
-    return usable, {b.method.label: b.note for b, _ in baselines.values() if b.note}
-
-
-def _executor(args, pm: PluginManager):
-    return pm.create_executor(args.executor or default_section(pm, "resources").executor, args.address)
-
-
 def _sweep(args, loaded, pm: PluginManager) -> int:
-    from .sweep import Trial, sweep_space, write_results
+    from ..training.sweep import Trial, sweep_space, write_results
 
     if args.trials < 1:
         raise VtoptError(f"--trials {args.trials}: must be at least 1")

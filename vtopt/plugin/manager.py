@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterator
 import attrs
 import pluggy
 
+from ..errors import ParamError, PluginFault, UnknownComponent, VtoptError, check_param_names, offending_key
 from . import hookspecs
-from .errors import ParamError, PluginFault, UnknownComponent, VtoptError, check_param_names
+from .components import Baseline
 
 hookimpl = pluggy.HookimplMarker("vtopt")
 
@@ -218,7 +219,7 @@ class PluginManager:
 
     def create(self, kind: str, name: str, params: dict[str, Any] | None = None, validate: bool = True) -> Any:
         """Build a component from its registered name and params, then run its ``validate()`` if it has
-        one (:class:`vtopt.components.Validating`; skipped with ``validate=False``, as when a model file
+        one (:class:`vtopt.plugin.components.Validating`; skipped with ``validate=False``, as when a model file
         is loaded).
 
         Raises UnknownComponent (listing what is available) or ParamError.
@@ -239,7 +240,7 @@ class PluginManager:
             try:
                 signature.bind(**params)
             except TypeError as exc:
-                raise ParamError(_offending_key(exc, params), f"{exc}") from None
+                raise ParamError(offending_key(exc, params), f"{exc}") from None
         try:
             component = comp.factory(**params)
             if validate and callable(getattr(component, "validate", None)):
@@ -248,7 +249,7 @@ class PluginManager:
         except ParamError:
             raise
         except (TypeError, ValueError) as exc:
-            raise ParamError(_offending_key(exc, params), str(exc)) from None
+            raise ParamError(offending_key(exc, params), str(exc)) from None
 
     def create_executor(self, name: str, address: str | None = None) -> Any:
         """An executor by name, given the cluster ``address`` when there is one (``--address``,
@@ -310,7 +311,7 @@ class PluginManager:
 
     def config_defaults(self) -> list[dict[str, Any]]:
         """Each plugin's defaults for what a config leaves out (``vtopt_config_defaults``), in call
-        order: the first to give a value wins (:func:`vtopt.config.fill_defaults` merges them)."""
+        order: the first to give a value wins (:func:`vtopt.config.schema.fill_defaults` merges them)."""
         out = []
         for name, result in self._collect("vtopt_config_defaults"):
             if result is None:
@@ -355,7 +356,6 @@ class PluginManager:
     def baselines_by_plugin(self, budget: int, options: dict[str, Any] | None = None) -> dict[str, list[Any]]:
         """Each plugin's :class:`vtopt.Baseline` objects (``vtopt_baselines``), in call order; a name
         offered twice is an error naming both plugins."""
-        from .apply import Baseline
 
         seen: dict[str, str] = {}
         out: dict[str, list[Any]] = {}
@@ -447,11 +447,3 @@ class PluginManager:
 
 
 KNOWN_HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("vtopt_"))
-
-
-def _offending_key(exc: Exception, params: dict[str, Any]) -> str | None:
-    text = str(exc)
-    for key in params:
-        if f"'{key}'" in text:
-            return key
-    return None

@@ -5,9 +5,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import LoadedConfig, converter, load_config
-from .errors import ConfigError, ParamError, UnknownComponent
-from .images import AUTO_KIND, IMAGE_SUFFIXES
+from ..errors import ConfigError, ParamError, UnknownComponent
+from ..vtracer.images import AUTO_KIND, IMAGE_SUFFIXES, list_images
+from .distributions import parse_distribution
+from .schema import LoadedConfig, converter, read_config
+from .yamlfile import problem_line
+
+
+def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_check: bool = True) -> LoadedConfig:
+    """Load, override, fill in the plugins' defaults, structure (:func:`vtopt.config.schema.read_config`) and
+    (with a plugin manager) check a config file. Without ``pm`` the defaults come from a fresh
+    :class:`PluginManager` and the checks against the registries and the disk are skipped.
+
+    Raises ConfigError with every problem found.
+    """
+    loaded = read_config(path, overrides, pm)
+    if pm is not None:
+        problems = check_config(loaded, pm, sweep_check)
+        if problems:
+            raise ConfigError([problem_line(str(loaded.path), loaded.document, parts, msg, loaded.set_lines)
+                               for parts, msg in problems])
+    return loaded
 
 
 def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tuple[list, str]]:
@@ -67,8 +85,6 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
             problems.append((["data", "folders", i, "path"], f"{p} holds no image files "
                              f"({', '.join(IMAGE_SUFFIXES)})"))
     if cfg.sweep is not None and sweep_check:
-        from .sweep import parse_distribution
-
         rng = __import__("numpy").random.default_rng(0)
         for key, text in cfg.sweep.space.items():
             try:
@@ -101,7 +117,6 @@ def _parts(data, dotted: str) -> list:
 
 
 def _has_images(folder: Path, with_subfolders: bool) -> bool:
-    from .images import list_images
 
     if list_images(folder):
         return True

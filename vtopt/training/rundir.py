@@ -18,10 +18,11 @@ from typing import Any
 
 import structlog
 
-from .config import LoadedConfig, load_config
-from .errors import ConfigError, VtoptError
-from .files import atomic_write_text
-from .model import META
+from ..apply.model import META
+from ..config.checks import load_config
+from ..config.schema import LoadedConfig
+from ..errors import ConfigError, VtoptError
+from ..files import atomic_write_text
 
 log = structlog.get_logger(__name__)
 

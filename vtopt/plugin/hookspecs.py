@@ -34,7 +34,7 @@ def vtopt_register_algorithms() -> dict[str, Callable[..., Any]]:
     """Algorithms, selected by ``algorithm.name``.
 
     A factory returns an object implementing
-    :class:`vtopt.components.Algorithm` (``learn``, ``save``, ``load``,
+    :class:`vtopt.plugin.components.Algorithm` (``learn``, ``save``, ``load``,
     ``predict``). Example: ``return {"ppo": PPOAlgorithm}``.
 
     Called once per plugin manager; results of all plugins are collected.
@@ -46,7 +46,7 @@ def vtopt_register_curricula() -> dict[str, Callable[..., Any]]:
     """Curriculum strategies, selected by ``curriculum.name``.
 
     A factory returns an object implementing
-    :class:`vtopt.components.Curriculum`. Example: ``return {"uniform": Uniform}``.
+    :class:`vtopt.plugin.components.Curriculum`. Example: ``return {"uniform": Uniform}``.
 
     Called once per plugin manager; results of all plugins are collected.
     """
@@ -56,7 +56,7 @@ def vtopt_register_curricula() -> dict[str, Callable[..., Any]]:
 def vtopt_register_metrics() -> dict[str, Callable[..., Any]]:
     """Metrics, named as keys of ``reward.weights``.
 
-    A factory returns an object implementing :class:`vtopt.components.Metric`
+    A factory returns an object implementing :class:`vtopt.plugin.components.Metric`
     (``prepare(image)`` once per image, ``compute(sample, state)`` per
     conversion). The metric named by ``reward.quality`` is also computed for
     every report, whatever the weights. Example: ``return {"ssim": SSIM}``.
@@ -81,7 +81,7 @@ def vtopt_register_monitors() -> dict[str, Callable[..., Any]]:
 def vtopt_register_executors() -> dict[str, Callable[..., Any]]:
     """Executors, selected by ``--executor`` of ``optimize``, ``evaluate`` and ``sweep``.
 
-    A factory returns an object implementing :class:`vtopt.components.Executor`
+    A factory returns an object implementing :class:`vtopt.plugin.components.Executor`
     (``run_images`` and ``run_sweep``). Example: ``return {"ray": RayExecutor}``.
 
     Called once per plugin manager; results of all plugins are collected.
@@ -112,7 +112,7 @@ def vtopt_config_defaults() -> dict[str, Any]:
 def vtopt_check_config(config: Any, algorithm: Any, curriculum: Any) -> list[tuple[str, str]]:
     """Check the settings this plugin owns, once the config has its schema's shape.
 
-    ``config`` is the loaded :class:`vtopt.config.Config`; ``algorithm`` and
+    ``config`` is the loaded :class:`vtopt.config.schema.Config`; ``algorithm`` and
     ``curriculum`` are the components it names, already built (None where
     they could not be). Return ``(key path, message)`` pairs, e.g.
     ``[("curriculum.params.overrides.text", "...")]``; an empty list or None

@@ -1,12 +1,12 @@
 """Subprocess environments for training: torch-free workers, and a dead worker is replaced.
 
 :class:`WorkerVecEnv` is stable-baselines3's ``SubprocVecEnv`` with its
-processes running :func:`vtopt.envworker.serve` (no torch in them). When a
+processes running :func:`vtopt.env.envworker.serve` (no torch in them). When a
 worker process dies (the OOM killer, a crash in native code), a new one
 takes its slot: the episode in flight is dropped (the slot reports it done,
 with no episode summary), the settings the driver gave the old one (the
 curriculum's kind weights) are given again, and ``on_replaced(slot,
-reason)`` is told; :class:`vtopt.envworker.EnvSlots` keeps that account. A
+reason)`` is told; :class:`vtopt.env.envworker.EnvSlots` keeps that account. A
 slot that fails ``EnvSlots.MAX_FAILURES`` times in a row stops the run. An
 exception inside a worker (a plugin's metric that raises) comes back as a
 one-line error instead of killing the worker.
@@ -15,6 +15,7 @@ one-line error instead of killing the worker.
 from __future__ import annotations
 
 import multiprocessing as mp
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -22,8 +23,10 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
+from ..errors import PluginFault, VtoptError
+from ..vtracer.images import LogoImage
 from . import envworker
-from .errors import PluginFault, VtoptError
+from .scoring import Scorer
 
 _LOST = (EOFError, ConnectionError, BrokenPipeError, OSError)
 
@@ -188,3 +191,17 @@ def local_vec_env(env_fn: Callable[[], Any], n_envs: int, on_replaced: Callable[
         return WorkerVecEnv([env_fn] * n_envs, on_replaced)
     except Exception as exc:
         raise VtoptError(f"could not start {n_envs} subprocess environments: {type(exc).__name__}: {exc}") from exc
+
+
+def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
+                 reference: Sequence[dict] | None = None, on_replaced=None, executor=None):
+    """n_envs environments wherever ``executor``'s ``make_vec_env`` puts them (None: on this machine,
+    :func:`local_vec_env`, where a dead subprocess is replaced and ``on_replaced(slot,
+    reason)`` told); never a silent fallback."""
+    env_fn = partial(envworker.make_env, list(images), scorer, conversions, reference)
+    if executor is not None:
+        env = executor.make_vec_env(env_fn, n_envs, on_replaced)
+    else:
+        env = local_vec_env(env_fn, n_envs, on_replaced)
+    env.seed(seed)
+    return env

@@ -1,7 +1,7 @@
 """The interfaces a plugin's components implement, one per kind.
 
 A plugin registers *factories* (usually classes) under names through the
-``vtopt_register_*`` hooks in :mod:`vtopt.hookspecs`; the YAML names a
+``vtopt_register_*`` hooks in :mod:`vtopt.plugin.hookspecs`; the YAML names a
 component and its ``params``, and vtopt calls ``factory(**params)``. A
 factory must be cheap (``vtopt validate`` calls it) and must reject bad
 params by raising :class:`vtopt.errors.ParamError`, TypeError or ValueError.
@@ -20,7 +20,7 @@ import attrs
 import numpy as np
 import structlog
 
-from .images import LogoImage, to_gray
+from ..vtracer.images import LogoImage, to_gray
 
 
 class Sample:
@@ -44,7 +44,7 @@ class Sample:
 
     @cached_property
     def rendered(self) -> np.ndarray:
-        from .vectorize import render
+        from ..vtracer.vectorize import render
 
         return render(self.svg, *self.image.size)
 
@@ -76,7 +76,7 @@ class RunInfo:
 
     name: str
     out_dir: Path
-    config: Any  # vtopt.config.Config, the resolved config
+    config: Any  # vtopt.config.schema.Config, the resolved config
     total_timesteps: int
     n_envs: int
     kinds: list[str]
@@ -137,7 +137,7 @@ class TrainContext:
 
     env: Any
     images: Sequence[LogoImage]  # the training images (for search-based algorithms)
-    scorer: Any  # vtopt.scoring.Scorer: ``scorer.evaluate(image, params).score``
+    scorer: Any  # vtopt.env.scoring.Scorer: ``scorer.evaluate(image, params).score``
     total_timesteps: int
     seed: int
     device: str
@@ -165,12 +165,12 @@ class Algorithm(Protocol):
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray | dict | None:
         """What to convert next, given one (unbatched) observation.
 
-        An action in ``[-1, 1]^n`` (mapped by :mod:`vtopt.params`), or a
+        An action in ``[-1, 1]^n`` (mapped by :mod:`vtopt.vtracer.params`), or a
         parameter dict (completed with VTracer's defaults), or None to stop
         searching this image before its budget is spent. Search algorithms
         may also implement ``start_image(image)`` (called before an image's
         first proposal; a ``default`` keyword, if it takes one, receives the
-        defaults' :class:`vtopt.scoring.Outcome`) and ``observe(params, score)``
+        defaults' :class:`vtopt.env.scoring.Outcome`) and ``observe(params, score)``
         (after each conversion; ``score`` is -inf for a failed one; an
         ``outcome`` keyword, if it takes one, receives the whole Outcome).
         """
@@ -184,7 +184,7 @@ class SearchAlgorithm(Algorithm, Protocol):
     """
 
     def start_image(self, image: LogoImage, default: Any = None) -> None:
-        """Before an image's first proposal; ``default``: the defaults' :class:`vtopt.scoring.Outcome`."""
+        """Before an image's first proposal; ``default``: the defaults' :class:`vtopt.env.scoring.Outcome`."""
 
     def observe(self, params: dict[str, Any], score: float, outcome: Any = None) -> None:
         """After each conversion; ``score`` is -inf for a failed one, ``outcome`` the whole Outcome."""
@@ -256,5 +256,27 @@ class Monitor(Protocol):
     """Any object with event hooks (``vtopt_run_started`` ...); registered for one run.
 
     A monitor implements any subset of the event hooks in
-    :mod:`vtopt.hookspecs` as methods marked with ``@vtopt.hookimpl``.
+    :mod:`vtopt.plugin.hookspecs` as methods marked with ``@vtopt.hookimpl``.
     """
+
+
+@attrs.frozen
+class Method:
+    """One way to optimise an image: a model file, or a registered algorithm with params."""
+
+    label: str
+    budget: int  # conversions per image, the defaults' included
+    algorithm: str | None = None
+    params: dict = attrs.Factory(dict)
+    model: str | None = None
+
+
+@attrs.frozen
+class Baseline:
+    """A reference method a plugin offers (``vtopt_baselines``): what a policy is compared with."""
+
+    name: str  # what ``vtopt evaluate --methods`` calls it
+    method: Method  # what runs; its label names the row
+    evaluate: bool = True  # one of ``evaluate``'s rows by default (False: only when --methods names it)
+    training: bool = False  # also run, at the run's budget, by a training run's final evaluation
+    note: str = ""  # a line printed under ``evaluate``'s table when the row is in it

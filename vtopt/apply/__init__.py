@@ -1,0 +1,1 @@
+"""Applying what was learned: optimize/evaluate over images, model files."""

@@ -1,0 +1,1 @@
+"""The YAML config: schema, reading, checks, a sweep's distributions."""

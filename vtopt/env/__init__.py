@@ -1,0 +1,1 @@
+"""One image's episode: scoring, the gymnasium env, search, the environments' workers."""

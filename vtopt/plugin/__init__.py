@@ -1,0 +1,1 @@
+"""The plugin system: hook specs, the plugin manager, the component interfaces."""
