@@ -9,7 +9,7 @@ from stable_baselines3 import PPO as SB3PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 from vtopt_sb3 import PPO, imitate, numpy_policy, predict_numpy
 
-from vtopt import VtoptError
+from vtopt import ParamError, VtoptError
 
 
 class Pick(gym.Env):
@@ -68,6 +68,6 @@ def test_imitation_needs_an_expert():
 
 @pytest.mark.parametrize("value", [-1, 1.5, True, "10"])
 def test_imitate_must_be_a_count(value):
-    with pytest.raises(VtoptError, match="must be an integer >= 0") as err:
+    with pytest.raises(ParamError, match="must be an integer >= 0") as err:
         PPO(imitate=value)
     assert err.value.key == "imitate"
