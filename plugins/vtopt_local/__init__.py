@@ -47,9 +47,13 @@ class LocalExecutor:
         self.start_method = start_method
 
     def run_images(self, jobs, make_worker, workers, on_result) -> None:
-        """A crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
+        """One image runs in this process (a pool would only add its start-up). More run on a pool;
+        a crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
         so that only the job that crashes again is lost (as an error row)."""
         global _WORKER
+        if len(jobs) == 1:
+            on_result(0, make_worker().run(*jobs[0]))
+            return
         if self.start_method != "fork":  # what cannot reach the workers fails here, in one line
             try:
                 pickle.dumps(make_worker)
