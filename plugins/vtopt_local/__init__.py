@@ -6,8 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +71,9 @@ class LocalExecutor:
 
     def _pool(self, indexed_jobs, make_worker, workers, on_result) -> list:
         """Run jobs on a fresh pool; return those left unfinished because the pool broke."""
+        from concurrent.futures import ProcessPoolExecutor, as_completed  # only when more than one image
+        from concurrent.futures.process import BrokenProcessPool
+
         ctx = multiprocessing.get_context(self.start_method)
         done = set()
         try:
