@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 from conftest import ICONS
-
 from vtopt.bench import labelling_rate
-from vtopt.config import default_config
 from vtopt.run import build_scorer
 
+from vtopt.config import default_config
+
 #: What one image through ``optimize`` must not import (each costs start-up; none is needed for it).
-HEAVY = ("torch", "stable_baselines3", "matplotlib", "ray", "scipy", "skimage", "pandas",
+HEAVY = ("torch", "stable_baselines3", "gymnasium", "matplotlib", "ray", "scipy", "skimage", "pandas",
          "concurrent.futures.process", "multiprocessing.popen_fork", "multiprocessing.popen_forkserver")
 
 

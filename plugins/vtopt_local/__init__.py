@@ -49,9 +49,6 @@ class LocalExecutor:
         a crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
         so that only the job that crashes again is lost (as an error row)."""
         global _WORKER
-        if len(jobs) == 1:
-            on_result(0, make_worker().run(*jobs[0]))
-            return
         if self.start_method != "fork":  # what cannot reach the workers fails here, in one line
             try:
                 pickle.dumps(make_worker)
@@ -59,6 +56,9 @@ class LocalExecutor:
                 raise VtoptError(f"the work cannot be sent to {self.start_method} worker processes ({type(exc).__name__}: "
                                  f"{exc}); a plugin registered from code must be defined at the top level of an "
                                  "importable module, or use start_method fork") from None
+        if len(jobs) == 1:
+            on_result(0, make_worker().run(*jobs[0]))
+            return
         try:
             if self.start_method == "fork":
                 _WORKER = make_worker()
