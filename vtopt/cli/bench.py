@@ -58,9 +58,10 @@ print(time.perf_counter() - start)
 """
 
 
-def whole_process(images, policy: Path | None, workers: int) -> tuple[float, float, float]:
+def whole_process(images, policy: Path | None, workers: int) -> tuple[float, float, float, float]:
     """As a user runs it: (one-image ``vtopt optimize`` seconds, the median of 3; ``vtopt optimize``
-    on all images, seconds; one bare-VTracer process doing 4 conversions per image, seconds)."""
+    on all images, seconds; one bare-VTracer process doing 4 conversions per image, seconds; the same
+    on one image, seconds, the median of 3)."""
     import subprocess
     import sys
 
@@ -83,8 +84,15 @@ def whole_process(images, policy: Path | None, workers: int) -> tuple[float, flo
                    "--out", str(Path(tmp) / f"one{i}"), "--budget", "4", *model]) for i in range(min(3, len(images))))
         full = timed([sys.executable, "-m", "vtopt", "-q", "optimize", str(folder), "--out", str(Path(tmp) / "all"),
                       "--budget", "4", "--workers", str(workers), *model])
-        bare = timed([sys.executable, "-c", _BARE.replace("{PARAMS}", ", ".join(map(repr, params))), str(folder)])
-    return one, full, bare
+        script = _BARE.replace("{PARAMS}", ", ".join(map(repr, params)))
+        bare = timed([sys.executable, "-c", script, str(folder)])
+        bare_one = []
+        for i in range(min(3, len(images))):
+            single = Path(tmp) / f"single{i}"
+            single.mkdir()
+            (single / f"{images[i].name}.png").write_bytes(images[i].png)
+            bare_one.append(timed([sys.executable, "-c", script, str(single)]))
+    return one, full, bare, statistics.median(bare_one)
 
 
 def labelling_rate(images, scorer, workers: int, candidates: int) -> tuple[float, float, int]:
@@ -269,7 +277,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     r1, rss1 = env_rate(images, scorer, 1, seconds)
     r2, rss2 = env_rate(images, scorer, 2, seconds)
     opt, bare = optimize_rate(images, policy, workers)  # before any torch work here: its workers fork from us
-    one, full, bare_process = whole_process(images, policy, workers)
+    one, full, bare_process, bare_one = whole_process(images, policy, workers)
     labelled, bare_labels, label_conversions = labelling_rate(images, scorer, workers, candidates)
     algorithm = pm.create("algorithm", preset.algorithm.name, preset.algorithm.params)
     train = training_rate(algorithm, images, scorer, 2, 2048)
@@ -278,7 +286,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     step_ratio = results["stages"][key]["env_step"] / results["stages"][key]["vtracer_alone"]
     results.update(env_steps_per_s_1=r1, env_steps_per_s_2=r2, train_steps_per_s_2=train,
                    optimize_images_per_s=opt, bare_vtracer_x4_images_per_s=bare, one_image_optimize_s=one,
-                   whole_optimize_s=full, bare_vtracer_process_s=bare_process,
+                   whole_optimize_s=full, bare_vtracer_process_s=bare_process, one_image_bare_vtracer_s=bare_one,
                    labelled_conversions_per_s=labelled, bare_vtracer_conversions_per_s=bare_labels,
                    peak_rss_mb={"main": main_rss, "env_processes": rss2})
     ratios = {
@@ -298,7 +306,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
             f"settings) with 2 envs {train:.1f} steps/s")
     printer(f"optimize (budget 4, {workers} workers): {opt:.2f} images/s; bare VTracer x4 in one process: {bare:.2f} images/s")
     printer(f"whole processes on {len(images)} images at budget 4: vtopt optimize {full:.2f} s, one bare-VTracer "
-            f"process {bare_process:.2f} s; one image: vtopt optimize {one:.2f} s")
+            f"process {bare_process:.2f} s; one image: vtopt optimize {one:.2f} s, a bare-VTracer process {bare_one:.2f} s")
     printer(f"labelling {label_conversions} conversions ({len(images)} images, their defaults and {candidates} "
             f"candidates) on {workers} workers: {labelled:.1f} conversions/s; bare VTracer in {workers} processes: "
             f"{bare_labels:.1f} conversions/s")
