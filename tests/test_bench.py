@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 from conftest import ICONS
-from vtopt.bench import labelling_rate
-from vtopt.run import build_scorer
 
-from vtopt.config import default_config
+from vtopt.cli.bench import labelling_rate
+from vtopt.config.schema import default_config
+from vtopt.env.scoring import build_scorer
 
 #: What one image through ``optimize`` must not import (each costs start-up; none is needed for it).
 HEAVY = ("torch", "stable_baselines3", "gymnasium", "matplotlib", "ray", "scipy", "skimage", "pandas",

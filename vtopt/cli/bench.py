@@ -95,20 +95,45 @@ def whole_process(images, policy: Path | None, workers: int) -> tuple[float, flo
     return one, full, bare, statistics.median(bare_one)
 
 
+_LABELLER: dict[str, Any] = {}
+
+
+def _labeller(scorer) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one labelling process per core already
+    _LABELLER["scorer"] = scorer
+
+
+def _label_image(task) -> int:
+    """What labelling does per image: the defaults' outcome, then each candidate's, then forget it."""
+    image, pool = task
+    scorer = _LABELLER["scorer"]
+    scorer.defaults(image)
+    for params in pool:
+        scorer.evaluate(image, params)
+    scorer.forget(image)
+    return len(pool) + 1
+
+
 def labelling_rate(images, scorer, workers: int, candidates: int) -> tuple[float, float, int]:
     """(labelled conversions/s, bare-VTracer conversions/s, conversions): the same conversions (each
-    image's defaults and a pool of ``candidates``), by ``label`` on ``workers`` processes and by
-    ``workers`` bare-VTracer processes (a shard of the images each), start-up included in both."""
+    image's defaults and ``candidates`` seeded parameter sets), converted, rendered and scored as labelling
+    does (one forkserver process per worker, each image's candidates in one task), and by ``workers``
+    bare-VTracer processes (a shard of the images each); start-up included in both."""
+    import multiprocessing
     import subprocess
     import sys
+    from concurrent.futures import ProcessPoolExecutor
 
-    from vtopt_portfolio.labels import label, make_pool  # the labelling pipeline as the portfolio runs it
-
-    pool = make_pool(candidates, seed=0)
+    rng = np.random.default_rng(2)
+    pool = [check_params(action_to_params(rng.uniform(-1, 1, action_size()))) for _ in range(candidates)]
     conversions = len(images) * (len(pool) + 1)
     start = time.perf_counter()
-    label(images, scorer, pool, cache=None, workers=workers)
-    labelled = conversions / (time.perf_counter() - start)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_labeller,
+                             initargs=(scorer,)) as ex:
+        done = sum(ex.map(_label_image, [(image, pool) for image in images], chunksize=4))
+    labelled = done / (time.perf_counter() - start)
     script = _BARE.replace("{PARAMS}", ", ".join(map(repr, [check_params({})] + pool)))
     with tempfile.TemporaryDirectory() as tmp:
         shards = [Path(tmp) / str(w) for w in range(workers)]
