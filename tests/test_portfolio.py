@@ -104,12 +104,21 @@ def test_quality_floor_keeps_collapsed_results_from_winning(pm):
     assert reward == 0.0 and env.best is env.default
 
 
-def test_labels_are_cached_by_image_content_and_candidate(pm, tmp_path):
+def test_labels_are_cached_by_image_content_and_candidate(pm, tmp_path, monkeypatch):
+    from structlog.testing import capture_logs
+    from vtopt_portfolio import labels as L
+
     images = [load_image(p, "x") for p in sorted((CORPUS / "twemoji").glob("*.png"))[:2]]
     scorer = make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.02})
     pool = make_pool(5, seed=0)
-    first = label(images, scorer, pool[:3], tmp_path, workers=1)
+    monkeypatch.setattr(L, "PROGRESS_SECONDS", 0.0)  # a progress line per image
+    with capture_logs() as logs:
+        first = label(images, scorer, pool[:3], tmp_path, workers=1)
     assert first.scores.shape == (2, 3) and np.all(first.scores > 0)
+    progress = [e for e in logs if e["event"] == "labelled"]
+    assert [(e["conversions"], e["images"]) for e in progress] == [("3/6", "1/2"), ("6/6", "2/2")]
+    assert progress[-1]["left"] == "0s" and all(e["per_s"] > 0 for e in progress)
+    assert (L._duration(3725), L._duration(185), L._duration(4.4)) == ("1h02m", "3m05s", "4s")
     direct = [scorer.evaluate(images[1], p).score for p in pool[:3]]
     np.testing.assert_allclose(first.scores[1], direct, atol=1e-6)
     (cache,) = tmp_path.glob("labels-*.npz")

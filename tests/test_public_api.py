@@ -119,17 +119,17 @@ class _Const:
 
 
 def test_spawned_workers_get_importable_plugins_and_a_clear_error_for_others(tmp_path):
-    files = sorted(ICONS.glob("*.png"))[:1]
+    files = sorted(ICONS.glob("*.png"))[:2]  # two: one image runs in the calling process
     weights = {"ssim_rgb": 1.0, "const": 0.5}
     pm = vtopt.PluginManager()
     pm.register(ModuleLevelConst(), name="module-level")
     spawn = pm.create("executor", "local", {"start_method": "spawn"})
-    (row,) = run_images(files, [None], [Method("defaults", 1)], weights, 1, pm=pm, executor=spawn)
-    assert row["error"] is None and row["default_score"] > 1.2
+    rows = run_images(files, [None, None], [Method("defaults", 1)], weights, 1, pm=pm, executor=spawn)
+    assert all(row["error"] is None and row["default_score"] > 1.2 for row in rows)
     pm = vtopt.PluginManager()
     pm.register(_const_plugin(), name="local-class")
     with pytest.raises(vtopt.VtoptError, match="cannot be sent to spawn worker processes .*_const_plugin.<locals>"):
-        run_images(files, [None], [Method("defaults", 1)], weights, 1, pm=pm, executor=spawn)
+        run_images(files, [None, None], [Method("defaults", 1)], weights, 1, pm=pm, executor=spawn)
 
 
 def _fifo():

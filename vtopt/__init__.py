@@ -51,7 +51,7 @@ _LAZY = {
     "Distribution": "config.distributions", "EnvHost": "env.envworker", "EnvSlots": "env.envworker",
     "local_vec_env": "env.vecenv", "SPACE": "vtracer.params", "DEFAULT_PARAMS": "vtracer.params",
     "check_params": "vtracer.params", "params_key": "vtracer.params", "action_to_params": "vtracer.params",
-    "action_size": "vtracer.params", "observation_size": "env.gymenv", "convert": "vtracer.vectorize",
+    "action_size": "vtracer.params", "observation_size": "env.episodes", "convert": "vtracer.vectorize",
     "render": "vtracer.vectorize", "renderer_name": "vtracer.vectorize", "load_config": "config.checks", "train": "training.run",
     "make_gym_env": "env.gymenv", "GYM_ID": "env.gymenv", "KINDS": "vtracer.synthetic", "Baseline": "plugin.components",
     "load_model": "apply.model", "default_config": "config.schema",

@@ -6,8 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +45,8 @@ class LocalExecutor:
         self.start_method = start_method
 
     def run_images(self, jobs, make_worker, workers, on_result) -> None:
-        """A crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
+        """One image runs in this process (a pool would only add its start-up). More run on a pool;
+        a crashed worker breaks its pool: the unfinished jobs then run one per fresh worker,
         so that only the job that crashes again is lost (as an error row)."""
         global _WORKER
         if self.start_method != "fork":  # what cannot reach the workers fails here, in one line
@@ -57,6 +56,9 @@ class LocalExecutor:
                 raise VtoptError(f"the work cannot be sent to {self.start_method} worker processes ({type(exc).__name__}: "
                                  f"{exc}); a plugin registered from code must be defined at the top level of an "
                                  "importable module, or use start_method fork") from None
+        if len(jobs) == 1:
+            on_result(0, make_worker().run(*jobs[0]))
+            return
         try:
             if self.start_method == "fork":
                 _WORKER = make_worker()
@@ -69,6 +71,9 @@ class LocalExecutor:
 
     def _pool(self, indexed_jobs, make_worker, workers, on_result) -> list:
         """Run jobs on a fresh pool; return those left unfinished because the pool broke."""
+        from concurrent.futures import ProcessPoolExecutor, as_completed  # only when more than one image
+        from concurrent.futures.process import BrokenProcessPool
+
         ctx = multiprocessing.get_context(self.start_method)
         done = set()
         try:

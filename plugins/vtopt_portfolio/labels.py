@@ -16,7 +16,6 @@ import math
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -220,9 +219,22 @@ class _Cache:
         os.replace(tmp, self.path)
 
 
+#: Seconds between two progress lines of a labelling run (and one at its end).
+PROGRESS_SECONDS = 10.0
+
+
+def _duration(seconds: float) -> str:
+    """``1h02m``, ``3m05s`` or ``12s``."""
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path | None = None,
           workers: int = 0) -> Labels:
-    """Every candidate of ``pool`` on every image, in worker processes; cached by image content and candidate."""
+    """Every candidate of ``pool`` on every image, in worker processes; cached by image content and candidate.
+
+    Progress is logged every :data:`PROGRESS_SECONDS`: conversions done of those to make, images, the rate
+    and the time left at that rate."""
     hashes = [hashlib.sha1(im.png).hexdigest() for im in images]
     keys = [_key(p) for p in pool]
     store = _Cache(cache, scorer)
@@ -234,6 +246,9 @@ def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path 
     if todo:
         workers = workers or os.cpu_count() or 1
         start, done = time.perf_counter(), 0
+        shown = start
+        from concurrent.futures import ProcessPoolExecutor  # not imported by a chooser that only applies
+
         ctx = multiprocessing.get_context("forkserver")
         tasks = [(images[i], m) for i, m in todo]
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(scorer, list(pool))) as ex:
@@ -243,11 +258,13 @@ def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path 
                     if not k:
                         transient.setdefault(hashes[i], {})[keys[j]] = cell
                 done += len(wanted)
-                if (n + 1) % 100 == 0 or n + 1 == len(todo):
-                    log.info("labelled", images=n + 1, of=len(todo),
-                             conversions_per_s=round(done / (time.perf_counter() - start), 1))
-                    if (n + 1) % 500 == 0 or n + 1 == len(todo):
-                        store.save()
+                now = time.perf_counter()
+                if now - shown >= PROGRESS_SECONDS or n + 1 == len(todo):
+                    shown, rate = now, done / (now - start)
+                    log.info("labelled", conversions=f"{done}/{conversions}", images=f"{n + 1}/{len(todo)}",
+                             per_s=round(rate, 1), left=_duration((conversions - done) / rate))
+                if (n + 1) % 500 == 0 or n + 1 == len(todo):
+                    store.save()
     rows = []
     for h in hashes:
         d, cells = store.entries[h]

@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from ..config.schema import MAX_SSIM_LOSS, default_section
-from ..env.gymenv import VTracerEnv
+from ..env.episodes import ImageEpisodes
 from ..env.scoring import make_scorer
 from ..env.scoring import summarise as summarise_rows
 from ..env.search import search_image
@@ -145,12 +145,12 @@ class Worker:
         algorithm = self.algorithms.get(method.label)
         try:
             if algorithm is None or method.budget < 2:  # the defaults alone
-                env = VTracerEnv([image], self.scorer, 2, keep_svg=output is not None)
+                env = ImageEpisodes([image], self.scorer, 2, keep_svg=output is not None)
                 env.reset(options={"image": 0})
                 row = env.episode_summary()
                 row.update(conversions=1, svg=env.best.svg)
             else:
-                env = VTracerEnv([image], self.scorer, method.budget, keep_svg=output is not None)
+                env = ImageEpisodes([image], self.scorer, method.budget, keep_svg=output is not None)
                 with self.pm.blame("algorithm", self.names[method.label], "search"):
                     row = search_image(algorithm, env, 0)
         except Exception as exc:  # a plugin's bug on one image is that image's error, naming the plugin

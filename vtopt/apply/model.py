@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..env.gymenv import observation_size
+from ..env.episodes import observation_size
 from ..errors import VtoptError
 from ..vtracer.params import action_size
 

@@ -78,6 +78,8 @@ def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
     bench.add_argument("--per-kind", type=int, default=6, help="synthetic images per kind")
     bench.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="optimize workers")
     bench.add_argument("--model", type=Path, help="policy for the optimize figure (default: the shipped one)")
+    bench.add_argument("--candidates", type=int, default=16,
+                       help="candidates per image for the labelling figure (default 16)")
     bench.add_argument("--json", type=Path, help="also write the figures here")
     bench.add_argument("--executor", help="also measure env steps/s with training's environments on this "
                                           "executor (ray: actors), beside local subprocesses")
@@ -216,9 +218,12 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
 
         if args.samples and args.images:
             raise VtoptError("bench: --images and --samples exclude each other")
+        if args.candidates < 1:
+            raise VtoptError(f"bench: --candidates {args.candidates}: must be at least 1")
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
         results = run_bench(SAMPLES if args.samples else args.images, sizes, args.seconds, args.per_kind,
-                            args.workers, args.model, executor=args.executor, address=args.address)
+                            args.workers, args.model, executor=args.executor, address=args.address,
+                            candidates=args.candidates)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
         return EXIT_OK

@@ -6,7 +6,7 @@ import inspect
 import time
 from typing import Any, Mapping
 
-from .gymenv import VTracerEnv
+from .episodes import ImageEpisodes
 
 
 def takes_keyword(method, keyword: str) -> bool:
@@ -15,7 +15,7 @@ def takes_keyword(method, keyword: str) -> bool:
     return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-def search_image(algorithm, env: VTracerEnv, index: int) -> dict[str, Any]:
+def search_image(algorithm, env: ImageEpisodes, index: int) -> dict[str, Any]:
     """Run ``algorithm`` on image ``index`` of ``env`` until its budget is spent.
 
     Returns the episode summary plus ``conversions`` (the defaults' one
