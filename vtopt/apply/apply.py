@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config.schema import MAX_SSIM_LOSS, default_section
 from ..env.gymenv import VTracerEnv
+from ..env.poolenv import model_env
 from ..env.scoring import make_scorer
 from ..env.scoring import summarise as summarise_rows
 from ..env.search import search_image
@@ -111,10 +112,12 @@ class Worker:
         self.methods = list(methods)
         self.algorithms = {}
         self.names: dict[str, str] = {}  # label -> the registered algorithm, as faults name it
+        self.metas: dict[str, dict] = {}  # label -> a model's vtopt.json (the env it acts in)
         for m in self.methods:
             if m.model is not None:
                 self.algorithms[m.label], meta = load_model(self.pm, Path(m.model))
                 self.names[m.label] = meta["algorithm"]
+                self.metas[m.label] = meta
             elif m.algorithm is not None:
                 self.algorithms[m.label] = self.pm.create("algorithm", m.algorithm, m.params)
                 self.names[m.label] = m.algorithm
@@ -150,7 +153,8 @@ class Worker:
                 row = env.episode_summary()
                 row.update(conversions=1, svg=env.best.svg)
             else:
-                env = VTracerEnv([image], self.scorer, method.budget, keep_svg=output is not None)
+                env = model_env(self.metas.get(method.label, {}), [image], self.scorer, method.budget,
+                                keep_svg=output is not None)
                 with self.pm.blame("algorithm", self.names[method.label], "search"):
                     row = search_image(algorithm, env, 0)
         except Exception as exc:  # a plugin's bug on one image is that image's error, naming the plugin

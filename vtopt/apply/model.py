@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..env.gymenv import observation_size
+from ..env.poolenv import model_sizes
 from ..errors import VtoptError
 from ..vtracer.params import action_size
 
@@ -61,9 +62,10 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise VtoptError(f"{path}: not a vtopt model file ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise VtoptError(f"{path}: unknown model format {meta.get('format') if isinstance(meta, dict) else meta!r}")
-    if (meta["observation_size"], meta["action_size"]) != (observation_size(), action_size()):
+    expected = model_sizes(meta)
+    if (meta["observation_size"], meta["action_size"]) != expected:
         raise VtoptError(f"{path}: made for observations of {meta['observation_size']} and actions of "
-                         f"{meta['action_size']} values; this vtopt uses {observation_size()} and {action_size()}")
+                         f"{meta['action_size']} values; this vtopt uses {expected[0]} and {expected[1]}")
     return meta
 
 

@@ -97,7 +97,19 @@ class VTracerEnv(gym.Env):
         except ValueError as exc:  # an algorithm's impossible proposal is a failed conversion
             outcome = Outcome(dict(params), -math.inf, {}, error=f"{self.image.source}: {exc}")
         else:
-            outcome = self.scorer.evaluate(self.image, params, keep_svg=self.keep_svg)
+            outcome = self._evaluate(params)
+        return self._advance(outcome)
+
+    def _evaluate(self, params: dict[str, Any]) -> Outcome:
+        """The outcome of a complete, checked parameter set on the current image."""
+        return self.scorer.evaluate(self.image, params, keep_svg=self.keep_svg)
+
+    def _reference_outcome(self, params: dict[str, Any]) -> Outcome:
+        """A reference set's outcome on the current image (not a step of the episode)."""
+        return self.scorer.evaluate(self.image, params)
+
+    def _advance(self, outcome: Outcome):
+        """The step that ``outcome`` makes: reward, best so far, budget, episode end."""
         if outcome.ok:
             reward = max(0.0, outcome.score - self.best.score)
             if outcome.score > self.best.score:
@@ -120,7 +132,8 @@ class VTracerEnv(gym.Env):
         extra = {}
         if self.reference is not None:
             if self.index not in self._reference_scores:
-                scores = [o.score for o in (self.scorer.evaluate(self.image, p) for p in self.reference) if o.ok]
+                scores = [o.score for o in (self._reference_outcome(check_params(dict(p))) for p in self.reference)
+                          if o.ok]
                 self._reference_scores[self.index] = max(scores + [default.score])
             extra["reference_improvement"] = self._reference_scores[self.index] - default.score
         return {**extra,
@@ -164,38 +177,11 @@ class VTracerEnv(gym.Env):
 GYM_ID = "vtopt/VTracer-v0"
 
 
-def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, conversions: int = 4,
-                 max_ssim_loss: float | None = None, max_size: int = 256) -> VTracerEnv:
-    """``gymnasium.make("vtopt/VTracer-v0", images=..., reward=..., conversions=...)``: the environment
-    for any RL library. ``images``: a folder, image files, or :class:`LogoImage` objects (default: the
-    sample icons shipped with vtopt); ``reward``: metric weights (default: the plugins' default reward,
-    ``vtopt_config_defaults``), metrics from every installed plugin; ``conversions``: per episode, VTracer's defaults included."""
-    from ..plugin.manager import PluginManager
-    from ..vtracer.images import SAMPLES, load_image
-    from .data import load_folder
-    from .scoring import make_scorer
-
-    if images is None or isinstance(images, (str, bytes)) or hasattr(images, "is_dir"):
-        from pathlib import Path
-
-        folder = Path(images) if images is not None else SAMPLES
-        if folder.is_dir():
-            images, _ = load_folder(folder, None, max_size)
-        else:
-            images = [load_image(folder, "image", max_size)]
-    else:
-        from pathlib import Path
-
-        images = [i if isinstance(i, LogoImage) else load_image(Path(i), "image", max_size) for i in images]
-    scorer = make_scorer(PluginManager(), dict(reward) if reward else None, max_ssim_loss=max_ssim_loss)
-    return VTracerEnv(images, scorer, conversions)
-
-
 def register_gym_env() -> None:
     """Register :data:`GYM_ID` with gymnasium (done when this module is imported, and by ``import vtopt``
     when gymnasium is already imported)."""
     if GYM_ID not in gym.registry:
-        gym.register(GYM_ID, entry_point=make_gym_env)
+        gym.register(GYM_ID, entry_point="vtopt.env.poolenv:make_gym_env")  # one env module imports the other
 
 
 register_gym_env()
