@@ -113,7 +113,7 @@ class PoolEnv(VTracerEnv):
         self.labels = labels
         if labels is not None:  # plain Python floats: a lookup is then an index, no numpy scalar
             self._rows = labels.table.tolist()
-            self._scores = labels.scores
+            self._orders: dict[int, list[int]] = {}  # per image: the candidates, best label first
         self.moves = MOVES if moves else ()
         self.action_space = gym.spaces.Discrete(len(self.pool) + len(self.moves))
         size = pool_observation_size(len(self.pool))
@@ -155,6 +155,7 @@ class PoolEnv(VTracerEnv):
         self.errors: list[str] = []
         self._obs[:] = 0.0
         self._obs[:N_FEATURES + 3] = values
+        self._tried: set[int] = set()
         return self._observation(), self._expert({})
 
     def step(self, action):
@@ -180,8 +181,10 @@ class PoolEnv(VTracerEnv):
         """With labels, ``info["expert_action"]``: the untried candidate with the best label on this image
         (what an agent that knew every label would pick next; for imitation, the ``imitate`` of PPO/A2C)."""
         if self.labels is not None:
-            scores = np.where(self.tried > 0, -np.inf, self._scores[self.index])
-            info["expert_action"] = int(scores.argmax())
+            order = self._orders.get(self.index)
+            if order is None:
+                order = self._orders[self.index] = np.argsort(-self.labels.scores[self.index], kind="stable").tolist()
+            info["expert_action"] = next((j for j in order if j not in self._tried), order[0])
         return info
 
     def action_params(self, action: int) -> dict[str, Any]:
@@ -192,6 +195,7 @@ class PoolEnv(VTracerEnv):
     # -- outcomes ------------------------------------------------------------
     def _candidate(self, j: int) -> Outcome:
         self.tried[j] = 1.0
+        self._tried.add(j)
         if self.labels is None:
             outcome = self._convert(self.pool[j])
             self._last_unit = self._units[j]
