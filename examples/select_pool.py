@@ -18,7 +18,8 @@ import json
 
 import numpy as np
 from vtopt_portfolio.chooser import greedy_portfolio
-from vtopt_portfolio.labels import make_pool
+
+from vtopt import make_pool
 
 TUNED = {"mode": "polygon", "hierarchical": "stacked", "filter_speckle": 8, "color_precision": 6, "layer_difference": 45,
          "corner_threshold": 141, "length_threshold": 4.0, "splice_threshold": 49, "path_precision": 5}

@@ -24,6 +24,10 @@ plugins and the examples to that). The names are loaded on first use, so
   :func:`check_params`, :func:`params_key`, :func:`action_to_params`,
   :func:`action_size`, :func:`observation_size`; :func:`convert` and
   :func:`render` for one conversion, :func:`renderer_name`.
+- Candidate pools and their labels (every candidate's real score on every image, cached on disk):
+  :func:`make_pool`, :func:`label`, :class:`Labels`, :data:`DEFAULT_LABELS`; the environment whose
+  actions pick a pool candidate or refine the best set (``env.actions: pool``): :class:`PoolEnv`,
+  its refinement :data:`MOVES`, :func:`make_pool_env` (from a config).
 - Programs: :func:`load_config`, :func:`default_config` (an empty YAML's config, with the
   plugins' defaults), :func:`train`, :func:`make_scorer`, :func:`load_model`; :func:`run_images` with
   :class:`Method` (what ``optimize`` and ``evaluate`` run), :class:`Trial` (a sweep's trial).
@@ -53,8 +57,10 @@ _LAZY = {
     "check_params": "vtracer.params", "params_key": "vtracer.params", "action_to_params": "vtracer.params",
     "action_size": "vtracer.params", "observation_size": "env.episodes", "convert": "vtracer.vectorize",
     "render": "vtracer.vectorize", "renderer_name": "vtracer.vectorize", "load_config": "config.checks", "train": "training.run",
-    "make_gym_env": "env.gymenv", "GYM_ID": "env.gymenv", "KINDS": "vtracer.synthetic", "Baseline": "plugin.components",
+    "make_gym_env": "env.poolenv", "GYM_ID": "env.gymenv", "KINDS": "vtracer.synthetic", "Baseline": "plugin.components",
     "load_model": "apply.model", "default_config": "config.schema",
+    "make_pool": "env.labels", "label": "env.labels", "Labels": "env.labels", "DEFAULT_LABELS": "config.schema",
+    "PoolEnv": "env.poolenv", "MOVES": "env.poolenv", "make_pool_env": "env.poolenv",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",

@@ -2,7 +2,7 @@
 
 Both start from a *pool* of VTracer parameter sets (the CLI presets, any
 ``extra`` sets such as the tuned preset, and seeded draws) and its *labels*:
-every candidate's real score on every training image (:mod:`.labels`).
+every candidate's real score on every training image (:func:`vtopt.label`).
 
 - ``portfolio``: VTracer's defaults plus the ``size`` pool candidates that,
   tried in a fixed order, maximise the mean best-of over the training images
@@ -30,6 +30,7 @@ import numpy as np
 import structlog
 
 from vtopt import (
+    DEFAULT_LABELS,
     Baseline,
     Method,
     ParamError,
@@ -38,14 +39,14 @@ from vtopt import (
     check_param_names,
     check_params,
     hookimpl,
+    label,
+    make_pool,
     params_key,
 )
 
 from . import chooser as net_lib
-from .labels import label, make_pool
 
 log = structlog.get_logger(__name__)
-DEFAULT_LABELS = "~/.cache/vtopt/labels"
 #: The fitted portfolio shipped with this plugin.
 PORTFOLIO_MODEL = Path(__file__).parent / "portfolio.zip"
 

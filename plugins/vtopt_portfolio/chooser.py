@@ -9,7 +9,7 @@ settings suit this image and, from earlier results, which are worth trying
 next (a candidate like one that just did badly is not).
 
 Training is supervised on labels: every candidate's real score on every
-training image (see :mod:`.labels`). With all of an image's scores known,
+training image (see :func:`vtopt.label`). With all of an image's scores known,
 the true gain of every candidate is known in every state, so the states the
 network learns from come from its own rollouts (DAgger), from the greedy
 portfolio's and from random ones. Applying it is a few numpy matrix

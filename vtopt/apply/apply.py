@@ -111,10 +111,12 @@ class Worker:
         self.methods = list(methods)
         self.algorithms = {}
         self.names: dict[str, str] = {}  # label -> the registered algorithm, as faults name it
+        self.metas: dict[str, dict] = {}  # label -> a model's vtopt.json (the env it acts in)
         for m in self.methods:
             if m.model is not None:
                 self.algorithms[m.label], meta = load_model(self.pm, Path(m.model))
                 self.names[m.label] = meta["algorithm"]
+                self.metas[m.label] = meta
             elif m.algorithm is not None:
                 self.algorithms[m.label] = self.pm.create("algorithm", m.algorithm, m.params)
                 self.names[m.label] = m.algorithm
@@ -150,7 +152,13 @@ class Worker:
                 row = env.episode_summary()
                 row.update(conversions=1, svg=env.best.svg)
             else:
-                env = ImageEpisodes([image], self.scorer, method.budget, keep_svg=output is not None)
+                meta = self.metas.get(method.label, {})
+                if (meta.get("env") or {}).get("pool") is not None:  # a pool model (imports gymnasium)
+                    from ..env.poolenv import model_env
+
+                    env = model_env(meta, [image], self.scorer, method.budget, keep_svg=output is not None)
+                else:
+                    env = ImageEpisodes([image], self.scorer, method.budget, keep_svg=output is not None)
                 with self.pm.blame("algorithm", self.names[method.label], "search"):
                     row = search_image(algorithm, env, 0)
         except Exception as exc:  # a plugin's bug on one image is that image's error, naming the plugin

@@ -61,9 +61,15 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise VtoptError(f"{path}: not a vtopt model file ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise VtoptError(f"{path}: unknown model format {meta.get('format') if isinstance(meta, dict) else meta!r}")
-    if (meta["observation_size"], meta["action_size"]) != (observation_size(), action_size()):
+    if (meta.get("env") or {}).get("pool") is not None:  # a pool model: its sizes follow its pool
+        from ..env.poolenv import model_sizes
+
+        expected = model_sizes(meta)
+    else:
+        expected = observation_size(), action_size()
+    if (meta["observation_size"], meta["action_size"]) != expected:
         raise VtoptError(f"{path}: made for observations of {meta['observation_size']} and actions of "
-                         f"{meta['action_size']} values; this vtopt uses {observation_size()} and {action_size()}")
+                         f"{meta['action_size']} values; this vtopt uses {expected[0]} and {expected[1]}")
     return meta
 
 

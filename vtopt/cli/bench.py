@@ -227,6 +227,32 @@ def env_rate(images, scorer, n_envs: int, seconds: float, executor=None) -> tupl
         env.close()
 
 
+def replay_rate(images, scorer, seconds: float, pool_size: int = 128) -> float:
+    """Steps per CPU second of one :class:`vtopt.PoolEnv` replaying labels (``env.actions: pool``), in this process:
+    uniform random picks among ``pool_size`` candidates, episodes of 4 conversions. The label values
+    are drawn at random: a lookup costs the same whatever it holds, and labelling for real would take
+    ``len(images) * pool_size`` conversions."""
+    from ..env.labels import Labels, make_pool
+    from ..env.poolenv import PoolEnv
+
+    rng = np.random.default_rng(0)
+    n = len(images)
+    table = np.concatenate([rng.uniform(0.9, 1.0, (n, 2)), rng.integers(1000, 20000, (n, 2)),
+                            np.tile([0.95, 0.95, 3000.0], pool_size) + rng.uniform(-0.05, 0.05, (n, 3 * pool_size))], 1)
+    env = PoolEnv(images, scorer, 4, make_pool(pool_size, 0), Labels(table))
+    actions = rng.integers(pool_size, size=100_000).tolist()
+    env.reset(seed=0)
+    for image in images:  # features are computed once per image, not timed
+        image.features  # noqa: B018
+    steps, start = 0, time.process_time()  # CPU time: steps per core, whatever else shares the machine
+    while time.process_time() - start < seconds:
+        for a in actions[:10_000]:
+            if env.step(a)[2]:
+                env.reset()
+        steps += 10_000
+    return steps / (time.process_time() - start)
+
+
 def training_rate(algorithm: Any, images, scorer, n_envs: int, timesteps: int) -> float:
     """Timesteps/s of ``algorithm.learn`` on ``n_envs`` subprocess envs, as ``on_step`` counts them."""
     env = make_vec_env(images, scorer, 4, n_envs, seed=0)
@@ -301,6 +327,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     images = sets[set_name]
     r1, rss1 = env_rate(images, scorer, 1, seconds)
     r2, rss2 = env_rate(images, scorer, 2, seconds)
+    replay = replay_rate(images, scorer, seconds)
     opt, bare = optimize_rate(images, policy, workers)  # before any torch work here: its workers fork from us
     one, full, bare_process, bare_one = whole_process(images, policy, workers)
     labelled, bare_labels, label_conversions = labelling_rate(images, scorer, workers, candidates)
@@ -309,7 +336,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     main_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     key = f"{set_name}@{size}"
     step_ratio = results["stages"][key]["env_step"] / results["stages"][key]["vtracer_alone"]
-    results.update(env_steps_per_s_1=r1, env_steps_per_s_2=r2, train_steps_per_s_2=train,
+    results.update(replay_env_steps_per_s_1=replay, env_steps_per_s_1=r1, env_steps_per_s_2=r2, train_steps_per_s_2=train,
                    optimize_images_per_s=opt, bare_vtracer_x4_images_per_s=bare, one_image_optimize_s=one,
                    whole_optimize_s=full, bare_vtracer_process_s=bare_process, one_image_bare_vtracer_s=bare_one,
                    labelled_conversions_per_s=labelled, bare_vtracer_conversions_per_s=bare_labels,
@@ -321,12 +348,13 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
         "optimize / bare VTracer x4 images/s": opt / bare,
         "whole-process optimize / bare VTracer process": bare_process / full,
         "labelled / bare VTracer conversions/s": labelled / bare_labels,
-        "replay env steps/s per core": None,  # the replay env's figure: not measured by this bench yet
+        "replay env steps/s per core": replay,
         "peak RSS per env process (MB)": max(rss2),
         "one-image optimize, whole process (s)": one,
     }
     results["ratios"] = ratios
     printer("")
+    printer(f"label replay (env.actions: pool, 128 candidates, picks only): {replay:.0f} env steps/s on one core")
     printer(f"env steps/s: 1 env {r1:.1f}, 2 envs {r2:.1f}; training ({preset.algorithm.name}, the cpu preset's "
             f"settings) with 2 envs {train:.1f} steps/s")
     printer(f"optimize (budget 4, {workers} workers): {opt:.2f} images/s; bare VTracer x4 in one process: {bare:.2f} images/s")

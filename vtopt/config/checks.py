@@ -72,6 +72,18 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
                 pm.create("metric", name, params)
             except ParamError as exc:
                 problems.append((where + ([exc.key] if exc.key else []), exc.message))
+    if cfg.env.pool is not None:
+        if cfg.env.actions != "pool":
+            problems.append((["env", "pool"], f"is used only with env.actions: pool (env.actions is "
+                                              f"{cfg.env.actions!r}); remove it or set env.actions: pool"))
+        else:
+            from ..vtracer.params import check_params
+
+            for i, params in enumerate(cfg.env.pool.extra):
+                try:
+                    check_params(dict(params))
+                except ValueError as exc:
+                    problems.append((["env", "pool", "extra", i], str(exc)))
     if not cfg.reward.weights:
         problems.append((["reward", "weights"], "at least one metric weight is needed"))
     for i, folder in enumerate(cfg.data.folders):

@@ -40,6 +40,8 @@ NonNegFloat = NewType("NonNegFloat", float)
 MAX_SSIM_LOSS = 0.005
 PRESETS_DIR = Path(__file__).parent.parent / "presets"
 PRESETS = ("debug", "cpu", "default")
+#: Where labels are cached unless a config says otherwise (``env.pool.labels``, the portfolio's ``labels``).
+DEFAULT_LABELS = "~/.cache/vtopt/labels"
 
 
 @frozen
@@ -84,10 +86,26 @@ class DataConfig:
 
 
 @frozen
+class PoolConfig:
+    """The candidates of ``env.actions: pool`` (:func:`vtopt.make_pool`) and how their labels are used."""
+
+    size: PosInt = 128  # candidates: the CLI presets, ``extra``, then seeded draws
+    seed: NonNegInt = 0
+    extra: list[dict[str, Any]] = Factory(list)  # parameter sets always in the pool, after the presets
+    labels: Union[str, None] = DEFAULT_LABELS  # label cache folder (shared with portfolio, chooser); null: none
+    replay: bool = True  # label the training images first; a labelled pick is then a lookup, not a conversion
+    workers: NonNegInt = 0  # labelling processes; 0: one per core
+    moves: bool = True  # refinement moves beside the picks (false: picks only, every step a lookup under replay)
+
+
+@frozen
 class EnvConfig:
     conversions_per_episode: Budget = 4
     parallel_envs: PosInt = 1
     conversion_timeout: NonNegFloat = 0.0  # seconds; past it a conversion is abandoned (0: no limit)
+    # box: an action is a point of the 9-D parameter box; pool: pick a pool candidate or refine the best set
+    actions: Literal["box", "pool"] = "box"
+    pool: Union[PoolConfig, None] = None  # env.actions: pool only (None there: PoolConfig's defaults)
 
 
 @frozen

@@ -100,7 +100,19 @@ class ImageEpisodes:
         except ValueError as exc:  # an algorithm's impossible proposal is a failed conversion
             outcome = Outcome(dict(params), -math.inf, {}, error=f"{self.image.source}: {exc}")
         else:
-            outcome = self.scorer.evaluate(self.image, params, keep_svg=self.keep_svg)
+            outcome = self._evaluate(params)
+        return self._advance(outcome)
+
+    def _evaluate(self, params: dict[str, Any]) -> Outcome:
+        """The outcome of a complete, checked parameter set on the current image."""
+        return self.scorer.evaluate(self.image, params, keep_svg=self.keep_svg)
+
+    def _reference_outcome(self, params: dict[str, Any]) -> Outcome:
+        """A reference set's outcome on the current image (not a step of the episode)."""
+        return self.scorer.evaluate(self.image, params)
+
+    def _advance(self, outcome: Outcome):
+        """The step that ``outcome`` makes: reward, best so far, budget, episode end."""
         if outcome.ok:
             reward = max(0.0, outcome.score - self.best.score)
             if outcome.score > self.best.score:
@@ -123,7 +135,8 @@ class ImageEpisodes:
         extra = {}
         if self.reference is not None:
             if self.index not in self._reference_scores:
-                scores = [o.score for o in (self.scorer.evaluate(self.image, p) for p in self.reference) if o.ok]
+                scores = [o.score for o in (self._reference_outcome(check_params(dict(p))) for p in self.reference)
+                          if o.ok]
                 self._reference_scores[self.index] = max(scores + [default.score])
             extra["reference_improvement"] = self._reference_scores[self.index] - default.score
         return {**extra,

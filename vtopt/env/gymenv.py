@@ -16,7 +16,7 @@ from ..vtracer.params import action_size
 from .episodes import FAILURE_REWARD, ImageEpisodes, observation_size
 from .scoring import Scorer
 
-__all__ = ["FAILURE_REWARD", "GYM_ID", "VTracerEnv", "make_gym_env", "observation_size", "register_gym_env"]
+__all__ = ["FAILURE_REWARD", "GYM_ID", "VTracerEnv", "observation_size", "register_gym_env"]
 
 
 class VTracerEnv(ImageEpisodes, gym.Env):
@@ -39,38 +39,11 @@ class VTracerEnv(ImageEpisodes, gym.Env):
 GYM_ID = "vtopt/VTracer-v0"
 
 
-def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, conversions: int = 4,
-                 max_ssim_loss: float | None = None, max_size: int = 256) -> VTracerEnv:
-    """``gymnasium.make("vtopt/VTracer-v0", images=..., reward=..., conversions=...)``: the environment
-    for any RL library. ``images``: a folder, image files, or :class:`LogoImage` objects (default: the
-    sample icons shipped with vtopt); ``reward``: metric weights (default: the plugins' default reward,
-    ``vtopt_config_defaults``), metrics from every installed plugin; ``conversions``: per episode, VTracer's defaults included."""
-    from ..plugin.manager import PluginManager
-    from ..vtracer.images import SAMPLES, load_image
-    from .data import load_folder
-    from .scoring import make_scorer
-
-    if images is None or isinstance(images, (str, bytes)) or hasattr(images, "is_dir"):
-        from pathlib import Path
-
-        folder = Path(images) if images is not None else SAMPLES
-        if folder.is_dir():
-            images, _ = load_folder(folder, None, max_size)
-        else:
-            images = [load_image(folder, "image", max_size)]
-    else:
-        from pathlib import Path
-
-        images = [i if isinstance(i, LogoImage) else load_image(Path(i), "image", max_size) for i in images]
-    scorer = make_scorer(PluginManager(), dict(reward) if reward else None, max_ssim_loss=max_ssim_loss)
-    return VTracerEnv(images, scorer, conversions)
-
-
 def register_gym_env() -> None:
     """Register :data:`GYM_ID` with gymnasium (done when this module is imported, and by ``import vtopt``
     when gymnasium is already imported)."""
     if GYM_ID not in gym.registry:
-        gym.register(GYM_ID, entry_point=make_gym_env)
+        gym.register(GYM_ID, entry_point="vtopt.env.poolenv:make_gym_env")  # one env module imports the other
 
 
 register_gym_env()

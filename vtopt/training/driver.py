@@ -32,6 +32,7 @@ import structlog
 
 from ..apply.model import save_model
 from ..env.gymenv import VTracerEnv
+from ..env.poolenv import PoolEnv, pool_meta
 from ..env.scoring import Scorer, summarise
 from ..env.search import search_image
 from ..errors import VtoptError
@@ -48,13 +49,16 @@ ROLLOUT_MIN_SECONDS, ROLLOUT_MIN_STEPS = 2.0, 32
 
 
 def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions: int,
-             baselines: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The deterministic policy on each image, against VTracer's defaults (and baselines)."""
+             baselines: dict[str, Any] | None = None, pool: Sequence[dict] | None = None,
+             moves: bool = True) -> dict[str, Any]:
+    """The deterministic policy on each image, against VTracer's defaults (and baselines); with a ``pool``
+    in a :class:`vtopt.PoolEnv` of it, which converts every set for real (no replay)."""
     if not images:
         return {"images": 0, "rows": []}
 
     def run_all(algo):
-        env = VTracerEnv(images, scorer, conversions)
+        env = (PoolEnv(images, scorer, conversions, pool, moves=moves) if pool is not None
+               else VTracerEnv(images, scorer, conversions))
         rows = [search_image(algo, env, i) for i in range(len(images))]
         for row in rows:
             row.pop("svg")
@@ -246,7 +250,7 @@ class Evaluation(Periodic):
     def evaluate(self, driver: "Driver", timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
         """The policy (and ``baselines``, {label: algorithm}) on the validation images; keeps the best model."""
         evaluation = evaluate(driver.algorithm, self.validation, driver.scorer, driver.run.config.env.conversions_per_episode,
-                              baselines)
+                              baselines, driver.pool, driver.moves)
         for row in evaluation["rows"]:
             driver.say_failures(row, timesteps)
         brief = {k: evaluation[k] for k in ("mean_score", "mean_ssim", "bytes_ratio", "mean_improvement")}
@@ -314,9 +318,12 @@ class Driver:
     """Receives every vector step (``TrainContext.on_step``) and hands it to its parts, in order."""
 
     def __init__(self, run: RunInfo, pm: PluginManager, env, curriculum, algorithm, scorer: Scorer,
-                 validation: Sequence[LogoImage], record_reference: bool = False):
+                 validation: Sequence[LogoImage], record_reference: bool = False, pool: Sequence[dict] | None = None,
+                 moves: bool = True):
         cfg = run.config.run
         self.run, self.pm, self.env, self.algorithm, self.scorer = run, pm, env, algorithm, scorer
+        self.pool = list(pool) if pool is not None else None  # env.actions: pool: the candidates ...
+        self.moves = moves  # ... and whether refinement moves are actions too
         self.episodes = Episodes()
         self.curriculum = CurriculumSync(curriculum, record_reference)
         self.evaluation = Evaluation(validation, cfg.eval_every, cfg.early_stop)
@@ -421,7 +428,8 @@ class Driver:
         return save_model(self.algorithm, path, cfg.algorithm.name, cfg.algorithm.params,
                           cfg.env.conversions_per_episode, cfg.reward.weights,
                           {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
-                           "reward_params": cfg.reward.params, "reward_quality": cfg.reward.quality})
+                           "reward_params": cfg.reward.params, "reward_quality": cfg.reward.quality,
+                           **pool_meta(self.pool, self.moves)})
 
     def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
         return self.checkpoints.write(self, timesteps, prune)

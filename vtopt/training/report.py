@@ -22,7 +22,7 @@ import numpy as np
 from ..apply.model import load_model
 from ..config.checks import load_config
 from ..env.data import load_dataset
-from ..env.gymenv import VTracerEnv
+from ..env.poolenv import model_env
 from ..env.scoring import build_scorer
 from ..env.search import search_image
 from ..errors import VtoptError
@@ -149,7 +149,7 @@ def _gallery(run_dir: Path, pm: PluginManager) -> str:
     scorer = build_scorer(pm, loaded.config)
     scorer.log_failures = False  # the run said its failed conversions; the gallery repeats its evaluation
     images = load_dataset(loaded, scorer).validation[:GALLERY_SIZE]
-    env = VTracerEnv(images, scorer, meta["conversions_per_episode"], keep_svg=True)
+    env = model_env(meta, images, scorer, meta["conversions_per_episode"], keep_svg=True)
     cards = []
     for i, image in enumerate(images):
         row = search_image(algorithm, env, i)

@@ -21,6 +21,7 @@ import structlog
 
 from ..config.schema import Config, LoadedConfig
 from ..env.data import load_dataset
+from ..env.poolenv import config_pool, pool_labels
 from ..env.scoring import Scorer, build_scorer, summarise
 from ..env.search import takes_keyword
 from ..env.vecenv import make_vec_env
@@ -98,6 +99,8 @@ class _Setup:
     scorer: Scorer
     data: Any  # the Dataset: train, validation, rejected
     checkpoint: tuple | None  # (model file, state) to resume from
+    pool: list | None = None  # env.actions: pool: the candidates
+    labels: Any = None  # ... and, for replay, their Labels on the training images
 
 
 def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str] = (), force: bool = False,
@@ -176,7 +179,13 @@ def _setup(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequenc
         raise VtoptError(f"{loaded.path}: curriculum {cfg.curriculum.name!r}: {exc}") from None
     run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds,
                   resumed=checkpoint is not None, notify=pm.alert)
-    return _Setup(run, algorithm, curriculum, monitors, scorer, data, checkpoint)
+    pool = labels = None
+    if cfg.env.actions == "pool":
+        pool = config_pool(cfg)
+        if cfg.env.pool is None or cfg.env.pool.replay:  # label the training images first (cached)
+            labels = pool_labels(cfg, data.train, scorer, pool)
+        log.info("pool_env", candidates=len(pool), replay=labels is not None)
+    return _Setup(run, algorithm, curriculum, monitors, scorer, data, checkpoint, pool, labels)
 
 
 def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
@@ -187,13 +196,14 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
     # only a curriculum that reads the reference costs its conversions
     wants_reference = takes_keyword(setup.curriculum.record, "reference")
     reference = pm.reference_params(cfg.env.conversions_per_episode) if wants_reference else None
+    moves = cfg.env.pool.moves if cfg.env.pool is not None else True
     driver = None
     env = make_vec_env(setup.data.train, setup.scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs,
                        env_seed, reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
-                       executor=env_executor(pm, cfg))
+                       executor=env_executor(pm, cfg), pool=setup.pool, labels=setup.labels, moves=moves)
     try:
         driver = Driver(setup.run, pm, env, setup.curriculum, setup.algorithm, setup.scorer,
-                         setup.data.validation, wants_reference)
+                         setup.data.validation, wants_reference, pool=setup.pool, moves=moves)
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
             log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)

@@ -22,7 +22,11 @@ from typing import Any, Sequence
 import numpy as np
 import structlog
 
-from vtopt import DEFAULT_PARAMS, SPACE, action_to_params, check_params, renderer_name
+from ..config.schema import default_section
+from ..errors import ConfigError
+from ..plugin.manager import PluginManager
+from ..vtracer.params import DEFAULT_PARAMS, SPACE, action_to_params, check_params
+from ..vtracer.vectorize import renderer_name
 
 log = structlog.get_logger(__name__)
 
@@ -158,9 +162,17 @@ def cache_key(scorer) -> str:
            "renderer": renderer_name()}
     if getattr(scorer, "metric_params", None):
         key["metric_params"] = scorer.metric_params
-    if getattr(scorer, "quality", None) not in (None, "ssim_rgb"):  # the built-in default leaves old keys alone
+    if getattr(scorer, "quality", None) not in (None, _default_quality()):  # the default leaves old keys alone
         key["quality"] = scorer.quality
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _default_quality() -> str | None:
+    """The quality metric of the plugins' default reward (None when no plugin gives one)."""
+    try:
+        return default_section(PluginManager(), "reward").quality
+    except ConfigError:
+        return None
 
 
 class _Cache:
