@@ -233,8 +233,10 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
         return EXIT_OK
     if args.command == "report":
         from ..training.report import write_report
+        from ..training.rundir import RunDirLock
 
-        print(f"wrote {write_report(args.run_dir, pm)}")
+        with RunDirLock(args.run_dir, create=False):  # not while a run writes there
+            print(f"wrote {write_report(args.run_dir, pm)}")
         return EXIT_OK
     if args.command == "plugins":
         baselines = {plugin: {"baseline": [b.name + ("" if b.evaluate else " (on request)") for b in offered]}

@@ -29,7 +29,7 @@ from ..files import atomic_write_text, json_default
 from ..plugin.components import RunInfo, TrainContext
 from ..plugin.manager import PluginManager
 from .driver import Driver
-from .rundir import open_run_dir
+from .rundir import RunDirLock, open_run_dir
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +110,12 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     ``out_dir`` to the configured total (the config must be the run's own). SIGINT and SIGTERM stop
     training after the current step, write a checkpoint and raise :class:`Interrupted`.
     """
+    with RunDirLock(out_dir, create=not resume):  # one process at a time in a run directory
+        return _train(loaded, out_dir, pm, argv, force, resume)
+
+
+def _train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str], force: bool,
+           resume: bool) -> dict:
     setup = _setup(loaded, out_dir, pm, argv, force, resume)
     cfg, run = loaded.config, setup.run
     registered = [pm.register(m, name=f"monitor:{spec.name}:{i}", portable=False)
