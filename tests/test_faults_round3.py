@@ -57,3 +57,100 @@ def test_temp_names_are_unique_per_process(tmp_path):
     there = subprocess.run([sys.executable, "-c", f"from vtopt.files import temp_name; print(temp_name({str(path)!r}))"],
                            env=_env(), capture_output=True, text=True, check=True).stdout.strip()
     assert here.parent == path.parent and here.name.startswith(".config.yaml.") and str(here) != there
+
+
+# -- 2. caches that heal --------------------------------------------------------------------
+
+
+def _damage(cache, how: str) -> None:
+    data = cache.read_bytes()
+    if how == "truncated":
+        cache.write_bytes(data[: len(data) // 2])
+    elif how == "emptied":
+        cache.write_bytes(b"")
+    elif how == "random":
+        cache.write_bytes(np.random.default_rng(0).bytes(len(data)))
+    elif how == "flipped":
+        i = len(data) - 400  # inside the cells array: the zip's CRC no longer matches
+        cache.write_bytes(data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:])
+    elif how == "pickled":
+        with open(cache, "wb") as fh:
+            np.save(fh, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif how == "wrong shape":  # the right format, arrays that do not fit the pool
+        with np.load(cache) as saved:
+            arrays = {k: saved[k] for k in saved.files}
+        arrays["cells"] = arrays["cells"][:, :, :2]
+        np.savez(cache, **arrays)
+
+
+@pytest.mark.parametrize("how", ["truncated", "emptied", "random", "flipped", "pickled", "wrong shape"])
+def test_a_damaged_labels_cache_is_moved_aside_and_the_labels_made_again(tmp_path, how):
+    from vtopt_portfolio.labels import label, make_pool
+
+    from vtopt.images import load_image
+    from vtopt.scoring import make_scorer
+
+    images = [load_image(p, "x") for p in sorted((REPO / "tests" / "data" / "corpus" / "twemoji").glob("*.png"))[:2]]
+    scorer, pool = make_scorer(vtopt.PluginManager(), {"ssim_rgb": 1.0, "size": -0.02}), make_pool(2, seed=0)
+    first = label(images, scorer, pool, tmp_path, workers=1)
+    (cache,) = tmp_path.glob("labels-*.npz")
+    _damage(cache, how)
+    damaged = cache.read_bytes()
+    with structlog.testing.capture_logs() as logs:
+        again = label(images, scorer, pool, tmp_path, workers=1)
+    warned = [e for e in logs if e["event"] == "labels_cache_damaged"]
+    assert len(warned) == 1 and warned[0]["file"] == str(cache), logs
+    aside = cache.with_name(cache.name + ".damaged")
+    assert warned[0]["moved_to"] == str(aside) and aside.read_bytes() == damaged
+    np.testing.assert_allclose(again.table, first.table, atol=1e-6)  # made again, in full
+    with np.load(cache) as saved:  # and a sound cache written in its place
+        assert saved["cells"].shape == (2, 2, 3)
+
+
+def test_long_labelling_saves_as_it_goes(tmp_path, monkeypatch):
+    """Labelling stopped after its second image (as by Ctrl-C) keeps the first two in the cache."""
+    from vtopt_portfolio import labels as L
+
+    from vtopt.images import load_image
+    from vtopt.scoring import make_scorer
+
+    images = [load_image(p, "x") for p in sorted((REPO / "tests" / "data" / "corpus" / "twemoji").glob("*.png"))[:3]]
+    scorer, pool = make_scorer(vtopt.PluginManager(), {"ssim_rgb": 1.0, "size": -0.02}), L.make_pool(1, seed=0)
+    monkeypatch.setattr(L, "SAVE_SECONDS", 0.0)
+    put, calls = L._Cache.put, []
+
+    def put_then_stop(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        put(self, *args)
+
+    monkeypatch.setattr(L._Cache, "put", put_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        L.label(images, scorer, pool, tmp_path, workers=1)
+    (cache,) = tmp_path.glob("labels-*.npz")
+    with np.load(cache) as saved:
+        assert len(saved["hashes"]) == 2
+
+
+def test_a_damaged_npm_package_in_the_corpus_cache_is_moved_aside_and_fetched_again(tmp_path, monkeypatch):
+    from test_corpus import _fake_package
+
+    from vtopt.corpus import ICON_SETS, fetch
+
+    s = ICON_SETS["flat-color-icons"]
+    _fake_package(tmp_path / "good", s.name, s.version)
+    (good,) = (tmp_path / "good").glob("*.tgz")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / good.name).write_bytes(good.read_bytes()[:-40])  # truncated
+    npm = tmp_path / "bin" / "npm"  # `npm pack SPEC --pack-destination DIR`, offline
+    npm.parent.mkdir()
+    npm.write_text(f'#!/bin/sh\ncp "{good}" "$4/pkg.tgz"\n')
+    npm.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{npm.parent}{os.pathsep}{os.environ['PATH']}")
+    with structlog.testing.capture_logs() as logs:
+        data = fetch(s, cache)
+    assert "red-square" in data["icons"]
+    (warned,) = [e for e in logs if e["event"] == "npm_cache_damaged"]
+    assert warned["file"] == str(cache / good.name) and (cache / (good.name + ".damaged")).is_file()
