@@ -154,3 +154,53 @@ def test_a_damaged_npm_package_in_the_corpus_cache_is_moved_aside_and_fetched_ag
     assert "red-square" in data["icons"]
     (warned,) = [e for e in logs if e["event"] == "npm_cache_damaged"]
     assert warned["file"] == str(cache / good.name) and (cache / (good.name + ".damaged")).is_file()
+
+
+# -- 4. configs at the extremes -------------------------------------------------------------
+
+
+def _validate(capsys, path) -> tuple[int, list[str]]:
+    capsys.readouterr()
+    code = main(["validate", str(path)])
+    captured = capsys.readouterr()
+    return code, (captured.err + captured.out).splitlines()
+
+
+def test_a_config_with_too_many_nodes_says_what_it_counts_without_guessing_an_alias_bomb(tmp_path, capsys,
+                                                                                          monkeypatch):
+    monkeypatch.setattr("vtopt.yamlfile.MAX_YAML_NODES", 500)  # a stand-in for 55,556 entries and 100,000
+    cfg = write_config(tmp_path, "data:\n  folders:\n" + "".join(f"  - {{path: f{i}}}\n" for i in range(400)))
+    code, lines = _validate(capsys, cfg)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"{cfg}:251: $: the document has") and "more than 500 nodes" in lines[0] and "alias" not in lines[0]
+
+
+@pytest.mark.parametrize("style", ["block", "flow"])
+def test_a_config_nested_300_levels_deep_is_one_line_with_its_line(tmp_path, capsys, style):
+    if style == "block":
+        text = "run:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(300)) + "  " * 301 + "x: 1\n"
+    else:
+        text = "run: " + "[" * 300 + "]" * 300 + "\n"
+    code, lines = _validate(capsys, write_config(tmp_path, text))
+    assert code == 2 and len(lines) == 1, lines[:3]
+    line = "65" if style == "block" else "1"
+    assert lines[0] == f"{tmp_path / 'config.yaml'}:{line}: $: nested more than 64 levels deep (a config needs " \
+                       "fewer than ten)"
+
+
+@pytest.mark.parametrize("key", ["path", "seed"])
+def test_a_huge_value_is_an_exit_2_with_file_line_and_is_cut_in_the_message(tmp_path, capsys, key):
+    big = "a" * 200_000  # a stand-in for 5 MB: a path too long for the file system all the same
+    text = (f"data:\n  folders: [{{path: '{big}'}}]\n" if key == "path" else f"run:\n  name: x\n  seed: '{big}'\n")
+    code, lines = _validate(capsys, write_config(tmp_path, text))
+    assert code == 2 and len(lines) == 1 and len(lines[0]) < 500, (code, len(lines), len(lines[0]))
+    assert lines[0].startswith(f"{tmp_path / 'config.yaml'}:{2 if key == 'path' else 3}: ")
+    assert "characters cut" in lines[0]
+
+
+def test_config_errors_are_capped_at_twenty_with_and_n_more(tmp_path, capsys):
+    text = "data:\n  folders:\n" + "".join(f"  - {{path: /nowhere/{i}}}\n" for i in range(300))
+    code, lines = _validate(capsys, write_config(tmp_path, text))
+    assert code == 2 and len(lines) == 21
+    assert lines[0] == f"{tmp_path / 'config.yaml'}:3: $.data.folders[0].path: /nowhere/0 does not exist"
+    assert lines[-1] == "... and 280 more problems"

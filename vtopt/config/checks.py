@@ -76,11 +76,16 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
         problems.append((["reward", "weights"], "at least one metric weight is needed"))
     for i, folder in enumerate(cfg.data.folders):
         p = loaded.resolve_path(folder.path)
-        if folder.optional and not p.exists():
+        try:
+            is_dir, exists = p.is_dir(), p.exists()
+        except OSError as exc:  # a name too long for the file system, a folder it may not enter
+            problems.append((["data", "folders", i, "path"], f"{p.absolute()} cannot be read ({exc.strerror})"))
             continue
-        if not p.is_dir():
+        if folder.optional and not exists:
+            continue
+        if not is_dir:
             problems.append((["data", "folders", i, "path"], f"{p.absolute()} " + (
-                "is not a folder" if p.exists() else "does not exist")))
+                "is not a folder" if exists else "does not exist")))
         elif not _has_images(p, folder.kind in (None, AUTO_KIND)):
             problems.append((["data", "folders", i, "path"], f"{p} holds no image files "
                              f"({', '.join(IMAGE_SUFFIXES)})"))
