@@ -172,7 +172,8 @@ def test_a_config_with_too_many_nodes_says_what_it_counts_without_guessing_an_al
     cfg = write_config(tmp_path, "data:\n  folders:\n" + "".join(f"  - {{path: f{i}}}\n" for i in range(400)))
     code, lines = _validate(capsys, cfg)
     assert code == 2 and len(lines) == 1, lines
-    assert lines[0].startswith(f"{cfg}:251: $: the document has") and "more than 500 nodes" in lines[0] and "alias" not in lines[0]
+    assert lines[0] == (f"{cfg}:251: $: the document has more than 500 nodes (mappings, lists and values); "
+                        "a config has a few hundred")
 
 
 @pytest.mark.parametrize("style", ["block", "flow"])

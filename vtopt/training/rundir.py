@@ -17,8 +17,8 @@ import fcntl
 import json
 import os
 import pickle
-import time
 import shutil
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
