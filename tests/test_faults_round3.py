@@ -205,3 +205,24 @@ def test_config_errors_are_capped_at_twenty_with_and_n_more(tmp_path, capsys):
     assert code == 2 and len(lines) == 21
     assert lines[0] == f"{tmp_path / 'config.yaml'}:3: $.data.folders[0].path: /nowhere/0 does not exist"
     assert lines[-1] == "... and 280 more problems"
+
+
+# -- 5. reports from damaged histories --------------------------------------------------------
+
+
+def test_a_report_from_a_damaged_history_skips_and_counts_the_lines_that_are_not_events(tmp_path, capsys):
+    cfg = write_config(tmp_path, TINY_RUN)
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(cfg), "--out", str(out)]) == 0
+    history = out / "history.jsonl"
+    good = history.read_bytes()
+    assert b'"event": "rollout"' in good
+    bad = [b'{"event": "episode", "timesteps": 3, "kind": "simple", "improvement": \xff\xfe}',  # not UTF-8
+           b'[1, 2, 3]', b'{"timesteps": 4}', b'{"event": "episode", "timesteps": 5}', b"plain text",
+           b'{"event": "rollout", "timest']  # cut short by a kill
+    history.write_bytes(bad[0] + b"\n" + good + b"\n".join(bad[1:]) + b"\n")
+    capsys.readouterr()
+    assert main(["-q", "report", str(out)]) == 0, capsys.readouterr().err
+    page = (out / "report.html").read_text()
+    assert "6 line(s) of history.jsonl skipped: not event objects (a damaged history)." in page
+    assert 'alt="learning curves"' in page  # the sound lines still draw the curves
