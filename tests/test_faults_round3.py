@@ -226,3 +226,44 @@ def test_a_report_from_a_damaged_history_skips_and_counts_the_lines_that_are_not
     page = (out / "report.html").read_text()
     assert "6 line(s) of history.jsonl skipped: not event objects (a damaged history)." in page
     assert 'alt="learning curves"' in page  # the sound lines still draw the curves
+
+
+# -- 3. memory you can bound -----------------------------------------------------------------
+
+
+def test_the_memory_watchdog_alerts_past_90_percent_and_names_the_process_past_the_limit():
+    from vtopt.memory import MB, MemoryGuard, process_tree
+
+    base = sum(rss for _, rss in process_tree()) / MB
+    guard = MemoryGuard(int(base + 300))
+    guard.check()
+    assert guard.alert is None and guard.exceeded is None
+    grow = ("import sys, time; blocks = []\n"
+            "for line in sys.stdin:\n"
+            "    blocks.append(bytearray(int(line) * 1024 * 1024)); print('ok', flush=True)\n")
+    child = subprocess.Popen([sys.executable, "-c", grow], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        child.stdin.write(f"{int(0.9 * 300) + 5}\n")  # a real allocation, into the 90-100% band
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "ok"
+        guard.check()
+        assert guard.alert and "% of resources.memory_limit_mb" in guard.alert and guard.exceeded is None
+        child.stdin.write("60\n")  # and past the limit
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "ok"
+        guard.check()
+        assert guard.exceeded and f"the largest is pid {child.pid} (" in guard.exceeded, guard.exceeded
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_run_past_its_memory_limit_stops_with_a_checkpoint_and_exit_1(tmp_path, capsys):
+    cfg = write_config(tmp_path, TINY_RUN + "resources: {memory_limit_mb: 64}\n")  # the interpreter alone is more
+    out = tmp_path / "run"
+    assert main(["-q", "run", str(cfg), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("vtopt: error: memory limit passed: the run's ") and "over resources.memory_limit_mb 64" in err
+    assert f"the largest is pid {os.getpid()} (" in err and "stopped with checkpoint" in err
+    assert list((out / "checkpoints").glob("step_*.zip")) and not (out / "summary.json").exists()

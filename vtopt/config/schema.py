@@ -130,6 +130,8 @@ class ResourcesConfig:
     # where the training environments run: an executor's name (the plugins give the default)
     executor: str
     address: Union[str, None] = None  # the executor's cluster address (ray: 'auto' or ray://HOST:PORT)
+    # MB the run's processes may take together: an alert past 90%, a stop with a checkpoint past 100% (null: no limit)
+    memory_limit_mb: Union[PosInt, None] = None
 
 
 @frozen

@@ -137,6 +137,8 @@ def _train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequenc
         raise
     finally:
         if driver is not None:
+            if (guard := _memory_guard(driver)) is not None:
+                guard.stop()
             driver.end()
         if env is not None:
             env.close()
@@ -200,6 +202,10 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
     try:
         driver = Driver(setup.run, pm, env, setup.curriculum, setup.algorithm, setup.scorer,
                          setup.data.validation, wants_reference)
+        if cfg.resources.memory_limit_mb:
+            from .memory import MemoryGuard
+
+            driver.parts.append(MemoryGuard(cfg.resources.memory_limit_mb))
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
             log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)
@@ -207,6 +213,12 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
         env.close()
         raise
     return env, driver
+
+
+def _memory_guard(driver: Driver):
+    from .memory import MemoryGuard
+
+    return next((p for p in driver.parts if isinstance(p, MemoryGuard)), None)
 
 
 def _learn(pm: PluginManager, setup: _Setup, driver: Driver) -> None:
@@ -243,6 +255,12 @@ def _learn(pm: PluginManager, setup: _Setup, driver: Driver) -> None:
         if driver.signal is not None:
             path = driver.checkpoint(driver.timesteps)
             raise Interrupted(driver.signal, path, out_dir)
+        guard = _memory_guard(driver)
+        if guard is not None and guard.exceeded:
+            path = driver.checkpoint(driver.timesteps)
+            raise VtoptError(f"{guard.exceeded}; stopped with checkpoint {path}; continue with: vtopt run "
+                             f"{out_dir / 'config.yaml'} --out {out_dir} --resume --set resources.memory_limit_mb=N "
+                             "(or fewer env.parallel_envs, smaller images)")
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
