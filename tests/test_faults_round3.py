@@ -267,3 +267,21 @@ def test_a_run_past_its_memory_limit_stops_with_a_checkpoint_and_exit_1(tmp_path
     assert err.startswith("vtopt: error: memory limit passed: the run's ") and "over resources.memory_limit_mb 64" in err
     assert f"the largest is pid {os.getpid()} (" in err and "stopped with checkpoint" in err
     assert list((out / "checkpoints").glob("step_*.zip")) and not (out / "summary.json").exists()
+
+
+def test_more_envs_than_cores_is_a_warning_with_the_cost_in_validate_and_measured_in_the_run(tmp_path, capsys):
+    cores = os.cpu_count() or 1
+    if cores > 4:
+        pytest.skip("starts cores + 1 subprocess envs")
+    text = TINY_RUN.replace("parallel_envs: 1", f"parallel_envs: {cores + 1}").replace("timesteps: 96", "timesteps: 8")
+    cfg = write_config(tmp_path, text)
+    code, lines = _validate(capsys, cfg)
+    assert code == 0 and lines[-1] == f"{cfg}: OK (1 warning(s))"
+    assert lines[0].startswith(f"{cfg}:6: $.env.parallel_envs: warning: {cores + 1} envs on this machine's {cores} "
+                               "cores: the 1 beyond the cores add no speed and cost about 96 MB")
+    assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "] more_envs_than_cores" in line]
+    assert len(warned) == 1, warned
+    warned = warned[0]
+    fields = dict(f.split("=", 1) for f in warned.split() if "=" in f and not f.startswith("hint"))
+    assert fields["envs"] == str(cores + 1) and int(fields["memory_mb"]) > 20 and float(fields["start_seconds"]) > 0

@@ -252,8 +252,10 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
         overrides += [f"resources.{k}={json.dumps(v)}" for k in ("executor", "address")
                       if (v := getattr(args, k)) is not None]
     loaded = load_config(args.config, overrides, pm)
+    for line in loaded.warnings:
+        print(line, file=sys.stderr)
     if args.command == "validate":
-        print(f"{args.config}: OK")
+        print(f"{args.config}: OK" + (f" ({len(loaded.warnings)} warning(s))" if loaded.warnings else ""))
         return EXIT_OK
     if args.command == "sweep":
         return _sweep(args, loaded, pm)

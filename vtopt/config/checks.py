@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..errors import ConfigError, ParamError, UnknownComponent
@@ -25,6 +26,8 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
         if problems:
             raise ConfigError([problem_line(str(loaded.path), loaded.document, parts, msg, loaded.set_lines)
                                for parts, msg in problems])
+        loaded.warnings = [problem_line(str(loaded.path), loaded.document, parts, msg, loaded.set_lines)
+                           for parts, msg in config_warnings(loaded)]
     return loaded
 
 
@@ -106,6 +109,23 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
     if cfg.data.synthetic is None and not cfg.data.folders:
         problems.append((["data"], "no images: enable data.synthetic or list data.folders"))
     return problems
+
+
+#: What each local subprocess env beyond the machine's cores costs, measured (README, "When things go
+#: wrong"): resident memory, and seconds of start-up on a loaded 2-core machine; and it adds no speed.
+ENV_MB, ENV_START_SECONDS = 96, 2.6
+
+
+def config_warnings(loaded: LoadedConfig) -> list[tuple[list, str]]:
+    """What a config may ask for but will regret: more local envs than cores."""
+    cfg, cores = loaded.config, os.cpu_count() or 1
+    n = cfg.env.parallel_envs
+    if cfg.resources.executor == "local" and n > cores:
+        extra = n - cores
+        return [(["env", "parallel_envs"], f"warning: {n} envs on this machine's {cores} cores: the {extra} beyond "
+                 f"the cores add no speed and cost about {extra * ENV_MB} MB and {extra * ENV_START_SECONDS:.0f} s "
+                 f"of start-up ({ENV_MB} MB and {ENV_START_SECONDS} s each, measured); set it to {cores}")]
+    return []
 
 
 def _parts(data, dotted: str) -> list:

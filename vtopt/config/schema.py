@@ -256,6 +256,7 @@ class LoadedConfig:
     document: Any  # the round-trip YAML tree (for line numbers and saving)
     overrides: list[str]
     set_lines: dict = attrs.Factory(dict)  # an override's key path -> the override (to name it in an error)
+    warnings: list[str] = attrs.Factory(list)  # FILE:LINE: $.path: message, for what is allowed but costly
 
     @property
     def base_dir(self) -> Path:
