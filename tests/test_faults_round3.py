@@ -285,3 +285,24 @@ def test_more_envs_than_cores_is_a_warning_with_the_cost_in_validate_and_measure
     warned = warned[0]
     fields = dict(f.split("=", 1) for f in warned.split() if "=" in f and not f.startswith("hint"))
     assert fields["envs"] == str(cores + 1) and int(fields["memory_mb"]) > 20 and float(fields["start_seconds"]) > 0
+
+
+@pytest.mark.parametrize("command", ["optimize", "evaluate"])
+def test_an_image_over_the_memory_one_image_may_take_is_refused_or_downscaled(tmp_path, capsys, command):
+    """A stand-in for one 4000x4000 image: 1000x1000 (about 215 MB) under a 200 MB limit."""
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    src = sorted((REPO / "tests" / "data" / "corpus" / "twemoji").glob("*.png"))[0]
+    Image.open(src).convert("RGBA").resize((1000, 1000), Image.NEAREST).save(big)
+    dest = ["--out", str(tmp_path / "svg")] if command == "optimize" else ["--methods", "defaults"]
+    args = [command, str(big), *dest, "--workers", "1", "--memory-limit-mb", "200", "--report"]
+    assert main([*args, str(tmp_path / "refused.json")]) == 1
+    err = capsys.readouterr().err
+    assert (f"failed: {big}: 1000x1000 would take about 215 MB to optimise (145 MB per megapixel, measured), over "
+            "the 200 MB one image may take (--memory-limit-mb 200 over 1 worker(s)); pass --downscale") in err
+    assert main([*args, str(tmp_path / "downscaled.json"), "--downscale"]) == 0
+    import json
+
+    (row,) = json.loads((tmp_path / "downscaled.json").read_text())
+    assert row["error"] is None and any("downscaled from 1000x1000" in n for n in row["notes"]), row

@@ -133,7 +133,12 @@ def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
                         "ray: the cluster's CPUs)")
         sp.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help=f"refuse larger images (default {MAX_PIXELS:,}), unless --downscale")
-        sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels instead")
+        sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels (or over "
+                                                                  "the memory one image may take) instead")
+        sp.add_argument("--memory-limit-mb", type=int, default=None,
+                        help="MB the workers may take together: each image may take this over --workers, estimated "
+                             "from its pixel count before converting (default, local executor: the memory available "
+                             "at the start)")
         sp.add_argument("--executor", help="where images run: local, ray, or a plugin's (default: the plugins' "
                                            "default, local)")
         sp.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
