@@ -234,8 +234,11 @@ def test_a_report_from_a_damaged_history_skips_and_counts_the_lines_that_are_not
 def test_the_memory_watchdog_alerts_past_90_percent_and_names_the_process_past_the_limit():
     from vtopt.memory import MB, MemoryGuard, process_tree
 
-    base = sum(rss for _, rss in process_tree()) / MB
-    guard = MemoryGuard(int(base + 300))
+    tree = process_tree()
+    base, own = sum(rss for _, rss in tree) / MB, tree[0][1] / MB
+    first = int(own) + 100  # the child becomes the largest process
+    limit = int((base + first) / 0.95)
+    guard = MemoryGuard(limit)
     guard.check()
     assert guard.alert is None and guard.exceeded is None
     grow = ("import sys, time; blocks = []\n"
@@ -243,12 +246,12 @@ def test_the_memory_watchdog_alerts_past_90_percent_and_names_the_process_past_t
             "    blocks.append(bytearray(int(line) * 1024 * 1024)); print('ok', flush=True)\n")
     child = subprocess.Popen([sys.executable, "-c", grow], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        child.stdin.write(f"{int(0.9 * 300) + 5}\n")  # a real allocation, into the 90-100% band
+        child.stdin.write(f"{first}\n")  # a real allocation, into the 90-100% band
         child.stdin.flush()
         assert child.stdout.readline().strip() == "ok"
         guard.check()
         assert guard.alert and "% of resources.memory_limit_mb" in guard.alert and guard.exceeded is None
-        child.stdin.write("60\n")  # and past the limit
+        child.stdin.write(f"{int(0.15 * limit)}\n")  # and past the limit
         child.stdin.flush()
         assert child.stdout.readline().strip() == "ok"
         guard.check()
