@@ -27,7 +27,7 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
             raise ConfigError([problem_line(str(loaded.path), loaded.document, parts, msg, loaded.set_lines)
                                for parts, msg in problems])
         loaded.warnings = [problem_line(str(loaded.path), loaded.document, parts, msg, loaded.set_lines)
-                           for parts, msg in config_warnings(loaded)]
+                           for parts, msg in config_warnings(loaded, pm)]
     return loaded
 
 
@@ -116,11 +116,18 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
 ENV_MB, ENV_START_SECONDS = 96, 2.6
 
 
-def config_warnings(loaded: LoadedConfig) -> list[tuple[list, str]]:
-    """What a config may ask for but will regret: more local envs than cores."""
+def runs_here(executor) -> bool:
+    """Whether an executor (or its class) runs its workers on this machine: one that knows its own
+    worker count (``default_workers``, e.g. a cluster's CPUs) runs them elsewhere."""
+    return not hasattr(executor, "default_workers")
+
+
+def config_warnings(loaded: LoadedConfig, pm) -> list[tuple[list, str]]:
+    """What a config may ask for but will regret: more envs than this machine's cores, where they run here."""
     cfg, cores = loaded.config, os.cpu_count() or 1
     n = cfg.env.parallel_envs
-    if cfg.resources.executor == "local" and n > cores:
+    comp = pm.components("executor").get(cfg.resources.executor)
+    if comp is not None and runs_here(comp.factory) and n > cores:
         extra = n - cores
         return [(["env", "parallel_envs"], f"warning: {n} envs on this machine's {cores} cores: the {extra} beyond "
                  f"the cores add no speed and cost about {extra * ENV_MB} MB and {extra * ENV_START_SECONDS:.0f} s "

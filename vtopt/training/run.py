@@ -197,14 +197,17 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
     wants_reference = takes_keyword(setup.curriculum.record, "reference")
     reference = pm.reference_params(cfg.env.conversions_per_episode) if wants_reference else None
     driver = None
-    crowded = cfg.resources.executor == "local" and cfg.env.parallel_envs > (os.cpu_count() or 1)
+    from ..config.checks import runs_here
+
+    executor = env_executor(pm, cfg)
+    crowded = runs_here(executor) and cfg.env.parallel_envs > (os.cpu_count() or 1)
     if crowded:  # measure what the envs beyond the cores cost, to say it
         from .memory import MB, process_tree
 
         before, started = sum(rss for _, rss in process_tree()), time.perf_counter()
     env = make_vec_env(setup.data.train, setup.scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs,
                        env_seed, reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
-                       executor=env_executor(pm, cfg))
+                       executor=executor)
     if crowded:
         mb = (sum(rss for _, rss in process_tree()) - before) / MB
         log.warning("more_envs_than_cores", envs=cfg.env.parallel_envs, cores=os.cpu_count(),
