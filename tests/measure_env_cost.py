@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import vtopt
-from vtopt.config import load_config
-from vtopt.data import load_dataset
-from vtopt.memory import MB, process_tree
-from vtopt.run import build_scorer, make_vec_env
+from vtopt.config.checks import load_config
+from vtopt.env.data import load_dataset
+from vtopt.env.scoring import build_scorer
+from vtopt.env.vecenv import make_vec_env
+from vtopt.training.memory import MB, process_tree
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from conftest import REPO, TINY_RUN, write_config
 import vtopt
 from vtopt.cli import main
 from vtopt.files import temp_name
-from vtopt.rundir import LOCK, RunDirLock
+from vtopt.training.rundir import LOCK, RunDirLock
 
 
 def _env():
@@ -87,8 +87,8 @@ def _damage(cache, how: str) -> None:
 def test_a_damaged_labels_cache_is_moved_aside_and_the_labels_made_again(tmp_path, how):
     from vtopt_portfolio.labels import label, make_pool
 
-    from vtopt.images import load_image
-    from vtopt.scoring import make_scorer
+    from vtopt.env.scoring import make_scorer
+    from vtopt.vtracer.images import load_image
 
     images = [load_image(p, "x") for p in sorted((REPO / "tests" / "data" / "corpus" / "twemoji").glob("*.png"))[:2]]
     scorer, pool = make_scorer(vtopt.PluginManager(), {"ssim_rgb": 1.0, "size": -0.02}), make_pool(2, seed=0)
@@ -111,8 +111,8 @@ def test_long_labelling_saves_as_it_goes(tmp_path, monkeypatch):
     """Labelling stopped after its second image (as by Ctrl-C) keeps the first two in the cache."""
     from vtopt_portfolio import labels as L
 
-    from vtopt.images import load_image
-    from vtopt.scoring import make_scorer
+    from vtopt.env.scoring import make_scorer
+    from vtopt.vtracer.images import load_image
 
     images = [load_image(p, "x") for p in sorted((REPO / "tests" / "data" / "corpus" / "twemoji").glob("*.png"))[:3]]
     scorer, pool = make_scorer(vtopt.PluginManager(), {"ssim_rgb": 1.0, "size": -0.02}), L.make_pool(1, seed=0)
@@ -136,7 +136,7 @@ def test_long_labelling_saves_as_it_goes(tmp_path, monkeypatch):
 def test_a_damaged_npm_package_in_the_corpus_cache_is_moved_aside_and_fetched_again(tmp_path, monkeypatch):
     from test_corpus import _fake_package
 
-    from vtopt.corpus import ICON_SETS, fetch
+    from vtopt.cli.corpus import ICON_SETS, fetch
 
     s = ICON_SETS["flat-color-icons"]
     _fake_package(tmp_path / "good", s.name, s.version)
@@ -168,7 +168,7 @@ def _validate(capsys, path) -> tuple[int, list[str]]:
 
 def test_a_config_with_too_many_nodes_says_what_it_counts_without_guessing_an_alias_bomb(tmp_path, capsys,
                                                                                           monkeypatch):
-    monkeypatch.setattr("vtopt.yamlfile.MAX_YAML_NODES", 500)  # a stand-in for 55,556 entries and 100,000
+    monkeypatch.setattr("vtopt.config.yamlfile.MAX_YAML_NODES", 500)  # a stand-in for 55,556 entries and 100,000
     cfg = write_config(tmp_path, "data:\n  folders:\n" + "".join(f"  - {{path: f{i}}}\n" for i in range(400)))
     code, lines = _validate(capsys, cfg)
     assert code == 2 and len(lines) == 1, lines
@@ -232,7 +232,7 @@ def test_a_report_from_a_damaged_history_skips_and_counts_the_lines_that_are_not
 
 
 def test_the_memory_watchdog_alerts_past_90_percent_and_names_the_process_past_the_limit():
-    from vtopt.memory import MB, MemoryGuard, process_tree
+    from vtopt.training.memory import MB, MemoryGuard, process_tree
 
     tree = process_tree()
     base, own = sum(rss for _, rss in tree) / MB, tree[0][1] / MB

@@ -202,7 +202,7 @@ def test_optimize_on_ray_retries_the_image_of_a_killed_actor_on_a_fresh_one(loca
     import structlog.testing
 
     import vtopt
-    from vtopt.apply import Method, run_images
+    from vtopt.apply.apply import Method, run_images
 
     files = []
     for i in range(3):  # six images, the first of them the victim
