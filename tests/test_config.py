@@ -108,7 +108,7 @@ def test_alias_bomb_is_refused(tmp_path, pm):
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for i in range(1, 9):
         bomb += f"{chr(97 + i)}: &{chr(97 + i)} [*{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}]\n"  # noqa: E501
-    with pytest.raises(ConfigError, match="alias bomb"):
+    with pytest.raises(ConfigError, match="nodes \\(mappings, lists and values\\)"):
         load_config(write_config(tmp_path, bomb), pm=pm)
 
 

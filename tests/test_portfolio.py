@@ -106,7 +106,8 @@ def test_quality_floor_keeps_collapsed_results_from_winning(pm):
 
 def test_labels_are_cached_by_image_content_and_candidate(pm, tmp_path, monkeypatch):
     from structlog.testing import capture_logs
-    from vtopt_portfolio import labels as L
+
+    from vtopt.env import labels as L
 
     images = [load_image(p, "x") for p in sorted((CORPUS / "twemoji").glob("*.png"))[:2]]
     scorer = make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.02})

@@ -163,3 +163,65 @@ def test_a_faulty_metric_on_ray_actors_is_named_and_too_many_actors_are_refused(
     assert main(["-q", "run", str(write_config(tmp_path, RAY_RUN, name="three.yaml")), "--out", str(out),
                  "--executor", "ray", "--set", "env.parallel_envs=3"]) == 1
     assert "env.parallel_envs is 3 but the Ray cluster has 2 CPUs" in capsys.readouterr().err
+
+
+def _pid_logging_killer(log: str, victim: str):
+    """A metric that notes which process converts which image, and SIGKILLs its actor the first time it
+    meets ``victim`` (as the OOM killer would)."""
+    import os
+    import signal
+
+    import vtopt
+
+    class Killer:
+        def prepare(self, image):
+            return image.name
+
+        def compute(self, sample, state):
+            with open(log, "a") as fh:
+                fh.write(f"{os.getpid()} {state}\n")
+            if state == victim:
+                try:
+                    os.close(os.open(log + ".killed", os.O_CREAT | os.O_EXCL))  # once
+                except FileExistsError:
+                    return 0.0
+                os.kill(os.getpid(), signal.SIGKILL)
+            return 0.0
+
+    class Plugin:
+        @vtopt.hookimpl
+        def vtopt_register_metrics(self):
+            return {"killer": Killer}
+
+    return Plugin()
+
+
+def test_optimize_on_ray_retries_the_image_of_a_killed_actor_on_a_fresh_one(local_ray, tmp_path):
+    import shutil
+
+    import structlog.testing
+
+    import vtopt
+    from vtopt.apply.apply import Method, run_images
+
+    files = []
+    for i in range(3):  # six images, the first of them the victim
+        for p in sorted(ICONS.glob("*.png"))[:2]:
+            files.append(tmp_path / f"{i}-{p.name}")
+            shutil.copy(p, files[-1])
+    log = str(tmp_path / "pids.log")
+    pm = vtopt.PluginManager()
+    pm.register(_pid_logging_killer(log, files[0].stem), name="killer")
+    executor = pm.create_executor("ray", None)
+    with structlog.testing.capture_logs() as logs:
+        rows = run_images(files, [None] * len(files), [Method("defaults", 1)], {"ssim_rgb": 1.0, "killer": 0.0}, 2,
+                          pm=pm, executor=executor)
+    assert (tmp_path / "pids.log.killed").exists()
+    assert [r["error"] for r in rows] == [None] * len(files)  # the victim too: retried
+    (replaced,) = [e for e in logs if e["event"] == "ray_actor_replaced"]
+    assert replaced["retried"] and replaced["image"] == str(files[0])
+    seen = [tuple(line.split()) for line in open(log).read().splitlines()]
+    kill = [name for _, name in seen].index(files[0].stem)
+    killed, retried = seen[kill][0], [pid for pid, name in seen if name == files[0].stem][-1]
+    assert retried != killed and killed not in {pid for pid, _ in seen[kill + 1:]}
+    assert len({pid for pid, _ in seen}) == 3  # the two actors, and the fresh one that replaced the dead one

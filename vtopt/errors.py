@@ -98,14 +98,30 @@ class Interrupted(VtoptError):
 
 
 class ConfigError(VtoptError):
-    """One or more problems in a config; each line is ``FILE:LINE: $.path: message``."""
+    """One or more problems in a config; each line is ``FILE:LINE: $.path: message``. The first
+    :data:`MAX_PROBLEMS` are kept, then ``... and N more``; a line over :data:`MAX_LINE` characters
+    (a 5 MB value) is cut in its middle."""
+
+    MAX_PROBLEMS = 20
+    MAX_LINE = 400
 
     def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
+        self.all_lines = list(lines)
+        shown = [self._cut(line) for line in lines[: self.MAX_PROBLEMS]]
+        if len(lines) > self.MAX_PROBLEMS:
+            shown.append(f"... and {len(lines) - self.MAX_PROBLEMS} more problems")
+        super().__init__("\n".join(shown))
+        self.lines = shown
+
+    @classmethod
+    def _cut(cls, line: str) -> str:
+        if len(line) <= cls.MAX_LINE:
+            return line
+        head, tail = cls.MAX_LINE * 2 // 3, cls.MAX_LINE // 4
+        return f"{line[:head]}[... {len(line) - head - tail} characters cut ...]{line[-tail:]}"
 
     def __reduce__(self):
-        return type(self), (self.lines,)
+        return type(self), (self.all_lines,)
 
 
 def offending_key(exc: Exception, params: dict[str, Any]) -> str | None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import structlog
+
 from vtopt import EnvHost, EnvSlots, ParamError, VtoptError, hookimpl
 
 
@@ -52,25 +54,45 @@ class RayExecutor:
         return ray
 
     def run_images(self, jobs, make_worker, workers, on_result) -> None:
-        ray = self._init()
-        from ray.util import ActorPool
+        """One actor per worker, each given one image at a time. An actor that dies (the OOM killer, a
+        crash in native code) is replaced, and its image tried once more on the fresh actor; an image
+        whose actor dies twice is an error row."""
+        from collections import deque
 
+        ray = self._init()
+        lost = (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)
         n = max(1, min(workers, len(jobs), int(ray.cluster_resources().get("CPU", 1))))
-        actor = ray.remote(num_cpus=1)(_ImageActor)
-        pool = ActorPool([actor.remote(make_worker) for _ in range(n)])
-        for i, job in enumerate(jobs):
-            pool.submit(lambda a, v: a.run.remote(*v), (i, job))
-        pending, lost = set(range(len(jobs))), "Ray worker failed"
-        while pool.has_next():
+        actor = ray.remote(num_cpus=1, max_restarts=0)(_ImageActor)
+        idle = [actor.remote(make_worker) for _ in range(n)]
+        queue, running, died = deque(range(len(jobs))), {}, {}
+        while queue or running:
+            while queue and idle:
+                i = queue.popleft()
+                a = idle.pop()  # after a death: the fresh actor
+                running[a.run.remote(i, jobs[i])] = (i, a)
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            i, a = running.pop(ref)
             try:
-                index, rows = pool.get_next_unordered()
-            except Exception as exc:  # an actor died: its job cannot be named, so finish the others first
-                lost = f"Ray worker failed ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                _, rows = ray.get(ref)
+            except lost as exc:
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                died[i] = died.get(i, 0) + 1
+                structlog.get_logger(__name__).warning("ray_actor_replaced", image=str(jobs[i][0]), reason=reason,
+                                                       retried=died[i] == 1)
+                ray.kill(a)
+                idle.append(actor.remote(make_worker))
+                if died[i] == 1:
+                    queue.appendleft(i)
+                else:
+                    on_result(i, make_worker.error_rows(jobs[i], f"Ray worker died twice on this image ({reason})"))
                 continue
-            pending.discard(index)
-            on_result(index, rows)
-        for index in sorted(pending):
-            on_result(index, make_worker.error_rows(jobs[index], lost))
+            except Exception as exc:  # the task itself failed; the actor lives on
+                idle.append(a)
+                on_result(i, make_worker.error_rows(jobs[i], f"Ray worker failed ({type(exc).__name__}: "
+                                                             f"{str(exc).splitlines()[0]})"))
+                continue
+            idle.append(a)
+            on_result(i, rows)
 
     def make_vec_env(self, env_fn, n_envs: int, on_replaced=None):
         """Training's ``n_envs`` environments as Ray actors anywhere on the cluster (see ``RayVecEnv``)."""

@@ -33,6 +33,16 @@ from .model import load_model, read_meta, shipped
 BLOAT_NOTE = 4.0
 
 
+#: What one image takes to optimise in a worker, from its pixel count: measured peak resident memory
+#: of a worker on upscaled flat-colour icons (README, "When things go wrong").
+IMAGE_BASE_MB, IMAGE_MB_PER_MPX = 70.0, 145.0
+
+
+def image_memory_mb(pixels: int) -> float:
+    """The estimated peak memory, in MB, of a worker optimising an image of ``pixels`` pixels."""
+    return IMAGE_BASE_MB + IMAGE_MB_PER_MPX * pixels / 1e6
+
+
 @attrs.frozen
 class Limits:
     """What a worker refuses or abandons."""
@@ -41,6 +51,31 @@ class Limits:
     downscale: bool = False
     conversion_timeout: float = 60.0
     max_ssim_loss: float = MAX_SSIM_LOSS  # the quality floor (see vtopt.env.scoring.Scorer)
+    image_memory_mb: float | None = None  # what one image may take (:func:`image_memory_mb`); None: no bound
+    memory_note: str = ""  # where that bound comes from, for the error
+
+    def pixels(self, path: Path) -> int:
+        """The pixels ``path`` may be loaded with: ``max_pixels``, or fewer to fit ``image_memory_mb``
+        (refused with an ImageError unless ``downscale``)."""
+        if self.image_memory_mb is None:
+            return self.max_pixels
+        fit = int(max(0.0, self.image_memory_mb - IMAGE_BASE_MB) / IMAGE_MB_PER_MPX * 1e6)
+        if fit >= self.max_pixels:
+            return self.max_pixels
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except Exception:  # load_image says what is wrong with the file
+            return self.max_pixels
+        if w * h > fit and not self.downscale:
+            raise ImageError(f"{path}: {w}x{h} would take about {image_memory_mb(w * h):.0f} MB to optimise "
+                             f"({IMAGE_MB_PER_MPX:.0f} MB per megapixel, measured), over the {self.image_memory_mb:.0f} "
+                             f"MB one image may take ({self.memory_note}); pass --downscale, fewer --workers or a "
+                             "higher --memory-limit-mb")
+        return min(self.max_pixels, max(fit, 1))
+
 
 
 def collect_inputs(paths: Sequence[Path]) -> list[Path]:
@@ -126,7 +161,7 @@ class Worker:
             sys.modules["torch"].set_num_threads(1)
         start = time.perf_counter()
         try:
-            image = load_image(Path(path), "input", max_pixels=self.limits.max_pixels,
+            image = load_image(Path(path), "input", max_pixels=self.limits.pixels(Path(path)),
                                downscale=self.limits.downscale)
             self.scorer.defaults(image)
         except (ImageError, ConversionError) as exc:

@@ -18,6 +18,7 @@ from typing import Any
 from .. import __version__
 from ..env.episodes import observation_size
 from ..errors import VtoptError
+from ..files import temp_name
 from ..vtracer.params import action_size
 
 META = "vtopt.json"
@@ -30,7 +31,7 @@ def save_model(algorithm, path: Path, name: str, params: dict, conversions: int,
     """Write ``path`` atomically: the algorithm's zip plus ``vtopt.json``. An OSError (a full disk)
     names ``path``, and no partial file is left."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_name(path)
     meta = {"format": FORMAT, "algorithm": name, "params": params, "conversions_per_episode": conversions,
             "reward_weights": weights, "observation_size": observation_size(), "action_size": action_size(),
             "vtopt_version": __version__, **(extra or {})}

@@ -135,7 +135,12 @@ def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
                         "ray: the cluster's CPUs)")
         sp.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help=f"refuse larger images (default {MAX_PIXELS:,}), unless --downscale")
-        sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels instead")
+        sp.add_argument("--downscale", action="store_true", help="downscale images over --max-pixels (or over "
+                                                                  "the memory one image may take) instead")
+        sp.add_argument("--memory-limit-mb", type=int, default=None,
+                        help="MB the workers may take together: each image may take this over --workers, estimated "
+                             "from its pixel count before converting (default, local executor: the memory available "
+                             "at the start)")
         sp.add_argument("--executor", help="where images run: local, ray, or a plugin's (default: the plugins' "
                                            "default, local)")
         sp.add_argument("--address", help="cluster address for the executor (ray: 'auto' or ray://HOST:PORT)")
@@ -238,8 +243,10 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
         return EXIT_OK
     if args.command == "report":
         from ..training.report import write_report
+        from ..training.rundir import RunDirLock
 
-        print(f"wrote {write_report(args.run_dir, pm)}")
+        with RunDirLock(args.run_dir, create=False):  # not while a run writes there
+            print(f"wrote {write_report(args.run_dir, pm)}")
         return EXIT_OK
     if args.command == "plugins":
         baselines = {plugin: {"baseline": [b.name + ("" if b.evaluate else " (on request)") for b in offered]}
@@ -255,8 +262,10 @@ def _dispatch(args, pm: PluginManager, argv: list[str]) -> int:
         overrides += [f"resources.{k}={json.dumps(v)}" for k in ("executor", "address")
                       if (v := getattr(args, k)) is not None]
     loaded = load_config(args.config, overrides, pm)
+    for line in loaded.warnings:
+        print(line, file=sys.stderr)
     if args.command == "validate":
-        print(f"{args.config}: OK")
+        print(f"{args.config}: OK" + (f" ({len(loaded.warnings)} warning(s))" if loaded.warnings else ""))
         return EXIT_OK
     if args.command == "sweep":
         return _sweep(args, loaded, pm)

@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -103,27 +104,41 @@ def check_sets(names: list[str]) -> list[IconSet]:
 
 
 def fetch(icon_set: IconSet, cache: Path) -> dict:
-    """The set's icons.json, fetched once with ``npm pack`` into ``cache``."""
+    """The set's icons.json, fetched once with ``npm pack`` into ``cache``. A cached package that cannot
+    be read is moved aside as ``NAME.damaged``, with a warning that names it, and fetched again."""
     tgz = cache / f"iconify-json-{icon_set.name}-{icon_set.version}.tgz"
-    if not tgz.is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise VtoptError("building the corpus needs npm (e.g. apt-get install npm)")
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            done = subprocess.run([npm, "pack", f"@iconify-json/{icon_set.name}@{icon_set.version}",
-                                   "--pack-destination", tmp], capture_output=True, text=True)
-            got = list(Path(tmp).glob("*.tgz"))
-            if done.returncode != 0 or len(got) != 1:
-                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                raise VtoptError(f"npm pack @iconify-json/{icon_set.name}@{icon_set.version} failed: {last}")
-            got[0].replace(tgz)
+    if tgz.is_file():
+        try:
+            return _icons_json(tgz)
+        except VtoptError as exc:
+            aside = tgz.with_name(tgz.name + ".damaged")
+            tgz.replace(aside)
+            import structlog
+
+            structlog.get_logger(__name__).warning("npm_cache_damaged", file=str(tgz), moved_to=str(aside),
+                                                   problem=str(exc)[:300], action="fetched again")
+    npm = shutil.which("npm")
+    if npm is None:
+        raise VtoptError("building the corpus needs npm (e.g. apt-get install npm)")
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        done = subprocess.run([npm, "pack", f"@iconify-json/{icon_set.name}@{icon_set.version}",
+                               "--pack-destination", tmp], capture_output=True, text=True)
+        got = list(Path(tmp).glob("*.tgz"))
+        if done.returncode != 0 or len(got) != 1:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise VtoptError(f"npm pack @iconify-json/{icon_set.name}@{icon_set.version} failed: {last}")
+        got[0].replace(tgz)
+    return _icons_json(tgz)
+
+
+def _icons_json(tgz: Path) -> dict:
     try:
         with tarfile.open(tgz) as tar:
             return json.load(tar.extractfile("package/icons.json"))
-    except (KeyError, tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VtoptError(f"{tgz}: not an Iconify icon package ({type(exc).__name__}: {exc}); "
-                         "delete it to fetch it again") from None
+    except (KeyError, tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError, EOFError, OSError,
+            zlib.error, AttributeError) as exc:  # AttributeError: icons.json is not a regular file
+        raise VtoptError(f"{tgz}: not an Iconify icon package ({type(exc).__name__}: {exc})") from None
 
 
 def icon_svg(data: dict, name: str, size: int) -> str:

@@ -66,10 +66,21 @@ def _apply(args, pm: PluginManager) -> int:
         methods, notes = _eval_methods(args, policy, pm)
     if not 0 <= floor <= 1:
         raise VtoptError(f"--max-ssim-loss {floor}: must be in [0, 1]")
-    limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout, floor)
+    from ..config.checks import runs_here
+
+    if args.memory_limit_mb is not None and args.memory_limit_mb < 1:
+        raise VtoptError(f"--memory-limit-mb {args.memory_limit_mb}: must be at least 1")
     try:
         executor = _executor(args, pm)
         workers = args.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
+        memory, note = args.memory_limit_mb, f"--memory-limit-mb {args.memory_limit_mb} over {workers} worker(s)"
+        if memory is None and runs_here(executor):  # the workers share this machine's memory
+            import psutil
+
+            memory = psutil.virtual_memory().available // 2**20
+            note = f"the {memory} MB available over {workers} worker(s)"
+        limits = apply.Limits(args.max_pixels, args.downscale, args.conversion_timeout, floor,
+                              memory / workers if memory else None, note)
         rows = apply.run_images(files, outputs, methods, weights, workers,
                                 progress=None if args.quiet else apply.print_progress, limits=limits,
                                 executor=executor, metric_params=metric_params, pm=pm, quality=quality)

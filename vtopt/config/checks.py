@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..errors import ConfigError, ParamError, UnknownComponent
@@ -25,6 +26,8 @@ def load_config(path: str | Path, overrides: list[str] = (), pm=None, sweep_chec
         if problems:
             raise ConfigError([problem_line(str(loaded.path), loaded.document, parts, msg, loaded.set_lines)
                                for parts, msg in problems])
+        loaded.warnings = [problem_line(str(loaded.path), loaded.document, parts, msg, loaded.set_lines)
+                           for parts, msg in config_warnings(loaded, pm)]
     return loaded
 
 
@@ -88,11 +91,16 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
         problems.append((["reward", "weights"], "at least one metric weight is needed"))
     for i, folder in enumerate(cfg.data.folders):
         p = loaded.resolve_path(folder.path)
-        if folder.optional and not p.exists():
+        try:
+            is_dir, exists = p.is_dir(), p.exists()
+        except OSError as exc:  # a name too long for the file system, a folder it may not enter
+            problems.append((["data", "folders", i, "path"], f"{p.absolute()} cannot be read ({exc.strerror})"))
             continue
-        if not p.is_dir():
+        if folder.optional and not exists:
+            continue
+        if not is_dir:
             problems.append((["data", "folders", i, "path"], f"{p.absolute()} " + (
-                "is not a folder" if p.exists() else "does not exist")))
+                "is not a folder" if exists else "does not exist")))
         elif not _has_images(p, folder.kind in (None, AUTO_KIND)):
             problems.append((["data", "folders", i, "path"], f"{p} holds no image files "
                              f"({', '.join(IMAGE_SUFFIXES)})"))
@@ -113,6 +121,30 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
     if cfg.data.synthetic is None and not cfg.data.folders:
         problems.append((["data"], "no images: enable data.synthetic or list data.folders"))
     return problems
+
+
+#: What each local subprocess env beyond the machine's cores costs, measured (README, "When things go
+#: wrong"): resident memory, and seconds of start-up on a loaded 2-core machine; and it adds no speed.
+ENV_MB, ENV_START_SECONDS = 96, 2.6
+
+
+def runs_here(executor) -> bool:
+    """Whether an executor (or its class) runs its workers on this machine: one that knows its own
+    worker count (``default_workers``, e.g. a cluster's CPUs) runs them elsewhere."""
+    return not hasattr(executor, "default_workers")
+
+
+def config_warnings(loaded: LoadedConfig, pm) -> list[tuple[list, str]]:
+    """What a config may ask for but will regret: more envs than this machine's cores, where they run here."""
+    cfg, cores = loaded.config, os.cpu_count() or 1
+    n = cfg.env.parallel_envs
+    comp = pm.components("executor").get(cfg.resources.executor)
+    if comp is not None and runs_here(comp.factory) and n > cores:
+        extra = n - cores
+        return [(["env", "parallel_envs"], f"warning: {n} envs on this machine's {cores} cores: the {extra} beyond "
+                 f"the cores add no speed and cost about {extra * ENV_MB} MB and {extra * ENV_START_SECONDS:.0f} s "
+                 f"of start-up ({ENV_MB} MB and {ENV_START_SECONDS} s each, measured); set it to {cores}")]
+    return []
 
 
 def _parts(data, dotted: str) -> list:

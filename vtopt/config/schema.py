@@ -148,6 +148,8 @@ class ResourcesConfig:
     # where the training environments run: an executor's name (the plugins give the default)
     executor: str
     address: Union[str, None] = None  # the executor's cluster address (ray: 'auto' or ray://HOST:PORT)
+    # MB the run's processes may take together: an alert past 90%, a stop with a checkpoint past 100% (null: no limit)
+    memory_limit_mb: Union[PosInt, None] = None
 
 
 @frozen
@@ -272,6 +274,7 @@ class LoadedConfig:
     document: Any  # the round-trip YAML tree (for line numbers and saving)
     overrides: list[str]
     set_lines: dict = attrs.Factory(dict)  # an override's key path -> the override (to name it in an error)
+    warnings: list[str] = attrs.Factory(list)  # FILE:LINE: $.path: message, for what is allowed but costly
 
     @property
     def base_dir(self) -> Path:

@@ -13,7 +13,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ..errors import ConfigError
 
-MAX_YAML_NODES = 100_000  # beyond this a document is an alias bomb, not a config
+MAX_YAML_NODES = 100_000  # mappings, lists and values, aliases expanded: a config has a few hundred
+MAX_YAML_DEPTH = 64  # levels of nesting: a config has fewer than ten
 
 
 def read_yaml(path: Path) -> Any:
@@ -34,6 +35,31 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError([f"{where}:{line}: $: YAML error: {problem}"]) from None
     except YAMLError as exc:
         raise ConfigError([f"{where}:0: $: YAML error: {str(exc).splitlines()[0]}"]) from None
+    except RecursionError:  # nesting too deep for the reader: say where it passes the limit
+        raise ConfigError([f"{where}:{_deep_line(text)}: $: {_TOO_DEEP}"]) from None
+
+
+_TOO_DEEP = f"nested more than {MAX_YAML_DEPTH} levels deep (a config needs fewer than ten)"
+
+
+def _deep_line(text: str) -> int:
+    """The line where ``text``'s nesting first passes :data:`MAX_YAML_DEPTH` (the parser, unlike the
+    composer, does not recurse); the last line read if it never does."""
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth, line = 0, 0
+    try:
+        for event in YAML(typ="rt").parse(text):
+            line = event.start_mark.line + 1
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    break
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except YAMLError:
+        pass
+    return line
 
 
 def _yaml() -> YAML:
@@ -81,18 +107,24 @@ def apply_override(doc: CommentedMap, item: str, where: str) -> list:
     return parts
 
 
-def plain(node, where: str = "", _count=None):
-    """Round-trip YAML nodes to plain dicts/lists/scalars, refusing alias bombs."""
+def plain(node, where: str = "", _count=None, _depth: int = 0):
+    """Round-trip YAML nodes to plain dicts/lists/scalars, refusing documents too big (an alias bomb
+    expands to millions of nodes) or nested too deep."""
     if _count is None:
-        _count = [0]
+        _count = [0, 1]  # nodes so far, the line of the last mapping or list
     _count[0] += 1
+    line = node.lc.line + 1 if isinstance(node, (CommentedMap, CommentedSeq)) and node.lc.line is not None else None
+    _count[1] = line or _count[1]
     if _count[0] > MAX_YAML_NODES:
-        raise ConfigError([f"{where}:1: $: the document expands to more than {MAX_YAML_NODES} nodes (alias bomb?)"])
+        raise ConfigError([f"{where}:{_count[1]}: $: the document has more than {MAX_YAML_NODES} nodes (mappings, "
+                           "lists and values); a config has a few hundred"])
+    if _depth >= MAX_YAML_DEPTH and isinstance(node, (dict, list)):
+        raise ConfigError([f"{where}:{_count[1]}: $: {_TOO_DEEP}"])
     if isinstance(node, dict):
-        return {str(k) if not isinstance(k, (str, int, float, bool)) else k: plain(v, where, _count)
+        return {str(k) if not isinstance(k, (str, int, float, bool)) else k: plain(v, where, _count, _depth + 1)
                 for k, v in node.items()}
     if isinstance(node, list):
-        return [plain(v, where, _count) for v in node]
+        return [plain(v, where, _count, _depth + 1) for v in node]
     if node is None or isinstance(node, bool):
         return node
     for base in (int, float, str):  # ruamel's ScalarInt, ScalarFloat, quoted strings ...
@@ -102,9 +134,13 @@ def plain(node, where: str = "", _count=None):
 
 
 def describe(value) -> str:
+    """``str 'abc'``, ``a mapping``: a value for a message, cut when long."""
     if isinstance(value, (dict, list)):
         return "a mapping" if isinstance(value, dict) else "a list"
-    return f"{type(value).__name__} {value!r}"
+    text = repr(value)
+    if len(text) > 100:
+        text = f"{text[:60]}[... {len(text) - 80} characters cut ...]{text[-20:]}"
+    return f"{type(value).__name__} {text}"
 
 
 

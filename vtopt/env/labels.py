@@ -145,6 +145,9 @@ class Labels:
         return self.table[:, 6::3]
 
 
+#: Seconds between saves of the labels made so far, so that a crash loses at most these minutes of work.
+SAVE_SECONDS = 120.0
+
 FAILED = -1.0  # the label of a failed conversion: far below any real score
 
 
@@ -187,16 +190,33 @@ class _Cache:
         self._merge()
 
     def _merge(self) -> None:
-        """Add what the file holds and this cache does not (another run may have written it)."""
+        """Add what the file holds and this cache does not (another run may have written it). A file
+        that cannot be read, or whose arrays do not fit together, is moved aside as ``NAME.damaged``
+        with a warning that names it; its labels are made again."""
         if not self.path.is_file():
             return
-        with np.load(self.path) as saved:
-            cands = saved["candidates"].tolist()
-            for h, d, cells in zip(saved["hashes"].tolist(), saved["defaults"], saved["cells"]):
-                known = ~np.isnan(cells[:, 0])  # NaN marks "not labelled": labels themselves are finite
-                entry = self.entries.setdefault(h, (d, {}))
-                for j in np.nonzero(known)[0]:
-                    entry[1].setdefault(cands[j], cells[j])
+        try:
+            with np.load(self.path) as saved:
+                hashes, cands = saved["hashes"], saved["candidates"]
+                defaults, table = saved["defaults"], saved["cells"]
+            n = len(hashes)
+            if (hashes.ndim != 1 or cands.ndim != 1 or hashes.dtype.kind != "U" or cands.dtype.kind != "U"
+                    or defaults.shape != (n, 4) or table.shape != (n, len(cands), 3)
+                    or defaults.dtype.kind != "f" or table.dtype.kind != "f"):
+                raise ValueError(f"arrays of shapes hashes {hashes.shape}, candidates {cands.shape}, defaults "
+                                 f"{defaults.shape}, cells {table.shape} do not fit together")
+        except Exception as exc:  # truncated, emptied, random bytes, a flipped byte, the wrong shape
+            aside = self.path.with_name(self.path.name + ".damaged")
+            os.replace(self.path, aside)
+            log.warning("labels_cache_damaged", file=str(self.path), moved_to=str(aside),
+                        problem=f"{type(exc).__name__}: {exc}"[:300], action="its labels are made again")
+            return
+        cands = cands.tolist()
+        for h, d, cells in zip(hashes.tolist(), defaults, table):
+            known = ~np.isnan(cells[:, 0])  # NaN marks "not labelled": labels themselves are finite
+            entry = self.entries.setdefault(h, (d, {}))
+            for j in np.nonzero(known)[0]:
+                entry[1].setdefault(cands[j], cells[j])
 
     def missing(self, h: str, keys: Sequence[str]) -> list[int]:
         entry = self.entries.get(h)
@@ -225,7 +245,7 @@ class _Cache:
         for i, (_, cells) in enumerate(self.entries.values()):
             for k, v in cells.items():
                 table[i, index[k]] = v
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.npz")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.npz")  # unique per process
         np.savez(tmp, hashes=np.array(list(self.entries)), candidates=np.array(cands),
                  defaults=np.stack([d for d, _ in self.entries.values()]), cells=table)
         os.replace(tmp, self.path)
@@ -258,7 +278,7 @@ def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path 
     if todo:
         workers = workers or os.cpu_count() or 1
         start, done = time.perf_counter(), 0
-        shown = start
+        shown = saved = start
         from concurrent.futures import ProcessPoolExecutor  # not imported by a chooser that only applies
 
         ctx = multiprocessing.get_context("forkserver")
@@ -275,8 +295,9 @@ def label(images: Sequence, scorer, pool: Sequence[dict[str, Any]], cache: Path 
                     shown, rate = now, done / (now - start)
                     log.info("labelled", conversions=f"{done}/{conversions}", images=f"{n + 1}/{len(todo)}",
                              per_s=round(rate, 1), left=_duration((conversions - done) / rate))
-                if (n + 1) % 500 == 0 or n + 1 == len(todo):
+                if now - saved >= SAVE_SECONDS or n + 1 == len(todo):
                     store.save()
+                    saved = time.perf_counter()
     rows = []
     for h in hashes:
         d, cells = store.entries[h]

@@ -230,7 +230,9 @@ class Executor(Protocol):
 
     An executor may also offer ``default_workers() -> int``: how many workers
     to use when the user names none (the ``ray`` executor: the cluster's CPUs;
-    otherwise this machine's cores).
+    otherwise this machine's cores). One that does not runs its workers on
+    this machine: vtopt then bounds each image's memory by the memory
+    available here, and warns of more training envs than this machine's cores.
     """
 
     def run_images(self, jobs: Sequence[tuple[str, str | None]], make_worker: Any, workers: int,

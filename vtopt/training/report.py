@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
 from ..apply.model import load_model
 from ..config.checks import load_config
@@ -30,6 +31,8 @@ from ..files import atomic_write_text
 from ..plugin.manager import PluginManager
 from .rundir import HISTORY
 
+log = structlog.get_logger(__name__)
+
 GALLERY_SIZE = 12
 
 
@@ -39,17 +42,33 @@ def _png_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _events(run_dir: Path) -> list[dict[str, Any]]:
+#: What each event the report draws must hold, beside ``event`` and ``timesteps``.
+_FIELDS = {"rollout": ("mean_score", "default_mean_score", "mean_ssim", "default_mean_ssim", "bytes_ratio"),
+           "episode": ("kind", "improvement"), "stage_changed": ()}
+
+
+def _events(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
+    """The history's events, and how many lines were skipped: a line cut short by a killed run, text
+    that is not UTF-8 or not JSON, JSON that is not an event object, an event without what it needs."""
     path = run_dir / HISTORY
     if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+        return [], 0
+    out, skipped = [], 0
+    for raw in path.read_bytes().splitlines():
+        if not raw.strip():
+            continue
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a killed run
-    return out
+            event = json.loads(raw.decode("utf-8"))
+            ok = (isinstance(event, dict) and isinstance(event.get("event"), str)
+                  and isinstance(event.get("timesteps"), (int, float))
+                  and all(k in event for k in _FIELDS.get(event["event"], ())))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            ok = False
+        if ok:
+            out.append(event)
+        else:
+            skipped += 1
+    return out, skipped
 
 
 def _curves(events: list[dict], summary: dict) -> str:
@@ -212,12 +231,15 @@ def write_report(run_dir: Path, pm: PluginManager | None = None) -> Path:
     if not (run_dir / "summary.json").is_file():
         raise VtoptError(f"{run_dir}: no summary.json (not a finished run)")
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    events = _events(run_dir)
+    events, skipped = _events(run_dir)
     pm = pm or PluginManager()
     facts = (f"{summary['total_timesteps']} timesteps of {html.escape(summary['algorithm'])} in "
              f"{summary['wall_seconds']:.0f} s ({summary['env_steps_per_second']:.1f} env steps/s, "
              f"{summary['n_envs']} env(s)); {summary['images']['train']} training and "
              f"{summary['images']['validation']} validation images; stopped: {summary.get('stopped', 'completed')}.")
+    if skipped:
+        facts += f" {skipped} line(s) of {HISTORY} skipped: not event objects (a damaged history)."
+        log.warning("history_lines_skipped", file=str(run_dir / HISTORY), lines=skipped)
     page = PAGE.format(name=html.escape(summary["name"]), facts=facts, curves=_curves(events, summary),
                        stages=_stages(events), evaluation=_evaluation(summary), gallery=_gallery(run_dir, pm))
     out = run_dir / "report.html"

@@ -8,6 +8,7 @@ and whatever the monitors write (the structlog monitor: ``events.jsonl``).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import signal
 import sys
@@ -30,7 +31,7 @@ from ..files import atomic_write_text, json_default
 from ..plugin.components import RunInfo, TrainContext
 from ..plugin.manager import PluginManager
 from .driver import Driver
-from .rundir import open_run_dir
+from .rundir import RunDirLock, open_run_dir
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +114,12 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
     ``out_dir`` to the configured total (the config must be the run's own). SIGINT and SIGTERM stop
     training after the current step, write a checkpoint and raise :class:`Interrupted`.
     """
+    with RunDirLock(out_dir, create=not resume):  # one process at a time in a run directory
+        return _train(loaded, out_dir, pm, argv, force, resume)
+
+
+def _train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str], force: bool,
+           resume: bool) -> dict:
     setup = _setup(loaded, out_dir, pm, argv, force, resume)
     cfg, run = loaded.config, setup.run
     registered = [pm.register(m, name=f"monitor:{spec.name}:{i}", portable=False)
@@ -134,6 +141,8 @@ def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence
         raise
     finally:
         if driver is not None:
+            if (guard := _memory_guard(driver)) is not None:
+                guard.stop()
             driver.end()
         if env is not None:
             env.close()
@@ -198,12 +207,29 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
     reference = pm.reference_params(cfg.env.conversions_per_episode) if wants_reference else None
     moves = cfg.env.pool.moves if cfg.env.pool is not None else True
     driver = None
+    from ..config.checks import runs_here
+
+    executor = env_executor(pm, cfg)
+    crowded = runs_here(executor) and cfg.env.parallel_envs > (os.cpu_count() or 1)
+    if crowded:  # measure what the envs beyond the cores cost, to say it
+        from .memory import MB, process_tree
+
+        before, started = sum(rss for _, rss in process_tree()), time.perf_counter()
     env = make_vec_env(setup.data.train, setup.scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs,
                        env_seed, reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
-                       executor=env_executor(pm, cfg), pool=setup.pool, labels=setup.labels, moves=moves)
+                       executor=executor, pool=setup.pool, labels=setup.labels, moves=moves)
+    if crowded:
+        mb = (sum(rss for _, rss in process_tree()) - before) / MB
+        log.warning("more_envs_than_cores", envs=cfg.env.parallel_envs, cores=os.cpu_count(),
+                    start_seconds=round(time.perf_counter() - started, 1), memory_mb=round(mb),
+                    hint=f"set env.parallel_envs to {os.cpu_count()}: the envs beyond the cores add no speed")
     try:
         driver = Driver(setup.run, pm, env, setup.curriculum, setup.algorithm, setup.scorer,
-                         setup.data.validation, wants_reference, pool=setup.pool, moves=moves)
+                        setup.data.validation, wants_reference, pool=setup.pool, moves=moves)
+        if cfg.resources.memory_limit_mb:
+            from .memory import MemoryGuard
+
+            driver.parts.append(MemoryGuard(cfg.resources.memory_limit_mb))
         if checkpoint:
             driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
             log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)
@@ -211,6 +237,12 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
         env.close()
         raise
     return env, driver
+
+
+def _memory_guard(driver: Driver):
+    from .memory import MemoryGuard
+
+    return next((p for p in driver.parts if isinstance(p, MemoryGuard)), None)
 
 
 def _learn(pm: PluginManager, setup: _Setup, driver: Driver) -> None:
@@ -247,6 +279,12 @@ def _learn(pm: PluginManager, setup: _Setup, driver: Driver) -> None:
         if driver.signal is not None:
             path = driver.checkpoint(driver.timesteps)
             raise Interrupted(driver.signal, path, out_dir)
+        guard = _memory_guard(driver)
+        if guard is not None and guard.exceeded:
+            path = driver.checkpoint(driver.timesteps)
+            raise VtoptError(f"{guard.exceeded}; stopped with checkpoint {path}; continue with: vtopt run "
+                             f"{out_dir / 'config.yaml'} --out {out_dir} --resume --set resources.memory_limit_mb=N "
+                             "(or fewer env.parallel_envs, smaller images)")
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)

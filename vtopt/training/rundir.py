@@ -1,7 +1,11 @@
 """A run directory owns its files: a fresh run, ``--force`` over an earlier one, or ``--resume``.
 
     config.yaml  run.json  model.zip  best_model.zip  summary.json  report.html
-    history.jsonl (:data:`HISTORY`)  checkpoints/step_N.{zip,rng,json}
+    history.jsonl (:data:`HISTORY`)  checkpoints/step_N.{zip,rng,json}  .lock (:data:`LOCK`)
+
+One process at a time works in a run directory: :func:`lock_run_dir` takes an exclusive ``flock`` on
+``.lock`` before anything is written and holds it while the run (or ``vtopt report``) lasts; the kernel
+frees it when the holder exits, however it dies.
 
 Monitors may add files of their own (``events.jsonl``, ``episodes.csv``); they
 learn from :attr:`vtopt.RunInfo.resumed` whether to start them afresh.
@@ -9,9 +13,12 @@ learn from :attr:`vtopt.RunInfo.resumed` whether to start them afresh.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import pickle
 import shutil
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,54 @@ log = structlog.get_logger(__name__)
 #: ``stage_changed`` (previous, stage), ``evaluated`` (mean_score, mean_ssim, bytes_ratio,
 #: mean_improvement, per_kind).
 HISTORY = "history.jsonl"
+
+
+#: The lock file of a run directory; it holds the pid of the process that has the lock.
+LOCK = ".lock"
+
+
+class RunDirLock:
+    """An exclusive lock on a run directory (made when ``create``), held until :meth:`release` or the
+    process ends; a folder in use raises a one-line :class:`VtoptError` naming it and the holder's pid."""
+
+    def __init__(self, out_dir: Path, create: bool = True):
+        self.out_dir = Path(out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise VtoptError(f"{self.out_dir}: exists and is not a folder")
+        self.fd: int | None = None
+        if create:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        elif not self.out_dir.is_dir():  # nothing to lock; the caller says what is missing
+            return
+        self.fd = os.open(self.out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder()
+            os.close(self.fd)
+            raise VtoptError(f"{self.out_dir}: in use by another vtopt process (pid {holder}); wait for it to "
+                             "finish, or stop it, or choose another folder") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def _holder(self) -> str:
+        for _ in range(20):  # the holder writes its pid just after taking the lock
+            pid = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+            if pid:
+                return pid
+            time.sleep(0.05)
+        return "unknown"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor frees the flock
+            self.fd = None
+
+    def __enter__(self) -> RunDirLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 #: Config keys a resumed run may change: train further by raising ``run.timesteps``.
