@@ -8,12 +8,14 @@ vtopt's renderer and scored with the default reward's quality metric (colour SSI
 Printed per (output, candidate): bytes after/before (geometric mean), mean and worst ms per SVG (wall
 clock) and mean CPU ms (the process's own time, less inflated when other jobs load the machine), the
 worst SSIM change, how many images moved by more than 1e-4, and how many failed to parse or render.
-Measure only; never train or tune on the logo or Fluent sets.
+scour's row needs ``pip install scour`` (not a vtopt dependency). Measure only; never train or tune on
+the logo or Fluent sets.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import time
@@ -62,7 +64,7 @@ def candidates() -> dict:
         "svgo default": svgo_candidate(None),
         "svgo floatPrecision 4": svgo_candidate({"floatPrecision": 4}),
         "svgo fp4, exact curves": svgo_candidate({"floatPrecision": 4, "plugins": [exact_paths]}),
-        "scour 5 digits": scour_candidate(5),
+        **({"scour 5 digits": scour_candidate(5)} if importlib.util.find_spec("scour") else {}),
     }
 
 
