@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 import vtopt
-from vtopt.apply import model_method
-from vtopt.env import VTracerEnv
-from vtopt.images import list_images, load_image
-from vtopt.postprocess import postprocess
-from vtopt.scoring import Scorer
-from vtopt.search import search_image
+from vtopt.apply.apply import model_method
+from vtopt.apply.postprocess import postprocess
+from vtopt.env.gymenv import VTracerEnv
+from vtopt.env.scoring import Scorer
+from vtopt.env.search import search_image
+from vtopt.vtracer.images import list_images, load_image
 
 
 class Keeping(Scorer):

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 import vtopt
-from vtopt.components import Sample
-from vtopt.images import list_images, load_image
+from vtopt import Sample
+from vtopt.vtracer.images import list_images, load_image
 
 TOLERANCE = 1e-4
 

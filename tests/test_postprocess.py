@@ -12,7 +12,7 @@ import vtopt
 from vtopt import DEFAULT_PARAMS, POSTPROCESS_TOLERANCE, Method, PluginManager, hookimpl, run_images
 from vtopt.cli import main
 from vtopt.errors import ConfigError
-from vtopt.images import SAMPLES, list_images, load_image
+from vtopt.vtracer.images import SAMPLES, list_images, load_image
 
 WEIGHTS = {"ssim_rgb": 1.0, "size": -0.02}
 TEST_ICONS = list_images(ICONS) + list_images(SAMPLES)
@@ -24,7 +24,7 @@ def test_lossless_draws_the_test_icons_the_same_in_fewer_bytes(pm):
     coordinates) svgo's result is always kept."""
     scorer = vtopt.make_scorer(pm)
     lossless = pm.create("postprocessor", "lossless")
-    from vtopt.postprocess import postprocess
+    from vtopt.apply.postprocess import postprocess
 
     kept = {"polygon": 0, "spline": 0}
     for path in TEST_ICONS:
@@ -173,7 +173,7 @@ def _model_with(tmp_path, postprocess):
     """The shipped policy with its recorded ``postprocess`` replaced."""
     import zipfile
 
-    from vtopt.model import META, shipped
+    from vtopt.apply.model import META, shipped
 
     src, dst = shipped("policy"), tmp_path / "policy.zip"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
