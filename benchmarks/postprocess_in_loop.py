@@ -21,7 +21,7 @@ import numpy as np
 import vtopt
 from vtopt.apply.apply import model_method
 from vtopt.apply.postprocess import postprocess
-from vtopt.env.gymenv import VTracerEnv
+from vtopt.env.episodes import ImageEpisodes
 from vtopt.env.scoring import Scorer
 from vtopt.env.search import search_image
 from vtopt.vtracer.images import list_images, load_image
@@ -56,7 +56,7 @@ def main() -> None:
     for path in list_images(args.folder)[: args.limit]:
         image = load_image(path, "input")
         scorer.seen = [scorer.defaults(image)]
-        env = VTracerEnv([image], scorer, method.budget, keep_svg=True)
+        env = ImageEpisodes([image], scorer, method.budget, keep_svg=True)
         search_image(algorithm, env, 0)
         start = time.perf_counter()
         at_end = postprocess(env.best, image, scorer, processors, pm).outcome

@@ -429,11 +429,7 @@ class Driver:
                           cfg.env.conversions_per_episode, cfg.reward.weights,
                           {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
                            "reward_params": cfg.reward.params, "reward_quality": cfg.reward.quality,
-<<<<<<< HEAD
-                           **pool_meta(self.pool, self.moves)})
-=======
-                           "postprocess": list(cfg.postprocess)})
->>>>>>> f67b256 (post-processors as a component kind: vtopt_register_postprocessors, the postprocess config section and --postprocess on optimize/evaluate (recorded in model files); each result rendered and kept only when its SSIM falls at most 1e-4; built-in lossless (svgo-py, 4 decimals) on by default; benchmarks/postprocessors.py compares the libraries)
+                           "postprocess": list(cfg.postprocess), **pool_meta(self.pool, self.moves)})
 
     def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
         return self.checkpoints.write(self, timesteps, prune)
