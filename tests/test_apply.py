@@ -23,6 +23,7 @@ def test_model_files_carry_their_metadata(models):
     meta = read_meta(models[0])
     assert meta["algorithm"] == "ppo" and meta["conversions_per_episode"] == 3
     assert read_meta(models[1])["algorithm"] == "preset"
+    assert meta["postprocess"] == ["lossless"]  # the config's default, used by optimize with this model
 
 
 def test_optimize_writes_one_svg_per_image_and_a_report(models, tmp_path, capsys):
@@ -41,7 +42,7 @@ def test_optimize_writes_one_svg_per_image_and_a_report(models, tmp_path, capsys
         if row["error"]:
             continue
         svg = out / (row["input"].rsplit("/", 1)[1].rsplit(".", 1)[0] + ".svg")
-        assert row["output"] == str(svg) and svg.read_text().startswith("<?xml")
+        assert row["output"] == str(svg) and svg.read_text().startswith("<svg")  # post-processed: no prolog
         assert len(svg.read_bytes()) == row["bytes"]
         assert set(row) >= {"input", "output", "parameters", "ssim", "bytes", "default_ssim", "default_bytes",
                             "score", "conversions", "seconds", "error"}

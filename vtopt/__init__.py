@@ -7,7 +7,8 @@ plugins and the examples to that). The names are loaded on first use, so
 
 - Plugins: :data:`hookimpl`, :class:`PluginManager`; the component
   interfaces :class:`Algorithm`, :class:`Curriculum`, :class:`Metric`,
-  :class:`Monitor`, :class:`Executor` and the capabilities
+  :class:`Monitor`, :class:`Executor`, :class:`PostProcessor` (with
+  :data:`POSTPROCESS_TOLERANCE`, how far its result's SSIM may fall) and the capabilities
   :class:`SearchAlgorithm`, :class:`UpdatableAlgorithm`; what components
   receive: :class:`Sample`, :class:`LogoImage`, :class:`TrainContext`,
   :class:`RunInfo`, :class:`Outcome`.
@@ -61,6 +62,7 @@ _LAZY = {
     "load_model": "apply.model", "default_config": "config.schema",
     "make_pool": "env.labels", "label": "env.labels", "Labels": "env.labels", "DEFAULT_LABELS": "config.schema",
     "PoolEnv": "env.poolenv", "MOVES": "env.poolenv", "make_pool_env": "env.poolenv",
+    "PostProcessor": "plugin.components", "POSTPROCESS_TOLERANCE": "apply.postprocess",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",

@@ -1,4 +1,5 @@
-"""Built-in metrics: ``ssim``, ``ssim_rgb``, ``size``, ``paths``, ``mse``, ``psnr``.
+"""Built-in metrics: ``ssim``, ``ssim_rgb``, ``size``, ``paths``, ``mse``, ``psnr``; and the
+post-processor ``lossless`` (:mod:`vtopt_metrics.postprocess`), on by default.
 
 ``size`` and ``paths`` are log2 ratios to VTracer's defaults on the same
 image, so the default reward ``1.0 * ssim_rgb - 0.02 * size`` is
@@ -184,7 +185,16 @@ def vtopt_register_metrics():
     return {"ssim": SSIM, "ssim_rgb": SSIMRGB, "size": Size, "paths": Paths, "mse": MSE, "psnr": PSNR}
 
 
+@hookimpl
+def vtopt_register_postprocessors():
+    from .postprocess import Lossless
+
+    return {"lossless": Lossless}
+
+
 @hookimpl(trylast=True)
 def vtopt_config_defaults():
-    # the standard reward: colour SSIM, less 0.02 per doubling of the bytes against the defaults'
-    return {"reward": {"weights": {"ssim_rgb": 1.0, "size": -0.02}, "quality": "ssim_rgb"}}
+    # the standard reward: colour SSIM, less 0.02 per doubling of the bytes against the defaults';
+    # every final SVG made smaller by the lossless post-pass
+    return {"reward": {"weights": {"ssim_rgb": 1.0, "size": -0.02}, "quality": "ssim_rgb"},
+            "postprocess": ["lossless"]}

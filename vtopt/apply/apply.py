@@ -28,6 +28,7 @@ from ..plugin.manager import PluginManager, PluginSet
 from ..vtracer.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from ..vtracer.vectorize import ConversionError
 from .model import load_model, read_meta, shipped
+from .postprocess import postprocess
 
 #: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
 BLOAT_NOTE = 4.0
@@ -125,10 +126,11 @@ class WorkerFactory:
     metric_params: dict[str, dict] = attrs.Factory(dict)
     plugins: PluginSet = attrs.Factory(PluginSet)
     quality: str | None = None  # the reward's quality metric (None: the plugins' default)
+    postprocess: tuple[str, ...] = ()  # post-processors every method's final SVG goes through
 
     def __call__(self) -> "Worker":
         return Worker(self.methods, self.weights, self.limits, self.metric_params, self.plugins.manager(),
-                      self.quality)
+                      self.quality, self.postprocess)
 
     def error_rows(self, job: tuple[str, str | None], error: str) -> list[dict[str, Any]]:
         """The rows of a job whose worker failed as a whole (a crashed process, a lost node)."""
@@ -138,8 +140,9 @@ class WorkerFactory:
 class Worker:
     def __init__(self, methods: Sequence[Method], weights: dict[str, float], limits: Limits = Limits(),
                  metric_params: dict[str, dict] | None = None, pm: PluginManager | None = None,
-                 quality: str | None = None):
+                 quality: str | None = None, postprocess: Sequence[str] = ()):
         self.pm = pm or PluginManager()
+        self.postprocessors = [(name, self.pm.create("postprocessor", name)) for name in postprocess]
         self.limits = limits
         self.scorer = make_scorer(self.pm, weights, limits.conversion_timeout, limits.max_ssim_loss, metric_params,
                                   quality)
@@ -181,8 +184,9 @@ class Worker:
         start = time.perf_counter()
         algorithm = self.algorithms.get(method.label)
         try:
+            keep_svg = output is not None or bool(self.postprocessors)
             if algorithm is None or method.budget < 2:  # the defaults alone
-                env = ImageEpisodes([image], self.scorer, 2, keep_svg=output is not None)
+                env = ImageEpisodes([image], self.scorer, 2, keep_svg=keep_svg)
                 env.reset(options={"image": 0})
                 row = env.episode_summary()
                 row.update(conversions=1, svg=env.best.svg)
@@ -191,15 +195,21 @@ class Worker:
                 if (meta.get("env") or {}).get("pool") is not None:  # a pool model (imports gymnasium)
                     from ..env.poolenv import model_env
 
-                    env = model_env(meta, [image], self.scorer, method.budget, keep_svg=output is not None)
+                    env = model_env(meta, [image], self.scorer, method.budget, keep_svg=keep_svg)
                 else:
-                    env = ImageEpisodes([image], self.scorer, method.budget, keep_svg=output is not None)
+                    env = ImageEpisodes([image], self.scorer, method.budget, keep_svg=keep_svg)
                 with self.pm.blame("algorithm", self.names[method.label], "search"):
                     row = search_image(algorithm, env, 0)
         except Exception as exc:  # a plugin's bug on one image is that image's error, naming the plugin
             return _error_row(path, method.label, f"{path}: {type(exc).__name__}: {exc}", time.perf_counter() - start)
         svg = row.pop("svg")
         notes = list(image.notes)
+        raw = {"raw_ssim": row["ssim"], "raw_bytes": row["bytes"], "raw_score": row["score"]}
+        post = postprocess(env.best, image, self.scorer, self.postprocessors, self.pm)
+        notes += post.notes
+        if post.applied:  # the post-processed SVG, scored as a conversion is (relative to the raw defaults)
+            svg = post.outcome.svg
+            row.update(ssim=post.outcome.ssim, bytes=post.outcome.svg_bytes, score=post.outcome.score)
         try:
             ratio = row["bytes"] / max(1, Path(path).stat().st_size)
         except OSError:
@@ -213,6 +223,7 @@ class Worker:
             "ssim": row["ssim"], "bytes": row["bytes"], "default_ssim": row["default_ssim"],
             "default_bytes": row["default_bytes"], "score": row["score"], "default_score": row["default_score"],
             "conversions": row["conversions"], "error": None, "notes": notes,
+            "postprocess": post.applied, "postprocess_seconds": post.seconds, **raw,
             # the defaults' conversion (made once per image, shared by the methods) counts for each
             "seconds": time.perf_counter() - start + self.scorer.defaults(image).seconds,
         }
@@ -221,17 +232,19 @@ class Worker:
 def _error_row(path: str, label: str, error: str, seconds: float) -> dict[str, Any]:
     return {"input": path, "output": None, "svg": None, "method": label, "parameters": None, "ssim": None, "bytes": None,
             "default_ssim": None, "default_bytes": None, "score": None, "default_score": None,
-            "conversions": 0, "seconds": seconds, "error": error, "notes": []}
+            "conversions": 0, "seconds": seconds, "error": error, "notes": [], "postprocess": []}
 
 
 def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Sequence[Method],
                weights: dict[str, float], workers: int, progress=None, limits: Limits = Limits(),
                executor: Any = None, metric_params: dict[str, dict] | None = None,
-               pm: PluginManager | None = None, quality: str | None = None) -> list[dict[str, Any]]:
+               pm: PluginManager | None = None, quality: str | None = None,
+               postprocess: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every file through every method on an executor; rows in input order, then method order.
 
     ``weights``, ``metric_params`` and ``quality`` are the reward's (``quality`` None: the plugins'
-    default). Plugins registered from code in ``pm`` take part in every worker."""
+    default). ``postprocess`` names the post-processors every method's final SVG goes through (see
+    :mod:`vtopt.postprocess`). Plugins registered from code in ``pm`` take part in every worker."""
     pm = pm or PluginManager()
     if executor is None:
         executor = pm.create("executor", default_section(pm, "resources").executor)
@@ -252,7 +265,8 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
         if progress:
             progress(len(results), len(jobs), rows)
 
-    factory = WorkerFactory(tuple(methods), dict(weights), limits, dict(metric_params or {}), pm.portable(), quality)
+    factory = WorkerFactory(tuple(methods), dict(weights), limits, dict(metric_params or {}), pm.portable(), quality,
+                            tuple(postprocess))
     executor.run_images(jobs, factory, max(1, workers), on_result)
     missing = [str(files[i]) for i in range(len(jobs)) if i not in results]
     if missing:

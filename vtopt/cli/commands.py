@@ -149,6 +149,10 @@ def _parser(pm: PluginManager | None = None) -> argparse.ArgumentParser:
         sp.add_argument("--max-ssim-loss", type=float, default=None,
                         help="the quality floor: a result more than this below the defaults' SSIM never wins "
                              "(default: the model's reward.max_ssim_loss, else 0.005)")
+        sp.add_argument("--postprocess", metavar="NAMES|none",
+                        help="comma-separated post-processors every method's final SVG goes through, each result "
+                             "rendered and kept only if it draws the same; 'none' turns the pass off (default: "
+                             "the model's postprocess, else the plugins' default: lossless)")
 
     opt = command("optimize", help="convert images with a trained policy, keeping the best SVG of each")
     with_images(opt)

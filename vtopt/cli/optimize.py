@@ -49,6 +49,7 @@ def _apply(args, pm: PluginManager) -> int:
         reward = default_section(pm, "reward")
         weights, quality = weights or reward.weights, quality or reward.quality
         floor = reward.max_ssim_loss if floor is None else floor
+    postprocess = _postprocess(args, pm, meta if wants_policy else None)
     notes: dict[str, str] = {}  # a baseline's note, by row label, printed under the table
     skip = optimize and args.skip_existing  # a rerun: the report keeps the earlier rows of skipped images
     if args.report and args.report.exists() and not (args.force or skip):
@@ -83,7 +84,8 @@ def _apply(args, pm: PluginManager) -> int:
                               memory / workers if memory else None, note)
         rows = apply.run_images(files, outputs, methods, weights, workers,
                                 progress=None if args.quiet else apply.print_progress, limits=limits,
-                                executor=executor, metric_params=metric_params, pm=pm, quality=quality)
+                                executor=executor, metric_params=metric_params, pm=pm, quality=quality,
+                                postprocess=postprocess)
         if to_stdout and rows[0]["output"]:
             sys.stdout.write(Path(outputs[0]).read_text(encoding="utf-8"))
             sys.stdout.flush()
@@ -112,6 +114,12 @@ def _apply(args, pm: PluginManager) -> int:
     print(f"(score: {reward}, relative to the defaults; quality floor: SSIM loss <= {floor:g}"
           + (f"; policy: the {meta['algorithm']} model {policy.model}" if wants_policy and not optimize else "")
           + ")", file=console)
+    if postprocess:
+        dropped = sum(1 for r in rows if r["error"] is None and set(r["postprocess"]) != set(postprocess))
+        print(f"(every row's SVG post-processed by {', '.join(postprocess)}; bytes and scores are the "
+              f"post-processed SVG's, against VTracer's raw defaults; --postprocess none turns it off"
+              + (f"; {dropped} result(s) kept unprocessed where a post-processor's SVG did not render the same"
+                 if dropped else "") + ")", file=console)
     for label, note in notes.items():
         if label in summaries:
             print(f"({label}: {note})", file=console)
@@ -129,6 +137,28 @@ def _apply(args, pm: PluginManager) -> int:
     print(f"{len(files) - len(failed)} of {len(files)} images done" + (f", {len(failed)} failed" if failed else "")
           + where, file=console)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _postprocess(args, pm: PluginManager, meta: dict | None) -> list[str]:
+    """The post-processors: ``--postprocess``, else the model file's, else the plugins' default; each
+    built once here, so that a bad name or a broken factory is one error before any image runs."""
+    from ..apply.postprocess import check_names, parse_names
+    from ..config.schema import default_postprocess
+
+    available = list(pm.components("postprocessor"))
+    if args.postprocess is not None:
+        names = parse_names(args.postprocess, available)
+    elif meta is not None and meta.get("postprocess") is not None:
+        names = list(meta["postprocess"])
+        check_names(names, available, f"{args.model or 'the shipped policy'}: postprocess")
+    else:
+        names = default_postprocess(pm)
+    for name in names:
+        try:
+            pm.create("postprocessor", name)
+        except ParamError as exc:
+            raise VtoptError(f"post-processor {name!r}: {exc.message}") from None
+    return names
 
 
 def _outputs(args, files: list[Path], names: list[str]) -> tuple[list[Path], list[str]]:

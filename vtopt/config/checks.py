@@ -60,6 +60,13 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
             problems.append((parts, str(UnknownComponent(kind, name, {n: c.plugin for n, c in comps.items()}))))
 
     registered("executor", cfg.resources.executor, ["resources", "executor"])
+    for i, name in enumerate(cfg.postprocess):
+        registered("postprocessor", name, ["postprocess", i])
+        if name in pm.components("postprocessor"):
+            try:
+                pm.create("postprocessor", name)
+            except ParamError as exc:
+                problems.append((["postprocess", i], exc.message))
     registered("metric", cfg.reward.quality, ["reward", "quality"])
     for name in cfg.reward.weights:
         registered("metric", name, ["reward", "weights", name])

@@ -35,6 +35,7 @@ ImageSize = NewType("ImageSize", int)
 Fraction = NewType("Fraction", float)  # 0 <= x < 1
 Name = NewType("Name", str)
 NonNegFloat = NewType("NonNegFloat", float)
+PostprocessNames = NewType("PostprocessNames", list)  # registered post-processors, each named once
 
 #: The quality floor: a result whose SSIM is more than this below the defaults' never wins.
 MAX_SSIM_LOSS = 0.005
@@ -171,6 +172,9 @@ class Config:
     monitors: list[MonitorConfig] = Factory(list)
     resources: ResourcesConfig
     sweep: Union[SweepConfig, None] = None
+    # post-processors every final SVG goes through (recorded in model files for optimize and evaluate);
+    # the plugins give the default, [] turns the pass off
+    postprocess: PostprocessNames
 
 
 # -- strict scalars ----------------------------------------------------------------
@@ -247,6 +251,18 @@ def _kinds(value, _type):
 
 
 converter.register_structure_hook(SyntheticKinds, _kinds)
+
+
+def _postprocess_names(value, _type):
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of post-processor names ([] for none), got {describe(value)}")
+    names = [_strict_str(v, str) for v in value]
+    if len(set(names)) != len(names):
+        raise ValueError("each post-processor may be named once")
+    return names
+
+
+converter.register_structure_hook(PostprocessNames, _postprocess_names)
 
 
 def _strict_list(t):
@@ -361,6 +377,11 @@ def default_section(pm, name: str) -> Any:
     defaults for that section."""
     return _default(_section_type(typing.get_type_hints(Config)[name]), fill_plugin_defaults({}, pm).get(name, {}),
                     [name])
+
+
+def default_postprocess(pm) -> list[str]:
+    """The post-processors of :func:`default_config`: the plugins' default ``postprocess``."""
+    return _postprocess_names(fill_plugin_defaults({}, pm).get("postprocess", []), None)
 
 
 def _default(section: type, data: dict[str, Any], parts: list) -> Any:

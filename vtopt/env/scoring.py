@@ -199,6 +199,16 @@ class Scorer:
             self._results.popitem(last=False)
         return outcome
 
+    def score_svg(self, image: LogoImage, params: dict[str, Any], svg: str) -> Outcome:
+        """Render and score a given SVG of ``image`` (a post-processed result) as :meth:`evaluate` scores a
+        conversion: relative to VTracer's raw defaults, under the quality floor. Raises ConversionError
+        when the SVG cannot be rendered; a metric's fault is the Outcome's error."""
+        cache = self._image(image)
+        start = time.perf_counter()
+        sample = Sample(image, svg, render(svg, *image.size), defaults=cache.defaults)
+        return self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, True,
+                             cache.default_outcome)
+
     def _say(self, image: LogoImage, params: dict[str, Any], error: str) -> None:
         """A failed conversion, logged once per message (by this scorer: in each env process of a run)."""
         if self.log_failures and error not in self._said:

@@ -254,6 +254,19 @@ class Executor(Protocol):
 
 
 @runtime_checkable
+class PostProcessor(Protocol):
+    """Rewrites a finished SVG to draw the same picture in fewer bytes (``postprocess``).
+
+    vtopt renders what :meth:`process` returns and compares it with the unprocessed SVG's render;
+    a result that fails to render, or whose quality moves past :data:`vtopt.POSTPROCESS_TOLERANCE`,
+    is dropped with a note, so a post-processor may be aggressive but cannot lose a result.
+    """
+
+    def process(self, svg: str) -> str:
+        """One SVG document in, one SVG document out (raise on input it cannot handle)."""
+
+
+@runtime_checkable
 class Monitor(Protocol):
     """Any object with event hooks (``vtopt_run_started`` ...); registered for one run.
 

@@ -88,6 +88,21 @@ def vtopt_register_executors() -> dict[str, Callable[..., Any]]:
     """
 
 
+@hookspec
+def vtopt_register_postprocessors() -> dict[str, Callable[..., Any]]:
+    """Post-processors, selected by the ``postprocess`` list (and ``--postprocess`` of ``optimize``
+    and ``evaluate``).
+
+    A factory returns an object implementing :class:`vtopt.components.PostProcessor`
+    (``process(svg) -> svg``: one SVG in, one SVG out, meant to draw the same picture in fewer bytes).
+    vtopt renders every result and compares it with the unprocessed SVG's render; one that fails, or
+    whose quality metric moves by more than :data:`vtopt.POSTPROCESS_TOLERANCE`, is dropped with a
+    note on the row. Example: ``return {"lossless": Lossless}``.
+
+    Called once per plugin manager; results of all plugins are collected.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Configuration and the command line: called while a config is loaded and
 # checked, and while the command line is built.

@@ -38,6 +38,7 @@ KINDS = {
     "metric": "vtopt_register_metrics",
     "monitor": "vtopt_register_monitors",
     "executor": "vtopt_register_executors",
+    "postprocessor": "vtopt_register_postprocessors",
 }
 
 

@@ -429,7 +429,7 @@ class Driver:
                           cfg.env.conversions_per_episode, cfg.reward.weights,
                           {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
                            "reward_params": cfg.reward.params, "reward_quality": cfg.reward.quality,
-                           **pool_meta(self.pool, self.moves)})
+                           "postprocess": list(cfg.postprocess), **pool_meta(self.pool, self.moves)})
 
     def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
         return self.checkpoints.write(self, timesteps, prune)
