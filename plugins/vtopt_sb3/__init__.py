@@ -286,7 +286,7 @@ def imitate(model, env, steps: int, epochs: int, seed: int, batch: int = 4096) -
                 optimizer.step()
         with torch.no_grad():
             agree = float((policy.get_distribution(x).distribution.probs.argmax(1) == y).float().mean())
-        log.info("imitation_round", round=rounds, states=len(x), beta=round(beta, 3), loss=round(float(loss), 4),
+        log.info("imitation_round", round=rounds, states=len(x), beta=round(beta, 3), loss=round(float(loss.detach()), 4),
                  agreement=round(agree, 4))
 
 

@@ -343,7 +343,10 @@ def model_sizes(meta: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def model_env(meta: Mapping[str, Any], images: Sequence[LogoImage], scorer: Scorer, conversions: int,
-              keep_svg: bool = False) -> PoolEnv:
-    """The environment a pool model (its ``vtopt.json`` has ``env.pool``) acts in, converting for real."""
-    env = meta["env"]
-    return PoolEnv(images, scorer, conversions, env["pool"], keep_svg=keep_svg, moves=env.get("moves", True))
+              keep_svg: bool = False) -> VTracerEnv:
+    """The environment a model (its ``vtopt.json``) acts in: a :class:`PoolEnv` of its pool (converting
+    for real), or the box env."""
+    env = meta.get("env") or {}
+    if env.get("pool") is not None:
+        return PoolEnv(images, scorer, conversions, env["pool"], keep_svg=keep_svg, moves=env.get("moves", True))
+    return VTracerEnv(images, scorer, conversions, keep_svg=keep_svg)
