@@ -59,7 +59,7 @@ _LAZY = {
     "action_size": "vtracer.params", "observation_size": "env.episodes", "convert": "vtracer.vectorize",
     "render": "vtracer.vectorize", "renderer_name": "vtracer.vectorize", "load_config": "config.checks", "train": "training.run",
     "make_gym_env": "env.poolenv", "GYM_ID": "env.gymenv", "KINDS": "vtracer.synthetic", "Baseline": "plugin.components",
-    "load_model": "apply.model", "default_config": "config.schema",
+    "load_model": "apply.model", "shipped": "apply.model", "default_config": "config.schema",
     "make_pool": "env.labels", "label": "env.labels", "Labels": "env.labels", "DEFAULT_LABELS": "config.schema",
     "PoolEnv": "env.poolenv", "MOVES": "env.poolenv", "make_pool_env": "env.poolenv",
     "PostProcessor": "plugin.components", "POSTPROCESS_TOLERANCE": "apply.postprocess",

@@ -275,6 +275,14 @@ def vtopt_baselines(budget, options):
             log.warning("baseline_unavailable", baseline="portfolio", error=str(exc))
             return []
     out = [Baseline("portfolio", Method("portfolio", budget, algorithm="portfolio", params={"sets": fitted.sets}))]
+    from vtopt import shipped  # on use: loading model files is not needed to load this plugin
+
+    try:  # the chooser shipped with vtopt (vtopt/models/chooser.zip, made by configs/chooser.yaml)
+        chooser = shipped("chooser")
+        out.append(Baseline("chooser", Method("chooser", budget, model=str(chooser)),
+                            note=f"the chooser model {chooser}"))
+    except VtoptError:
+        pass
     if fitted.pool:
         out.append(Baseline("oracle", Method("oracle", len(fitted.pool) + 1, algorithm="portfolio",
                                              params={"sets": fitted.pool}), evaluate=False,

@@ -412,6 +412,18 @@ def vtopt_register_algorithms():
     return {"ppo": PPO, "a2c": A2C, "sac": SAC}
 
 
+@hookimpl
+def vtopt_baselines(budget, options):
+    """``ppo``: the PPO policy shipped with vtopt (``vtopt/models/ppo.zip``, made by ``configs/default.yaml``)."""
+    from vtopt import Baseline, Method, shipped
+
+    try:
+        path = shipped("ppo")
+    except VtoptError:  # not shipped in this build: the other baselines go on without it
+        return []
+    return [Baseline("ppo", Method("ppo", budget, model=str(path)), note=f"the PPO model {path}")]
+
+
 @hookimpl(trylast=True)
 def vtopt_config_defaults():
     return {"algorithm": {"name": "ppo"}}
