@@ -99,7 +99,7 @@ def test_evaluate_rows_and_options_come_from_the_plugins(tmp_path, monkeypatch, 
                  "--report", str(report)]) == 0
     out = capsys.readouterr().out
     rows = json.loads(report.read_text())
-    assert [r["method"] for r in rows] == ["policy", "defaults", "mine-spline", "portfolio"]
+    assert [r["method"] for r in rows] == ["policy", "defaults", "mine-spline", "ppo", "portfolio", "chooser"]
     assert "(mine-spline: a plugin's baseline)" in out
     assert main(["evaluate", str(image), "--budget", "2", "--workers", "1", "--methods", "hidden,tpe",
                  "--report", str(report), "--force"]) != 0  # tpe went with the search plugin: named, it fails
