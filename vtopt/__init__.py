@@ -37,7 +37,6 @@ plugins and the examples to that). The names are loaded on first use, so
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 from .errors import ConfigError, Interrupted, ParamError, PluginFault, VtoptError, check_number, check_param_names
@@ -58,7 +57,7 @@ _LAZY = {
     "check_params": "vtracer.params", "params_key": "vtracer.params", "action_to_params": "vtracer.params",
     "action_size": "vtracer.params", "observation_size": "env.episodes", "convert": "vtracer.vectorize",
     "render": "vtracer.vectorize", "renderer_name": "vtracer.vectorize", "load_config": "config.checks", "train": "training.run",
-    "make_gym_env": "env.poolenv", "GYM_ID": "env.gymenv", "KINDS": "vtracer.synthetic", "Baseline": "plugin.components",
+    "make_gym_env": "env.poolenv", "GYM_ID": "env.registration", "KINDS": "vtracer.synthetic", "Baseline": "plugin.components",
     "load_model": "apply.model", "shipped": "apply.model", "default_config": "config.schema",
     "make_pool": "env.labels", "label": "env.labels", "Labels": "env.labels", "DEFAULT_LABELS": "config.schema",
     "PoolEnv": "env.poolenv", "MOVES": "env.poolenv", "make_pool_env": "env.poolenv",
@@ -69,8 +68,7 @@ __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError
            "PluginFault", "check_param_names", "check_number", *_LAZY]
 
 
-if "gymnasium" in sys.modules:  # gymnasium.make("vtopt/VTracer-v0") then works; else vtopt.env.gymenv.gymenv registers it
-    importlib.import_module(".env.gymenv", __name__)
+importlib.import_module(".env.registration", __name__).register_gym_env()  # gymnasium.make(GYM_ID), either order
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ import numpy as np
 from ..vtracer.images import LogoImage
 from ..vtracer.params import action_size
 from .episodes import FAILURE_REWARD, ImageEpisodes, observation_size
+from .registration import GYM_ID, register_gym_env
 from .scoring import Scorer
 
 __all__ = ["FAILURE_REWARD", "GYM_ID", "VTracerEnv", "observation_size", "register_gym_env"]
@@ -33,17 +34,3 @@ class VTracerEnv(ImageEpisodes, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         gym.Env.reset(self, seed=seed)
         return super().reset(seed=seed, options=options)
-
-
-#: The id under which vtopt's environment is registered with gymnasium.
-GYM_ID = "vtopt/VTracer-v0"
-
-
-def register_gym_env() -> None:
-    """Register :data:`GYM_ID` with gymnasium (done when this module is imported, and by ``import vtopt``
-    when gymnasium is already imported)."""
-    if GYM_ID not in gym.registry:
-        gym.register(GYM_ID, entry_point="vtopt.env.poolenv:make_gym_env")  # one env module imports the other
-
-
-register_gym_env()

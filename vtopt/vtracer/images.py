@@ -198,6 +198,8 @@ def load_image(path: Path, kind: str, max_size: int | None = None, max_pixels: i
             rgba = _to_rgba(im)
     except ImageError:
         raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: does not exist (no such file or folder)") from None
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{path}: refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
