@@ -60,9 +60,12 @@ def test_evaluate_compares_methods_at_the_same_budget(models, tmp_path, capsys):
                  str(models[1]), "--tpe-budget", "5", "--report", str(report), "--workers", "1",
                  "--methods", "policy,defaults,poster,photo,tuned,random,tpe"])
     assert code == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     for label in ("policy", "defaults", "poster", "photo", "tuned", "random", "tpe5"):
         assert label in out
+    progress = [line for line in captured.err.splitlines() if line.startswith("[")]
+    assert len(progress) == 4 and max(map(len, progress)) <= 120  # one short line per image, seven methods or not
     rows = json.loads(report.read_text())
     by = {}
     for r in rows:
@@ -75,6 +78,13 @@ def test_evaluate_compares_methods_at_the_same_budget(models, tmp_path, capsys):
         assert r["parameters"]["mode"] == "polygon" or r["score"] == r["default_score"]
     for d, p in zip(by["defaults"], by["policy"]):
         assert d["input"] == p["input"] and d["default_score"] == p["default_score"]
+
+
+def test_a_model_compared_by_name_is_named_under_the_table(models, capsys):
+    assert main(["evaluate", str(ICONS), "--budget", "2", "--workers", "1",
+                 "--methods", f"defaults,mine={models[0]}"]) == 0
+    out = capsys.readouterr().out
+    assert "\nmine " in out and f"(mine: the ppo model {models[0]})" in out
 
 
 def test_unknown_method_and_bad_model_are_one_line_errors(models, tmp_path, capsys):

@@ -17,7 +17,7 @@ def test_samples_ship_with_their_licence_and_optimize_one_to_a_file(tmp_path, ca
     assert main(["optimize", str(samples[0]), "-o", str(out), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert out.read_text().startswith("<svg") and f"1 of 1 images done; SVG in {out}" in printed
-    assert "chooser " in printed  # the row is named after the shipped model's algorithm, not "policy"
+    assert "\npolicy " in printed and "policy: the chooser model " in printed  # evaluate's name; the footer says which
     assert main(["optimize", str(samples[0]), "-o", str(out)]) == 1
     assert f"{out}: exists; pass --force" in capsys.readouterr().err
     assert main(["optimize", "--samples", "-o", str(out)]) == 1

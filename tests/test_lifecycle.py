@@ -62,6 +62,9 @@ def test_sigkill_then_resume_counts_every_timestep_once(tmp_path):
     saved = [e["timesteps"] for e in events if e["event"] == "checkpoint_saved"]
     assert saved == sorted(set(saved)) and saved[-1] == 1600  # resumed from the newest, none twice
     assert sum(e["event"] == "run_started" for e in events) == 2
+    second = max(i for i, e in enumerate(events) if e["event"] == "run_started")
+    resumed_stage = next(e for e in events[second:] if e["event"] == "stage_changed")
+    assert resumed_stage["previous"] is not None  # the stage the checkpoint was in, not a fresh start's None
 
 
 def test_sigterm_to_the_process_writes_a_checkpoint_and_exits_143(tmp_path):

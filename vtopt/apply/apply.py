@@ -290,19 +290,26 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "seconds": float(np.mean([r["seconds"] for r in rows]))}
 
 
+PROGRESS_WIDTH = 120  # characters a progress line may take; the table and --report hold the rest
+
+
 def print_progress(done: int, total: int, rows: list[dict]) -> None:
+    """One line per image: its first method's figures (the others are in the table), cut to fit."""
     row = rows[0]
     name = Path(row["input"]).name + (f" ({'; '.join(row['notes'])})" if row.get("notes") else "")
     if row["error"]:
         line = f"FAILED {row['error']}"
     else:
-        line = "  ".join(
-            f"{r['method']}: ssim {r['ssim']:.4f} bytes x{r['bytes'] / r['default_bytes']:.2f}" for r in rows)
-    print(f"[{done}/{total}] {name}: {line}", file=sys.stderr, flush=True)
+        line = f"{row['method']}: ssim {row['ssim']:.4f} bytes x{row['bytes'] / row['default_bytes']:.2f}"
+        line += f" (+{len(rows) - 1} more methods)" if len(rows) > 1 else ""
+    text = f"[{done}/{total}] {name}: {line}"
+    if len(text) > PROGRESS_WIDTH:
+        text = text[:PROGRESS_WIDTH - 3] + "..."
+    print(text, file=sys.stderr, flush=True)
 
 
 def format_table(summaries: dict[str, dict[str, Any]]) -> str:
-    head = (f"{'method':<12} {'images':>6} {'mean SSIM':>10} {'worst loss':>10} {'bytes/def':>10} {'mean score':>11} "
+    head = (f"{'method':<12} {'images':>6} {'mean SSIM':>10} {'worst dSSIM':>11} {'bytes/def':>10} {'mean score':>11} "
             f"{'conv/img':>9} {'s/img':>7}")
     lines = [head, "-" * len(head)]
     for label, s in summaries.items():
@@ -310,7 +317,8 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
             lines.append(f"{label:<12} {0:>6}   (every image failed)")
             continue
         secs = f"{s['seconds']:>7.3f}" if s["seconds"] == s["seconds"] else f"{'-':>7}"
-        worst = f"{s['worst_ssim_loss']:>10.4f}" if s.get("worst_ssim_loss") is not None else f"{'-':>10}"
+        # the least SSIM change from the defaults' over the images: a loss reads -0.0021, a gain +0.0454
+        worst = f"{0.0 - s['worst_ssim_loss']:>+11.4f}" if s.get("worst_ssim_loss") is not None else f"{'-':>11}"
         lines.append(f"{label:<12} {s['images']:>6} {s['mean_ssim']:>10.4f} {worst} "
                      f"{s['bytes_ratio']:>10.3f} "
                      f"{s['mean_score']:>11.4f} {s['conversions']:>9.1f} {secs}")

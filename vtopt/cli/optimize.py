@@ -9,7 +9,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import attrs
 
 from ..config.schema import default_section
 from ..errors import EXIT_FAILED, EXIT_OK, ParamError, VtoptError
@@ -41,8 +40,6 @@ def _apply(args, pm: PluginManager) -> int:
         weights, quality = meta.get("reward_weights"), meta.get("reward_quality")
         metric_params = meta.get("reward_params") or {}
         floor = meta.get("max_ssim_loss") if floor is None else floor
-        if optimize:  # one row, named after what made it
-            policy = attrs.evolve(policy, label=meta["algorithm"])
     else:
         policy = apply.Method("policy", args.budget or 4)
     if weights is None or quality is None or floor is None:  # the plugins' default reward, where no model says
@@ -112,7 +109,7 @@ def _apply(args, pm: PluginManager) -> int:
     print(apply.format_table(summaries), file=console)
     reward = ", ".join(f"{k} {v:g}" for k, v in weights.items())
     print(f"(score: {reward}, relative to the defaults; quality floor: SSIM loss <= {floor:g}"
-          + (f"; policy: the {meta['algorithm']} model {policy.model}" if wants_policy and not optimize else "")
+          + (f"; policy: the {meta['algorithm']} model {policy.model}" if wants_policy else "")
           + ")", file=console)
     if postprocess:
         dropped = sum(1 for r in rows if r["error"] is None and set(r["postprocess"]) != set(postprocess))
@@ -228,7 +225,7 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
     if twice:
         raise VtoptError(f"--methods: more than one method labelled {', '.join(map(repr, twice))}; give each its "
                          "own label, e.g. NAME2=MODEL.zip")
-    usable = []
+    usable, notes = [], {}
     for m, what in chosen:
         try:
             if m.algorithm is not None:
@@ -242,10 +239,10 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
             # a default row whose plugin lacks an optional dependency (e.g. Optuna): left out, and said
             print(f"note: {m.label} is left out: algorithm {m.algorithm!r}: {exc.message}", file=sys.stderr)
             continue
-        if m.model is not None:
-            load_model(pm, Path(m.model))
+        if m.model is not None:  # the footer says which model the row is
+            notes[m.label] = f"the {load_model(pm, Path(m.model))[1]['algorithm']} model {m.model}"
         usable.append(m)
-    return usable, {b.method.label: b.note for b, _ in baselines.values() if b.note}
+    return usable, {**{b.method.label: b.note for b, _ in baselines.values() if b.note}, **notes}
 
 
 def _executor(args, pm: PluginManager):

@@ -222,7 +222,8 @@ def vtopt_rollout_finished(run: Any, timesteps: int, stats: dict[str, float]) ->
 
 @hookspec
 def vtopt_stage_changed(run: Any, previous: str | None, stage: str | None, timesteps: int) -> None:
-    """When the curriculum's stage changes, and once at start with previous=None.
+    """When the curriculum's stage changes, and once at start: with previous=None on a fresh run, and
+    on a resumed run with the stage its checkpoint was in (which may equal ``stage``).
 
     ``stage`` is the curriculum's name for it (None for unstaged curricula).
     Every implementation is called; return values are ignored.

@@ -186,8 +186,9 @@ class CurriculumSync(Part):
                                      f"but algorithm {driver.run.config.algorithm.name!r} cannot change settings mid-run")
                 with driver.pm.blame("algorithm", driver.run.config.algorithm.name, "update"):
                     driver.algorithm.update(**overrides)
-            driver.record("stage_changed", timesteps, previous=None if first else self.stage, stage=stage)
-            driver.pm.stage_changed(driver.run, None if first else self.stage, stage, timesteps)
+            # previous: None on a fresh run's start; on a resumed one, the stage its checkpoint was in
+            driver.record("stage_changed", timesteps, previous=self.stage, stage=stage)
+            driver.pm.stage_changed(driver.run, self.stage, stage, timesteps)
             self.stage = stage
 
     def state(self, driver):
