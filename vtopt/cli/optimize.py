@@ -9,7 +9,6 @@ import shutil
 import sys
 from pathlib import Path
 
-
 from ..config.schema import default_section
 from ..errors import EXIT_FAILED, EXIT_OK, ParamError, VtoptError
 from ..files import atomic_write_text
