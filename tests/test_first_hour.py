@@ -11,7 +11,9 @@ from conftest import REPO
 
 
 def test_gymnasium_make_works_after_import_vtopt_alone():
-    code = ("import vtopt, gymnasium\n"
+    code = ("import sys, vtopt\n"
+            "assert 'gymnasium' not in sys.modules  # import vtopt does not pay for it\n"
+            "import gymnasium\n"
             "env = gymnasium.make('vtopt/VTracer-v0', conversions=2)\n"
             "print(env.unwrapped.__class__.__name__)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")])}

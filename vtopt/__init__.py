@@ -68,7 +68,7 @@ __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError
            "PluginFault", "check_param_names", "check_number", *_LAZY]
 
 
-importlib.import_module(".env.registration", __name__).register_gym_env()  # gymnasium.make(GYM_ID), either order
+importlib.import_module(".env.registration", __name__).register_with_gymnasium()  # gymnasium.make(GYM_ID), either order
 
 
 def __getattr__(name: str) -> Any:

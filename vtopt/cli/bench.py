@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import vtracer
@@ -173,41 +174,49 @@ def _image_sets(folder: Path | None, size: int, per_kind: int) -> dict[str, list
 
 
 def stage_times(images, scorer, actions) -> dict[str, float]:
-    """Median ms per conversion of VTracer alone and of each stage of an env step."""
+    """Median ms per conversion of VTracer alone and of each stage of an env step.
+
+    Each conversion's stages are timed beside the env step that makes the same conversion (before it
+    and after it in turn, as the second of the two runs warmer), so that load from other processes
+    falls on both alike; the overhead is the median of the pairs' differences (step less its stages),
+    which a spike of load in one of them moves least."""
     from ..env.gymenv import VTracerEnv
 
     params = [check_params(action_to_params(a)) for a in actions]
-    alone, conv, rend, metr, step, feat = [], [], [], [], [], []
+    conv, rend, metr, step, feat = [], [], [], [], []
     for image in images:
         t = time.perf_counter()
         image.features  # noqa: B018  (computed once per image, timed once)
         feat.append(time.perf_counter() - t)
         scorer.defaults(image)
-    for image in images:
-        for p in params:
+    env = VTracerEnv(images, scorer, len(actions) + 1)
+    scorer._results.clear()
+    for i, image in enumerate(images):
+        env.reset(options={"image": i})
+        for j, (a, p) in enumerate(zip(actions, params)):
+            first = (i + j) % 2 == 0  # the step before its stages every other time: the second is warmer
+            if first:
+                t = time.perf_counter()
+                env.step(a)
+                step.append(time.perf_counter() - t)
             t0 = time.perf_counter()
             svg = vtracer.convert_raw_image_to_svg(image.png, img_format="png", **p)
             t1 = time.perf_counter()
             pixels = render(svg, *image.size)
             t2 = time.perf_counter()
-            sample = Sample(image, svg, pixels, scorer.defaults(image) and scorer._images[image].defaults)
+            sample = Sample(image, svg, pixels, scorer._images[image].defaults)
             states = scorer._states_of(image)
             for name, metric in scorer.metrics.items():
                 metric.compute(sample, states[name])
             t3 = time.perf_counter()
-            alone.append(t1 - t0), conv.append(t1 - t0), rend.append(t2 - t1), metr.append(t3 - t2)
-    env = VTracerEnv(images, scorer, len(actions) + 1)
-    scorer._results.clear()
-    for i in range(len(images)):
-        env.reset(options={"image": i})
-        for a in actions:
-            t = time.perf_counter()
-            env.step(a)
-            step.append(time.perf_counter() - t)
+            if not first:
+                env.step(a)
+                step.append(time.perf_counter() - t3)
+            conv.append(t1 - t0), rend.append(t2 - t1), metr.append(t3 - t2)
     mean = lambda xs: 1000.0 * statistics.fmean(xs)  # noqa: E731  (means add up; medians do not)
-    out = {"vtracer_alone": _median_ms(alone), "env_step": _median_ms(step), "convert": mean(conv),
+    out = {"vtracer_alone": _median_ms(conv), "env_step": _median_ms(step), "convert": mean(conv),
            "render": mean(rend), "metrics": mean(metr), "env_step_mean": mean(step), "features_per_image": mean(feat)}
-    out["overhead"] = out["env_step_mean"] - out["convert"] - out["render"] - out["metrics"]
+    out["overhead"] = _median_ms([s - c - r - m for s, c, r, m in zip(step, conv, rend, metr)])
     return out
 
 
@@ -301,7 +310,10 @@ def optimize_rate(images, policy: Path | None, workers: int) -> tuple[float, flo
 
 def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: int, workers: int,
               policy: Path | None, printer=print, executor: str | None = None, address: str | None = None,
-              candidates: int = 16) -> dict[str, Any]:
+              candidates: int = 16, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure and print (``printer``) every figure; ``progress`` (default: stderr) says what is being
+    measured before each step that prints nothing for a while."""
+    progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     pm = PluginManager()
     # what a laptop trains: the cpu preset's reward and algorithm (unchecked: the checks would import
     # torch here, before the optimize workers fork from this process)
@@ -310,27 +322,35 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     rng = np.random.default_rng(0)
     actions = [rng.uniform(-1, 1, action_size()).astype(np.float32) for _ in range(3)]
     results: dict[str, Any] = {"stages": {}}
-    printer(f"{'':<19} {'median ms':>19} {'':>9} {'mean ms per conversion':>33}")
-    printer(f"{'set':<14} {'px':>4} {'VTracer':>8} {'env step':>9} {'step/VT':>8} {'convert':>8} {'render':>7} "
+    w = max(14, len(folder.name) if folder else 0)  # the set's column: a long folder name widens it
+    printer(f"{'':<{w + 5}} {'median ms':^18} {'':>8} {'ms per conversion':^45}")
+    printer(f"{'set':<{w}} {'px':>4} {'VTracer':>8} {'env step':>9} {'step/VT':>8} {'convert':>8} {'render':>7} "
             f"{'metrics':>8} {'overhead':>9} {'features':>9}")
     for size in sizes:
         for name, images in _image_sets(folder, size, per_kind).items():
             t = stage_times(images, scorer, actions)
             results["stages"][f"{name}@{size}"] = t
-            printer(f"{name:<14} {size:>4} {t['vtracer_alone']:>8.2f} {t['env_step']:>9.2f} "
+            printer(f"{name:<{w}} {size:>4} {t['vtracer_alone']:>8.2f} {t['env_step']:>9.2f} "
                     f"{t['env_step'] / t['vtracer_alone']:>8.2f} {t['convert']:>8.2f} {t['render']:>7.2f} "
                     f"{t['metrics']:>8.2f} {t['overhead']:>9.2f} {t['features_per_image']:>9.2f}")
             scorer = build_scorer(pm, preset)  # fresh caches per set
+    printer("(convert, render, metrics: means; overhead: the median of each env step less its own stages; "
+            "features: per image)")
     size = 256 if 256 in sizes else sizes[0]
     sets = _image_sets(folder, size, per_kind)
     set_name = folder.name if folder else "synthetic"
     images = sets[set_name]
+    progress(f"measuring on {len(images)} {set_name} images at {size} px: env steps/s with 1 and 2 envs "
+             f"({seconds:g} s each), label replay ({seconds:g} s)")
     r1, rss1 = env_rate(images, scorer, 1, seconds)
     r2, rss2 = env_rate(images, scorer, 2, seconds)
     replay = replay_rate(images, scorer, seconds)
+    progress(f"measuring: optimize against bare VTracer, in this process and as whole processes ({workers} workers)")
     opt, bare = optimize_rate(images, policy, workers)  # before any torch work here: its workers fork from us
     one, full, bare_process, bare_one = whole_process(images, policy, workers)
+    progress(f"measuring: labelling {candidates} candidates per image against bare VTracer")
     labelled, bare_labels, label_conversions = labelling_rate(images, scorer, workers, candidates)
+    progress(f"measuring: training {preset.algorithm.name} for 2,048 timesteps on 2 envs")
     algorithm = pm.create("algorithm", preset.algorithm.name, preset.algorithm.params)
     train = training_rate(algorithm, images, scorer, 2, 2048)
     main_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -365,6 +385,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
             f"{bare_labels:.1f} conversions/s")
     printer(f"peak RSS: main {main_rss:.0f} MB, env processes {', '.join(f'{r:.0f}' for r in rss2)} MB")
     if executor is not None:  # training's envs on that executor, beside the local subprocesses
+        progress(f"measuring: env steps/s on {executor} ({seconds:g} s each)")
         remote = pm.create_executor(executor, address)
         a1, _ = env_rate(images, scorer, 1, seconds, remote)
         a2, _ = env_rate(images, scorer, 2, seconds, remote)
