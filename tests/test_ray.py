@@ -225,3 +225,19 @@ def test_optimize_on_ray_retries_the_image_of_a_killed_actor_on_a_fresh_one(loca
     killed, retried = seen[kill][0], [pid for pid, name in seen if name == files[0].stem][-1]
     assert retried != killed and killed not in {pid for pid, _ in seen[kill + 1:]}
     assert len({pid for pid, _ in seen}) == 3  # the two actors, and the fresh one that replaced the dead one
+
+
+def test_a_local_ray_start_keeps_token_auth_without_its_notice():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = ("import os\nfrom vtopt_ray import RayExecutor\nray = RayExecutor(num_cpus=1)._init()\n"
+            "print('mode', os.environ['RAY_AUTH_MODE'])\nray.shutdown()\n")  # Ray sets it: token
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "plugins")])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and "mode token" in out.stdout, out.stderr[-2000:]
+    assert "Token authentication" not in out.stderr  # Ray's notice, printed on every start when the mode is unset

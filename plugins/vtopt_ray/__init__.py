@@ -9,12 +9,21 @@ once; results stream back as images finish.
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 
 import structlog
 
 from vtopt import EnvHost, EnvSlots, ParamError, VtoptError, hookimpl
+
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"  # Ray's module that sets token auth up
+
+
+def _quiet_auth_notice(record: logging.LogRecord) -> bool:
+    """Drop only the notice that a local start has token auth on (Ray's default, nothing to act on);
+    Ray's warning that auth is *disabled* still shows."""
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def _ray():
@@ -50,6 +59,8 @@ class RayExecutor:
         ray = _ray()
         if not ray.is_initialized():
             kwargs = {"address": self.address} if self.address else {"num_cpus": self.num_cpus}
+            if not self.address:  # Ray's notice that it turned its default token auth on, on every local start
+                logging.getLogger(_AUTH_LOGGER).addFilter(_quiet_auth_notice)
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
         return ray
 
