@@ -173,7 +173,7 @@ def test_portfolio_and_chooser_train_save_and_evaluate(tmp_path, capsys):
                  str(tmp_path / "portfolio" / "model.zip"), "--report", str(report),
                  "--methods", f"chooser={tmp_path / 'chooser' / 'model.zip'},portfolio,oracle,defaults"]) == 0
     out = capsys.readouterr().out
-    assert "worst loss" in out and "upper reference" in out
+    assert "worst dSSIM" in out and "upper reference" in out
     rows = json.loads(report.read_text())
     by = {(r["method"], r["input"]): r for r in rows}
     for (method, _), r in by.items():
