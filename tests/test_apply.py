@@ -48,7 +48,8 @@ def test_optimize_writes_one_svg_per_image_and_a_report(models, tmp_path, capsys
                             "score", "conversions", "seconds", "error"}
         assert 1 <= row["conversions"] <= 3 and row["score"] == pytest.approx(expected_score(row), abs=1e-9)
     printed = capsys.readouterr()
-    assert "defaults" in printed.out and "\nppo " in printed.out and "4 of 5 images done, 1 failed" in printed.out
+    assert "defaults" in printed.out and "\npolicy " in printed.out and "policy: the ppo model" in printed.out
+    assert "4 of 5 images done, 1 failed" in printed.out
     # existing outputs are not overwritten silently
     assert main(["optimize", str(images / "crown.png"), "--out", str(out), "--model", str(models[0])]) == 1
     assert "--force" in capsys.readouterr().err
