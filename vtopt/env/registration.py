@@ -8,7 +8,6 @@ gymnasium is loaded, else when gymnasium is first imported (a one-time import ho
 from __future__ import annotations
 
 import importlib.abc
-import importlib.machinery
 import sys
 
 #: The id under which vtopt's environment is registered with gymnasium.
@@ -31,7 +30,8 @@ class _OnGymnasiumImport(importlib.abc.MetaPathFinder):
         if name != "gymnasium":
             return None
         sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        spec = next((s for f in sys.meta_path if (s := getattr(f, "find_spec", lambda *a: None)(name, path, target))),
+                    None)  # the finder that would have found it without this one
         if spec is None or spec.loader is None:
             return spec
         run = spec.loader.exec_module
