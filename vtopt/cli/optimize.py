@@ -241,7 +241,7 @@ def _eval_methods(args, policy, pm: PluginManager) -> tuple[list, dict[str, str]
         if m.model is not None:  # the footer says which model the row is
             notes[m.label] = f"the {load_model(pm, Path(m.model))[1]['algorithm']} model {m.model}"
         usable.append(m)
-    return usable, {**{b.method.label: b.note for b, _ in baselines.values() if b.note}, **notes}
+    return usable, {**notes, **{b.method.label: b.note for b, _ in baselines.values() if b.note}}  # a baseline's own
 
 
 def _executor(args, pm: PluginManager):
