@@ -1,6 +1,6 @@
 """The learning curve of the portfolio and the chooser: more training logos, how much better?
 
-    python examples/learning_curve.py CONFIG [--sizes 250,500,1000,all] [--test 300]
+    python benchmarks/learning_curve.py CONFIG [--sizes 250,500,1000,all] [--test 300]
 
 Loads the training images of CONFIG (configs/chooser.yaml: the logos' training
 part) and their cached labels (no conversion when the cache holds them: run the

@@ -1,6 +1,6 @@
 """Choose a candidate pool by coverage over cached labels (how configs/portfolio.yaml's pool was chosen).
 
-    python examples/select_pool.py LABELS.npz --pool 128 --keep 48 [--check 0.5]
+    python benchmarks/select_pool.py LABELS.npz --pool 128 --keep 48 [--check 0.5]
 
 Reads a labels cache (``~/.cache/vtopt/labels/labels-<key>.npz``), takes the
 images labelled for every candidate of ``make_pool(--pool, --seed, [tuned preset])``

@@ -1,6 +1,6 @@
 """How close a shipped pool comes to a wider one: the per-image best of each, on images it was not fitted on.
 
-    python examples/pool_reach.py IMAGES CONFIG --pool 512 [--limit 100] [--cache DIR]
+    python benchmarks/pool_reach.py IMAGES CONFIG --pool 512 [--limit 100] [--cache DIR]
 
 Labels the first ``--limit`` images of IMAGES (seeded order) against
 ``make_pool(--pool, seed, extra)`` of CONFIG's algorithm params (its seeded
