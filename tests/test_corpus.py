@@ -83,3 +83,27 @@ def test_logos_are_drawn_from_the_allow_list_only_with_a_fixed_validation_split(
 def test_corpus_command_names_unknown_sets(tmp_path, capsys):
     assert main(["corpus", str(tmp_path), "--sets", "nosuchset"]) == 1
     assert "unknown icon set 'nosuchset'" in capsys.readouterr().err
+
+
+def test_the_logo_validation_split_never_lies_where_training_reads(tmp_path):
+    s = ICON_SETS["logos"]
+    allowed = allowed_icons(s)
+    _, val = logo_split(allowed)
+    icons = {n: {"body": '<path fill="#0a0" d="M2 2h12v12H2z"/>'} for n in allowed}
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    data = json.dumps({"prefix": "logos", "width": 16, "height": 16, "icons": icons}).encode()
+    with tarfile.open(cache / f"iconify-json-logos-{s.version}.tgz", "w:gz") as tar:
+        info = tarfile.TarInfo("package/icons.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    out = tmp_path / "out"
+    with pytest.raises(VtoptError, match="must lie outside the corpus"):
+        build_corpus(out, ["logos"], per_set=1, size=16, cache=cache, progress=lambda line: None,
+                     validation=out / "validation")
+    stale = out / "logos" / f"{val[0]}.png"  # drawn for training by an older allow-list
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    build_corpus(out, ["logos"], per_set=1, size=16, cache=cache, progress=lambda line: None,
+                 validation=tmp_path / "val")
+    assert not stale.exists() and (tmp_path / "val" / "logos" / f"{val[0]}.png").is_file()

@@ -68,6 +68,6 @@ def test_imitation_needs_an_expert():
 
 @pytest.mark.parametrize("value", [-1, 1.5, True, "10"])
 def test_imitate_must_be_a_count(value):
-    with pytest.raises(ParamError, match="must be an integer >= 0") as err:
+    with pytest.raises(ParamError, match="must be an integer >= 0, got") as err:
         PPO(imitate=value)
     assert err.value.key == "imitate"

@@ -64,9 +64,9 @@ class SB3Algorithm:
     def __init__(self, policy: str = "MlpPolicy", imitate: int = 0, imitate_epochs: int = 4, **params: Any):
         if not isinstance(policy, str):
             raise ParamError("policy", f"must be a policy name such as 'MlpPolicy', got {policy!r}")
-        for key, value in (("imitate", imitate), ("imitate_epochs", imitate_epochs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ParamError(key, f"must be an integer >= 0, got {value!r}")
+        for key, value, low in (("imitate", imitate, 0), ("imitate_epochs", imitate_epochs, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ParamError(key, f"must be an integer >= {low}, got {value!r}")
         if imitate and self.class_name not in ("PPO", "A2C"):
             raise ParamError("imitate", f"{self.class_name} does not learn by imitation (PPO and A2C do)")
         self.imitate, self.imitate_epochs = imitate, imitate_epochs

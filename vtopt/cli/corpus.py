@@ -77,7 +77,7 @@ DEFAULT_SETS = tuple(ICON_SETS)
 def allowed_icons(icon_set: IconSet) -> list[str]:
     """The icon names a set may give (its allow-list, comments and blank lines left out)."""
     text = (Path(__file__).parent.parent / "allowlists" / icon_set.allow_list).read_text()
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def logo_split(names: list[str]) -> tuple[list[str], list[str]]:
@@ -164,6 +164,9 @@ def build_corpus(out: Path, sets: list[str], per_set: int | None = None, size: i
     chosen = check_sets(sets)
     cache = cache or Path.home() / ".cache" / "vtopt" / "npm"
     validation = validation or default_validation_folder(out)
+    if validation.resolve() == out.resolve() or out.resolve() in validation.resolve().parents:
+        raise VtoptError(f"--validation {validation}: the validation split must lie outside the corpus {out}, "
+                         "or training would read it")
     counts = {}
     for icon_set in chosen:
         data = fetch(icon_set, cache)
@@ -175,6 +178,8 @@ def build_corpus(out: Path, sets: list[str], per_set: int | None = None, size: i
                 raise VtoptError(f"@iconify-json/{icon_set.name}@{icon_set.version} lacks {len(missing)} allow-listed "
                                  f"icon(s), e.g. {missing[0]!r}")
             train, val = logo_split(allowed)
+            for name in val:  # drawn as training by an older allow-list: never leave it where training reads
+                (out / icon_set.name / f"{name}.png").unlink(missing_ok=True)
             targets = [(out, train, per_set), (validation, val, None)]
         for root, names, limit in targets:
             written, skipped = _draw(data, names, root / icon_set.name, limit, size,

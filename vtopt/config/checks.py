@@ -171,4 +171,5 @@ def _has_images(folder: Path, with_subfolders: bool) -> bool:
 
     if list_images(folder):
         return True
-    return with_subfolders and any(sub.is_dir() and list_images(sub) for sub in folder.iterdir())
+    return with_subfolders and any(sub.is_dir() and not sub.name.startswith(".") and list_images(sub)
+                                   for sub in folder.iterdir())
