@@ -77,6 +77,10 @@ class MemoryGuard(Part):
 
     def begin(self, driver, timesteps):
         if self._thread is None:
+            try:  # once now, so that a run already over its limit stops at its first step, however short
+                self.check()
+            except psutil.Error:
+                pass
             self._thread = threading.Thread(target=self._watch, name="vtopt-memory", daemon=True)
             self._thread.start()
 
