@@ -15,11 +15,11 @@ from vtopt.cli.corpus import ICON_SETS, LOGO_VALIDATION, allowed_icons, build_co
 from vtopt.errors import VtoptError
 
 
-def _fake_package(cache, name, version):
-    """A package tarball as `npm pack` leaves it, so that nothing is fetched."""
+def _fake_package(cache, name, version, icons=None):
+    """A package tarball as `npm pack` leaves it, so that nothing is fetched (``icons``: name -> icon)."""
     icons = {
         "prefix": name, "width": 16, "height": 16,
-        "icons": {
+        "icons": icons or {
             "red-square": {"body": '<path fill="#f00" d="M2 2h12v12H2z"/>'},
             "blue-bar": {"body": '<path fill="#00f" d="M0 6h32v4H0z"/>', "width": 32},  # wide: centred
             "white-only": {"body": '<path fill="#fff" d="M0 0h16v16H0z"/>'},  # invisible on white: skipped
@@ -65,12 +65,7 @@ def test_logos_are_drawn_from_the_allow_list_only_with_a_fixed_validation_split(
     icons = {n: {"body": '<path fill="#0a0" d="M2 2h12v12H2z"/>'} for n in (*allowed,)}
     icons["not-on-the-list"] = {"body": '<path fill="#f00" d="M2 2h12v12H2z"/>'}
     cache = tmp_path / "cache"
-    cache.mkdir()
-    data = json.dumps({"prefix": "logos", "width": 16, "height": 16, "icons": icons}).encode()
-    with tarfile.open(cache / f"iconify-json-logos-{s.version}.tgz", "w:gz") as tar:
-        info = tarfile.TarInfo("package/icons.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    _fake_package(cache, "logos", s.version, icons)
     counts = build_corpus(tmp_path / "out", ["logos"], per_set=3, size=16, cache=cache, progress=lambda line: None,
                           validation=tmp_path / "val")
     drawn = {p.stem for p in (tmp_path / "out" / "logos").glob("*.png")}
@@ -89,14 +84,8 @@ def test_the_logo_validation_split_never_lies_where_training_reads(tmp_path):
     s = ICON_SETS["logos"]
     allowed = allowed_icons(s)
     _, val = logo_split(allowed)
-    icons = {n: {"body": '<path fill="#0a0" d="M2 2h12v12H2z"/>'} for n in allowed}
     cache = tmp_path / "cache"
-    cache.mkdir()
-    data = json.dumps({"prefix": "logos", "width": 16, "height": 16, "icons": icons}).encode()
-    with tarfile.open(cache / f"iconify-json-logos-{s.version}.tgz", "w:gz") as tar:
-        info = tarfile.TarInfo("package/icons.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    _fake_package(cache, "logos", s.version, {n: {"body": '<path fill="#0a0" d="M2 2h12v12H2z"/>'} for n in allowed})
     out = tmp_path / "out"
     with pytest.raises(VtoptError, match="must lie outside the corpus"):
         build_corpus(out, ["logos"], per_set=1, size=16, cache=cache, progress=lambda line: None,
