@@ -27,7 +27,7 @@ from ..plugin.components import Method
 from ..plugin.manager import PluginManager, PluginSet
 from ..vtracer.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from ..vtracer.vectorize import ConversionError
-from .model import load_model, read_meta, shipped
+from .model import is_pool_model, load_model, read_meta, shipped
 from .postprocess import postprocess
 
 #: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
@@ -192,7 +192,7 @@ class Worker:
                 row.update(conversions=1, svg=env.best.svg)
             else:
                 meta = self.metas.get(method.label, {})
-                if (meta.get("env") or {}).get("pool") is not None:  # a pool model (imports gymnasium)
+                if is_pool_model(meta):  # the pool env imports gymnasium: only for a pool model
                     from ..env.poolenv import model_env
 
                     env = model_env(meta, [image], self.scorer, method.budget, keep_svg=keep_svg)

@@ -51,6 +51,11 @@ def save_model(algorithm, path: Path, name: str, params: dict, conversions: int,
     return path
 
 
+def is_pool_model(meta: dict[str, Any]) -> bool:
+    """Whether a model (its ``vtopt.json``) acts in the pool environment (``env.actions: pool``)."""
+    return (meta.get("env") or {}).get("pool") is not None
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -62,7 +67,7 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise VtoptError(f"{path}: not a vtopt model file ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise VtoptError(f"{path}: unknown model format {meta.get('format') if isinstance(meta, dict) else meta!r}")
-    if (meta.get("env") or {}).get("pool") is not None:  # a pool model: its sizes follow its pool
+    if is_pool_model(meta):  # its sizes follow its pool
         from ..env.poolenv import model_sizes
 
         expected = model_sizes(meta)
