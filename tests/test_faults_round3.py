@@ -13,6 +13,7 @@ from conftest import REPO, TINY_RUN, write_config
 
 import vtopt
 from vtopt.cli import main
+from vtopt.env.labels import CELL
 from vtopt.files import temp_name
 from vtopt.training.rundir import LOCK, RunDirLock
 
@@ -103,7 +104,7 @@ def test_a_damaged_labels_cache_is_moved_aside_and_the_labels_made_again(tmp_pat
     assert warned[0]["moved_to"] == str(aside) and aside.read_bytes() == damaged
     np.testing.assert_allclose(again.table, first.table, atol=1e-6)  # made again, in full
     with np.load(cache) as saved:  # and a sound cache written in its place
-        assert saved["cells"].shape == (2, 2, 3)
+        assert saved["cells"].shape == (2, 2, CELL)
 
 
 def test_long_labelling_saves_as_it_goes(tmp_path, monkeypatch):

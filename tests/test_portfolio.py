@@ -12,6 +12,7 @@ from vtopt_portfolio import chooser as C
 from vtopt.apply.model import load_model, read_meta
 from vtopt.cli import main
 from vtopt.env.gymenv import VTracerEnv
+from vtopt.env.diagnose import DIAGNOSTICS
 from vtopt.env.labels import PRESET_SETS, label, make_pool
 from vtopt.env.scoring import make_scorer
 from vtopt.vtracer.images import load_image
@@ -194,12 +195,8 @@ def test_chooser_acts_as_it_was_trained(tmp_path, pm):
     images = [load_image(p, "x", 64) for p in sorted((CORPUS / "noto").glob("*.png"))]
     scorer = make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.02})
     labels = label(images, scorer, chooser.pool, tmp_path / "labels", workers=1)
-    from vtopt_portfolio import _features
-
-    heads = np.stack([C.image_head(_features(im), labels.default_ssim[i], labels.default_bytes[i],
-                                   labels.default_paths[i]) for i, im in enumerate(images)])
-    sigs = C.signals(labels.scores, labels.ssim, labels.bytes, labels.default_score, labels.default_ssim,
-                     labels.default_bytes)
+    heads, sigs = chooser.observations(images, labels)
+    assert chooser.diagnostics and sigs.shape == (len(images), len(chooser.pool), 3 + len(DIAGNOSTICS))
     expected = C.policy_orders(chooser.policy, heads, sigs, labels.scores, labels.default_score, 4)
     from vtopt.env.search import search_image
 

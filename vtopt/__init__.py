@@ -26,7 +26,8 @@ plugins and the examples to that). The names are loaded on first use, so
   :func:`action_size`, :func:`observation_size`; :func:`convert` and
   :func:`render` for one conversion, :func:`renderer_name`.
 - Candidate pools and their labels (every candidate's real score on every image, cached on disk):
-  :func:`make_pool`, :func:`label`, :class:`Labels`, :data:`DEFAULT_LABELS`; the environment whose
+  :func:`make_pool`, :func:`label`, :class:`Labels`, :data:`DEFAULT_LABELS`; :data:`DIAGNOSTICS`, where
+  a conversion differs from its image (:attr:`Outcome.diagnostics`, :attr:`Labels.diagnostics`); the environment whose
   actions pick a pool candidate or refine the best set (``env.actions: pool``): :class:`PoolEnv`,
   its refinement :data:`MOVES`, :func:`make_pool_env` (from a config).
 - Programs: :func:`load_config`, :func:`default_config` (an empty YAML's config, with the
@@ -61,7 +62,7 @@ _LAZY = {
     "load_model": "apply.model", "shipped": "apply.model", "default_config": "config.schema",
     "make_pool": "env.labels", "label": "env.labels", "Labels": "env.labels", "DEFAULT_LABELS": "config.schema",
     "PoolEnv": "env.poolenv", "MOVES": "env.poolenv", "make_pool_env": "env.poolenv",
-    "PostProcessor": "plugin.components", "POSTPROCESS_TOLERANCE": "apply.postprocess",
+    "PostProcessor": "plugin.components", "DIAGNOSTICS": "env.diagnose", "POSTPROCESS_TOLERANCE": "apply.postprocess",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",

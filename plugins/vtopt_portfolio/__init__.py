@@ -31,6 +31,7 @@ import structlog
 
 from vtopt import (
     DEFAULT_LABELS,
+    DIAGNOSTICS,
     Baseline,
     Method,
     ParamError,
@@ -158,11 +159,13 @@ class Chooser(_PoolLearner):
     ``steps`` (picks per image it is trained for, 7: budgets up to 8),
     ``random_orders`` (random pick orders per image in the first round, 4),
     ``learning_rate`` and ``holdout`` (share of the labelled images kept out
-    of training to choose the round and the margin over the portfolio).
+    of training to choose the round and the margin over the portfolio), and
+    ``diagnostics`` (true: it also observes *where* each conversion, the
+    defaults' included, differs from the image: ``vtopt.DIAGNOSTICS``).
     """
 
     def __init__(self, hidden: int = 256, rounds: int = 3, epochs: int = 20, steps: int = 7, random_orders: int = 4,
-                 learning_rate: float = 1e-3, holdout: float = 0.15, **pool_params: Any):
+                 learning_rate: float = 1e-3, holdout: float = 0.15, diagnostics: bool = True, **pool_params: Any):
         self._check_names("chooser", pool_params)
         super().__init__(**pool_params)
         self.hidden = _int("hidden", hidden, 1)
@@ -172,15 +175,15 @@ class Chooser(_PoolLearner):
         self.random_orders = _int("random_orders", random_orders, 0)
         self.learning_rate = float(check_number("learning_rate", learning_rate, low=0, low_open=True))
         self.holdout = float(check_number("holdout", holdout, low=0, high=1, high_open=True))
+        if not isinstance(diagnostics, bool):
+            raise ParamError("diagnostics", f"must be true or false, not {diagnostics!r}")
+        self.diagnostics = diagnostics
         self.policy: net_lib.Policy | None = None
         self._index: dict[tuple, int] = {}
 
     def learn(self, ctx) -> None:
         labels = self._labels(ctx)
-        heads = np.stack([net_lib.image_head(_features(im), labels.default_ssim[i], labels.default_bytes[i],
-                                             labels.default_paths[i]) for i, im in enumerate(ctx.images)])
-        sigs = net_lib.signals(labels.scores, labels.ssim, labels.bytes, labels.default_score, labels.default_ssim,
-                               labels.default_bytes)
+        heads, sigs = self.observations(ctx.images, labels)
         self.policy, report = net_lib.fit(
             heads, sigs, labels.scores, labels.default_score, steps=self.steps, hidden=self.hidden, rounds=self.rounds,
             epochs=self.epochs, random_orders=self.random_orders, seed=self.seed, lr=self.learning_rate,
@@ -196,7 +199,7 @@ class Chooser(_PoolLearner):
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("algorithm.json", json.dumps({
                 "pool": self.pool, "portfolio": self.policy.portfolio, "margins": margins,
-                "fitted": self.fitted}, indent=1))
+                "diagnostics": self.diagnostics, "fitted": self.fitted}, indent=1))
             zf.writestr("net.npz", buf.getvalue())
 
     def load(self, path: Path) -> None:
@@ -207,15 +210,35 @@ class Chooser(_PoolLearner):
         margins = [m if m is not None else float("inf") for m in data["margins"]]
         self.policy = net_lib.Policy(net, data["portfolio"], margins)
         self.pool, self.fitted = data["pool"], data.get("fitted", {})
+        self.diagnostics = bool(data.get("diagnostics", False))  # models made before they existed
         self._index = {params_key(p): i for i, p in enumerate(self.pool)}
+
+    def observations(self, images, labels) -> tuple[np.ndarray, np.ndarray]:
+        """What this chooser observes of labelled images: their heads (images, H), and every candidate's
+        signals (images, candidates, S) as it would see them once tried."""
+        heads = np.stack([self._head(im, labels.default_ssim[i], labels.default_bytes[i], labels.default_paths[i],
+                                     labels.default_diagnostics[i]) for i, im in enumerate(images)])
+        sigs = net_lib.signals(labels.scores, labels.ssim, labels.bytes, labels.default_score, labels.default_ssim,
+                               labels.default_bytes)
+        if self.diagnostics:
+            diag = net_lib.diagnostic_signals(labels.diagnostics, labels.default_diagnostics)
+            diag[labels.failed] = -1.0
+            sigs = np.concatenate([sigs, diag], axis=-1)
+        return heads, sigs
+
+    def _head(self, image, ssim: float, nbytes: float, paths: float, diagnostics) -> np.ndarray:
+        head = net_lib.image_head(_features(image), ssim, nbytes, paths)
+        return np.concatenate([head, net_lib.diagnostic_head(diagnostics)]) if self.diagnostics else head
 
     def start_image(self, image, default=None) -> None:
         if default is None:
             raise ValueError("the chooser needs the defaults' result of each image (start_image(image, default=...))")
-        self.head = net_lib.image_head(_features(image), default.ssim, default.svg_bytes, default.paths)
+        if self.diagnostics and len(default.diagnostics) != len(DIAGNOSTICS):
+            raise ValueError("this chooser observes where conversions went wrong: its results need their diagnostics")
+        self.head = self._head(image, default.ssim, default.svg_bytes, default.paths, default.diagnostics)
         self.default = default
         self.tried = np.zeros(len(self.pool), np.float32)
-        self.sig = np.zeros((len(self.pool), 3), np.float32)
+        self.sig = np.zeros((len(self.pool), 3 + len(DIAGNOSTICS) * self.diagnostics), np.float32)
         self.best = 0.0
         self.step = 0
 
@@ -230,7 +253,9 @@ class Chooser(_PoolLearner):
         if outcome is None:
             raise ValueError("the chooser needs each conversion's whole result (observe(params, score, outcome=...))")
         d = self.default
-        self.sig[i] = net_lib.signals(score, outcome.ssim, outcome.svg_bytes, d.score, d.ssim, d.svg_bytes)
+        self.sig[i, :3] = net_lib.signals(score, outcome.ssim, outcome.svg_bytes, d.score, d.ssim, d.svg_bytes)
+        if self.diagnostics:
+            self.sig[i, 3:] = net_lib.diagnostic_signals(outcome.diagnostics, d.diagnostics)
         self.best = max(self.best, score - d.score)
 
     def predict(self, observation, deterministic: bool = True):

@@ -80,8 +80,30 @@ def signals(score, ssim, nbytes, default_score, default_ssim, default_bytes) -> 
     return np.clip(np.nan_to_num(out, nan=-1.0), -1.0, 1.0).astype(np.float32)
 
 
+#: Scales of the diagnostics (vtopt.DIAGNOSTICS: edge, flat and fill-colour error, parts lost and added,
+#: strokes broken): the defaults' own values in the head, a candidate's change from them in its signals.
+DIAGNOSTIC_HEAD_SCALE = np.array([10.0, 50.0, 20.0, 2.0, 2.0, 2.0], np.float32)
+DIAGNOSTIC_SIGNAL_SCALE = np.array([50.0, 100.0, 20.0, 2.0, 2.0, 2.0], np.float32)
+
+
+def diagnostic_head(default_diagnostics) -> np.ndarray:
+    """Where the defaults' conversion went wrong, for the image's head."""
+    return np.clip(np.asarray(default_diagnostics, np.float32) * DIAGNOSTIC_HEAD_SCALE, 0.0, 1.0)
+
+
+def diagnostic_signals(diagnostics, default_diagnostics) -> np.ndarray:
+    """Where a conversion differs from the image, relative to the defaults: (..., 6) in [-1, 1]
+    (``default_diagnostics`` broadcast over the candidates' axis)."""
+    diagnostics = np.asarray(diagnostics, np.float32)
+    default = np.asarray(default_diagnostics, np.float32)
+    if default.ndim < diagnostics.ndim:
+        default = np.expand_dims(default, -2)
+    return np.clip((diagnostics - default) * DIAGNOSTIC_SIGNAL_SCALE, -1.0, 1.0).astype(np.float32)
+
+
 def encode(head: np.ndarray, tried: np.ndarray, sig: np.ndarray, best_gain: float, steps: int) -> np.ndarray:
-    """One state: ``tried`` a 0/1 mask over the pool, ``sig`` (pool, 3) the tried candidates' :func:`signals`."""
+    """One state: ``tried`` a 0/1 mask over the pool, ``sig`` (pool, S) the tried candidates' :func:`signals`
+    (with their :func:`diagnostic_signals` when the chooser observes them)."""
     return np.concatenate([head, tried.astype(np.float32), (sig * tried[:, None]).ravel(),
                            [min(best_gain * SCORE_SCALE, 1.0), steps / MAX_STEPS]]).astype(np.float32)
 

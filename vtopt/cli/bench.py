@@ -241,13 +241,15 @@ def replay_rate(images, scorer, seconds: float, pool_size: int = 128) -> float:
     uniform random picks among ``pool_size`` candidates, episodes of 4 conversions. The label values
     are drawn at random: a lookup costs the same whatever it holds, and labelling for real would take
     ``len(images) * pool_size`` conversions."""
-    from ..env.labels import Labels, make_pool
+    from ..env.labels import CELL, HEAD, Labels, make_pool
     from ..env.poolenv import PoolEnv
 
     rng = np.random.default_rng(0)
     n = len(images)
+    cell = [0.95, 0.95, 3000.0] + [0.05] * (CELL - 3)
     table = np.concatenate([rng.uniform(0.9, 1.0, (n, 2)), rng.integers(1000, 20000, (n, 2)),
-                            np.tile([0.95, 0.95, 3000.0], pool_size) + rng.uniform(-0.05, 0.05, (n, 3 * pool_size))], 1)
+                            rng.uniform(0.0, 0.1, (n, HEAD - 4)),
+                            np.tile(cell, pool_size) + rng.uniform(-0.05, 0.05, (n, CELL * pool_size))], 1)
     env = PoolEnv(images, scorer, 4, make_pool(pool_size, 0), Labels(table))
     actions = rng.integers(pool_size, size=100_000).tolist()
     env.reset(seed=0)

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..plugin.manager import PluginManager
 from ..vtracer.params import DEFAULT_PARAMS, SPACE, action_to_params, check_params
 from ..vtracer.vectorize import renderer_name
+from .diagnose import DIAGNOSTICS
 
 log = structlog.get_logger(__name__)
 
@@ -93,8 +94,8 @@ def _init(scorer, pool) -> None:
 
 
 def _label_one(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The defaults' (score, ssim, bytes, paths), (score, ssim, bytes) for the asked candidates, and
-    which of those to keep on disk (not a conversion abandoned at the time limit: it may finish another time)."""
+    """The defaults' :data:`HEAD` row, the asked candidates' :data:`CELL` rows, and which of those to keep
+    on disk (not a conversion abandoned at the time limit: it may finish another time)."""
     image, wanted = task
     scorer, pool = _WORKER["scorer"], _WORKER["pool"]
     d = scorer.defaults(image)
@@ -102,18 +103,34 @@ def _label_one(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for j in wanted:
         o = scorer.evaluate(image, pool[j])
         good = o.ok and math.isfinite(o.score) and math.isfinite(o.ssim)
-        cells.append([o.score, o.ssim, o.svg_bytes] if good else [FAILED, 0.0, 0.0])  # a failure scores far below
+        # a failure scores far below
+        cells.append([o.score, o.ssim, o.svg_bytes, *o.diagnostics] if good else [FAILED] + [0.0] * (CELL - 1))
         keep.append(good or "did not finish within" not in (o.error or ""))
     scorer.forget(image)
-    return (np.array([d.score, d.ssim, d.svg_bytes, d.paths]), np.array(cells, dtype=np.float64).reshape(-1, 3),
-            np.array(keep, bool))
+    return (np.array([d.score, d.ssim, d.svg_bytes, d.paths, *d.diagnostics]),
+            np.array(cells, dtype=np.float64).reshape(-1, CELL), np.array(keep, bool))
+
+
+FAILED = -1.0  # the label of a failed conversion: far below any real score
+
+#: Per image, the defaults' (score, ssim, bytes, paths, diagnostics...); per image and candidate
+#: (score, ssim, bytes, diagnostics...): the widths of a label table's parts.
+HEAD = 4 + len(DIAGNOSTICS)
+CELL = 3 + len(DIAGNOSTICS)
 
 
 class Labels:
-    """Scores of a pool on a list of images (rows in the images' order)."""
+    """Scores of a pool on a list of images (rows in the images' order): per image the defaults'
+    :data:`HEAD` values, then :data:`CELL` values per candidate."""
 
     def __init__(self, table: np.ndarray):
-        self.table = table  # per image: the defaults' (score, ssim, bytes, paths), then (score, ssim, bytes) per candidate
+        self.table = table
+        if table.ndim != 2 or (table.shape[1] - HEAD) % CELL:
+            raise ValueError(f"a label table of shape {table.shape} is not {HEAD} + {CELL} x candidates wide")
+
+    @property
+    def candidates(self) -> int:
+        return (self.table.shape[1] - HEAD) // CELL
 
     @property
     def default_score(self) -> np.ndarray:
@@ -132,23 +149,40 @@ class Labels:
         return self.table[:, 3]
 
     @property
+    def default_diagnostics(self) -> np.ndarray:
+        """(images, :data:`DIAGNOSTICS`) of the defaults' conversions."""
+        return self.table[:, 4:HEAD]
+
+    @property
+    def _cells(self) -> np.ndarray:
+        return self.table[:, HEAD:].reshape(len(self.table), self.candidates, CELL)
+
+    @property
     def scores(self) -> np.ndarray:
         """(images, candidates) scores; a failed conversion scores -1."""
-        return self.table[:, 4::3]
+        return self._cells[..., 0]
 
     @property
     def ssim(self) -> np.ndarray:
-        return self.table[:, 5::3]
+        return self._cells[..., 1]
 
     @property
     def bytes(self) -> np.ndarray:
-        return self.table[:, 6::3]
+        return self._cells[..., 2]
+
+    @property
+    def diagnostics(self) -> np.ndarray:
+        """(images, candidates, :data:`DIAGNOSTICS`); zeros for a failed conversion."""
+        return self._cells[..., 3:]
+
+    @property
+    def failed(self) -> np.ndarray:
+        """(images, candidates): whether the conversion failed."""
+        return self.scores == FAILED
 
 
 #: Seconds between saves of the labels made so far, so that a crash loses at most these minutes of work.
 SAVE_SECONDS = 120.0
-
-FAILED = -1.0  # the label of a failed conversion: far below any real score
 
 
 def _key(params: dict[str, Any]) -> str:
@@ -162,7 +196,7 @@ def cache_key(scorer) -> str:
 
     key = {"weights": scorer.weights, "floor": scorer.max_ssim_loss, "metrics": sorted(scorer.metrics),
            "timeout": scorer.timeout, "vtracer": md.version("vtracer"),
-           "renderer": renderer_name()}
+           "renderer": renderer_name(), "diagnostics": list(DIAGNOSTICS)}
     if getattr(scorer, "metric_params", None):
         key["metric_params"] = scorer.metric_params
     if getattr(scorer, "quality", None) not in (None, _default_quality()):  # the default leaves old keys alone
@@ -201,7 +235,7 @@ class _Cache:
                 defaults, table = saved["defaults"], saved["cells"]
             n = len(hashes)
             if (hashes.ndim != 1 or cands.ndim != 1 or hashes.dtype.kind != "U" or cands.dtype.kind != "U"
-                    or defaults.shape != (n, 4) or table.shape != (n, len(cands), 3)
+                    or defaults.shape != (n, HEAD) or table.shape != (n, len(cands), CELL)
                     or defaults.dtype.kind != "f" or table.dtype.kind != "f"):
                 raise ValueError(f"arrays of shapes hashes {hashes.shape}, candidates {cands.shape}, defaults "
                                  f"{defaults.shape}, cells {table.shape} do not fit together")
@@ -241,7 +275,7 @@ class _Cache:
     def _write(self) -> None:
         cands = sorted({k for _, cells in self.entries.values() for k in cells})
         index = {k: j for j, k in enumerate(cands)}
-        table = np.full((len(self.entries), len(cands), 3), np.nan)
+        table = np.full((len(self.entries), len(cands), CELL), np.nan)
         for i, (_, cells) in enumerate(self.entries.values()):
             for k, v in cells.items():
                 table[i, index[k]] = v

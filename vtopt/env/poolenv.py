@@ -47,7 +47,7 @@ from ..vtracer.images import N_FEATURES, LogoImage
 from ..vtracer.params import DEFAULT_PARAMS, SPACE, action_size, check_params, params_key, params_to_unit
 from .episodes import _IMPROVEMENT_SCALE, observation_size
 from .gymenv import VTracerEnv
-from .labels import FAILED, Labels, label, make_pool
+from .labels import CELL, FAILED, HEAD, Labels, label, make_pool
 from .scoring import Outcome, Scorer, make_scorer
 
 #: Refinement moves: (parameter, operation, amount). ``*`` and ``/`` scale (moving by at least 1),
@@ -108,9 +108,9 @@ class PoolEnv(VTracerEnv):
         self._index = {params_key(p): j for j, p in enumerate(self.pool)}
         if len(self._index) != len(self.pool):
             raise ValueError("the pool holds the same parameter set twice")
-        if labels is not None and labels.table.shape != (len(self.images), 4 + 3 * len(self.pool)):
+        if labels is not None and labels.table.shape != (len(self.images), HEAD + CELL * len(self.pool)):
             raise ValueError(f"labels of shape {labels.table.shape} do not fit {len(self.images)} images and a pool of "
-                             f"{len(self.pool)} (expected {(len(self.images), 4 + 3 * len(self.pool))})")
+                             f"{len(self.pool)} (expected {(len(self.images), HEAD + CELL * len(self.pool))})")
         self.labels = labels
         if labels is not None:  # plain Python floats: a lookup is then an index, no numpy scalar
             self._rows = labels.table.tolist()
@@ -206,7 +206,7 @@ class PoolEnv(VTracerEnv):
         return self._label(j)
 
     def _label(self, j: int) -> Outcome:
-        base = 4 + 3 * j
+        base = HEAD + CELL * j
         score, ssim, nbytes = self._rows[self.index][base:base + 3]
         if score == FAILED and nbytes == 0:
             return Outcome(self.pool[j], -math.inf, {}, error=f"{self.image.source}: the conversion failed when "

@@ -24,6 +24,7 @@ from ..plugin.components import Metric, Sample
 from ..vtracer.images import LogoImage
 from ..vtracer.params import DEFAULT_PARAMS, params_key
 from ..vtracer.vectorize import ConversionError, IsolatedConverter, convert, render
+from .diagnose import Reference, diagnose, reference
 
 log = structlog.get_logger(__name__)
 
@@ -44,10 +45,15 @@ class Outcome:
     floor_excess: float = 0.0
     #: the quality metric's value (``reward.quality``, e.g. colour SSIM); NaN where it was not computed
     ssim: float = math.nan
+    #: where the rendering differs from the image (:data:`vtopt.env.diagnose.DIAGNOSTICS`); empty when not measured
+    diagnostics: tuple[float, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+_REFERENCE = "\0reference"  # the key of an image's diagnose.Reference among its metrics' states
 
 
 @attrs.define
@@ -144,6 +150,13 @@ class Scorer:
             self._states.move_to_end(image)
         return states
 
+    def _reference(self, image: LogoImage) -> Reference:
+        """What :func:`diagnose` compares with, kept with the metrics' states (it is as large)."""
+        states = self._states_of(image)
+        if _REFERENCE not in states:
+            states[_REFERENCE] = reference(image.rgb)
+        return states[_REFERENCE]
+
     def _image(self, image: LogoImage) -> _ImageCache:
         cache = self._images.get(image)
         if cache is None:
@@ -155,7 +168,8 @@ class Scorer:
                 # Without the defaults there is nothing to compare with: the image is unusable.
                 raise ConversionError(f"{exc} (with VTracer's default parameters)") from None
             sample = Sample(image, svg, render(svg, *image.size), defaults=None)
-            outcome = self._outcome(DEFAULT_PARAMS, sample, states, time.perf_counter() - start)
+            outcome = self._outcome(DEFAULT_PARAMS, sample, states, time.perf_counter() - start,
+                                    ref=self._reference(image))
             if outcome.error is not None:
                 raise ConversionError(f"{image.source}: {outcome.error} (on VTracer's defaults' conversion)")
             cache = _ImageCache(Sample(image, svg, None, None), outcome)  # its pixels are drawn again if asked
@@ -191,7 +205,7 @@ class Scorer:
             self._results[key] = failed  # a parameter set that failed (or timed out) is not tried again
             return failed
         outcome = self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, keep_svg,
-                                cache.default_outcome)
+                                cache.default_outcome, self._reference(image))
         if outcome.error is not None:  # a metric's fault
             self._say(image, params, outcome.error)
         self._results[key] = outcome
@@ -207,7 +221,7 @@ class Scorer:
         start = time.perf_counter()
         sample = Sample(image, svg, render(svg, *image.size), defaults=cache.defaults)
         return self._outcome(params, sample, self._states_of(image), time.perf_counter() - start, True,
-                             cache.default_outcome)
+                             cache.default_outcome, self._reference(image))
 
     def _say(self, image: LogoImage, params: dict[str, Any], error: str) -> None:
         """A failed conversion, logged once per message (by this scorer: in each env process of a run)."""
@@ -216,7 +230,7 @@ class Scorer:
             log.warning("conversion_failed", image=image.source, params=params, error=error)
 
     def _outcome(self, params, sample: Sample, states, seconds: float, keep_svg: bool = True,
-                 default: Outcome | None = None) -> Outcome:
+                 default: Outcome | None = None, ref: Reference | None = None) -> Outcome:
         values = {}
         for name, metric in self.metrics.items():
             try:
@@ -230,7 +244,8 @@ class Scorer:
             values[name] = float(value)
         score = float(sum(w * values[name] for name, w in self.weights.items()))
         outcome = Outcome(dict(params), score, values, sample.svg_bytes, sample.paths,
-                          sample.svg if keep_svg else None, None, seconds, ssim=values.get(self.quality, math.nan))
+                          sample.svg if keep_svg else None, None, seconds, ssim=values.get(self.quality, math.nan),
+                          diagnostics=diagnose(ref, sample.rendered) if ref is not None else ())
         if default is None or math.isnan(outcome.ssim) or math.isnan(default.ssim):
             return outcome
         excess = default.ssim - self.max_ssim_loss - outcome.ssim
