@@ -1,6 +1,6 @@
 """The learning curve of the portfolio and the chooser: more training logos, how much better?
 
-    python benchmarks/learning_curve.py CONFIG [--sizes 250,500,1000,all] [--test 300]
+    python benchmarks/learning_curve.py CONFIG [--sizes 250,500,1000,all] [--test 300] [--ablate] [--split 0]
 
 Loads the training images of CONFIG (configs/chooser.yaml: the logos' training
 part) and their cached labels (no conversion when the cache holds them: run the
@@ -9,6 +9,8 @@ portfolio and the chooser on the first N of the others (seeded order), for each
 size. Prints, per size, the held-out mean best-of at budgets 2, 4 and 8: of the
 greedy portfolio and of the chooser (picking from the labels, so exactly what
 converting would give), and of the per-image best of the whole pool.
+``--ablate`` also fits, at each size, a chooser that does not observe the
+diagnostics (where conversions differ from the image: ``vtopt.DIAGNOSTICS``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from vtopt_portfolio import _features
+from vtopt_portfolio import Chooser
 from vtopt_portfolio import chooser as net
 
-from vtopt import PluginManager, label, load_config, make_pool
+from vtopt import PluginManager, image_kind, label, load_config, make_pool
 from vtopt.env.data import load_dataset
 from vtopt.env.scoring import build_scorer
 
@@ -29,6 +31,8 @@ def main() -> None:
     ap.add_argument("config")
     ap.add_argument("--sizes", default="250,500,1000,all")
     ap.add_argument("--test", type=int, default=300)
+    ap.add_argument("--ablate", action="store_true")
+    ap.add_argument("--split", type=int, default=0, help="seed of the held-out draw (repeat with others for noise)")
     args = ap.parse_args()
     pm = PluginManager()
     loaded = load_config(args.config, pm=pm)
@@ -38,27 +42,30 @@ def main() -> None:
     images = load_dataset(loaded, scorer).train
     pool = make_pool(p["pool"], p.get("seed", 0), p.get("extra", []))
     labels = label(images, scorer, pool, __import__("pathlib").Path(p["labels"]).expanduser())
-    heads = np.stack([net.image_head(_features(im), labels.default_ssim[i], labels.default_bytes[i],
-                                     labels.default_paths[i]) for i, im in enumerate(images)])
-    sigs = net.signals(labels.scores, labels.ssim, labels.bytes, labels.default_score, labels.default_ssim,
-                       labels.default_bytes)
+    variants = {"chooser": True, **({"no diagnostics": False} if args.ablate else {})}
+    observed = {name: Chooser(diagnostics=diag).observations(images, labels) for name, diag in variants.items()}
     S, D = labels.scores, labels.default_score
-    order = np.random.default_rng(0).permutation(len(images))
+    kinds = np.array([image_kind(im) for im in images])
+    order = np.random.default_rng(args.split).permutation(len(images))
     test, rest = order[: args.test], order[args.test:]
     print(f"{len(images)} labelled training images, {len(pool)} candidates; {len(test)} held out")
     print(f"held-out per-image best of the pool: {float(np.maximum(S[test].max(1), D[test]).mean()):.5f}; "
           f"defaults: {float(D[test].mean()):.5f}")
-    print("images  portfolio b2/b4/b8           chooser b2/b4/b8")
+    print("images  portfolio b2/b4/b8        " + "".join(f"{name + ' b2/b4/b8':<27}" for name in variants))
     for size in args.sizes.split(","):
         train = rest if size == "all" else rest[: int(size)]
         folio = net.greedy_portfolio(S[train], D[train], 7)
         orders = np.tile(np.array(folio), (len(test), 1))
         pf = [net.best_of(S[test], D[test], orders, b - 1) for b in (2, 4, 8)]
-        policy, _ = net.fit(heads[train], sigs[train], S[train], D[train], hidden=p.get("hidden", 256),
-                            rounds=p.get("rounds", 3), epochs=p.get("epochs", 20), steps=7, seed=0)
-        own = net.policy_orders(policy, heads[test], sigs[test], S[test], D[test], 7)
-        ch = [net.best_of(S[test], D[test], own, b - 1) for b in (2, 4, 8)]
-        print(f"{len(train):>6}  {pf[0]:.5f} {pf[1]:.5f} {pf[2]:.5f}   {ch[0]:.5f} {ch[1]:.5f} {ch[2]:.5f}", flush=True)
+        row = f"{len(train):>6}  {pf[0]:.5f} {pf[1]:.5f} {pf[2]:.5f}   "
+        for heads, sigs in observed.values():
+            policy, _ = net.fit(heads[train], sigs[train], S[train], D[train], hidden=p.get("hidden", 256),
+                                rounds=p.get("rounds", 3), epochs=p.get("epochs", 20), steps=7, seed=0,
+                                families=kinds[train])
+            own = net.policy_orders(policy, heads[test], sigs[test], S[test], D[test], 7)
+            ch = [net.best_of(S[test], D[test], own, b - 1) for b in (2, 4, 8)]
+            row += f"{ch[0]:.5f} {ch[1]:.5f} {ch[2]:.5f}    "
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from vtopt_portfolio import chooser as C
 
 from vtopt.apply.model import load_model, read_meta
 from vtopt.cli import main
-from vtopt.env.gymenv import VTracerEnv
 from vtopt.env.diagnose import DIAGNOSTICS
+from vtopt.env.gymenv import VTracerEnv
 from vtopt.env.labels import PRESET_SETS, label, make_pool
 from vtopt.env.scoring import make_scorer
 from vtopt.vtracer.images import load_image
@@ -223,3 +223,18 @@ def test_shipped_configs_validate(name, capsys):
     # the corpus configs train on ~/.cache/vtopt/corpus: point them at the test icons
     over = ["--set", f"data.folders=[{{path: {CORPUS}}}]"] if name in ("chooser", "portfolio") else []
     assert main(["validate", str(REPO / "configs" / f"{name}.yaml"), *over]) == 0, capsys.readouterr().err
+
+
+def test_a_departure_holds_up_only_when_its_gain_beats_its_noise_in_every_family():
+    rng = np.random.default_rng(0)
+    steady = np.full(60, 0.002) + rng.normal(0, 0.0005, 60)
+    one = np.array(["a"] * 60)
+    assert C.holds_up(steady, one)
+    noisy = np.concatenate([np.full(3, 0.05), np.full(57, -0.002)])  # a mean gain carried by three images
+    assert noisy.mean() > 0 and not C.holds_up(noisy, one)
+    split = np.array(["a"] * 30 + ["b"] * 30)
+    losing_b = np.concatenate([np.full(30, 0.006), np.full(30, -0.001)]) + rng.normal(0, 0.0001, 60)
+    assert C.holds_up(losing_b, one) and not C.holds_up(losing_b, split)
+    few = np.array(["a"] * 50 + ["b"] * 10)  # too few of b to judge b on its own
+    assert C.holds_up(np.concatenate([np.full(50, 0.006), np.full(10, -0.001)]), few)
+    assert not C.holds_up(np.zeros(60), one) and not C.holds_up(np.array([0.01]), one[:1])

@@ -30,6 +30,7 @@ plugins and the examples to that). The names are loaded on first use, so
   a conversion differs from its image (:attr:`Outcome.diagnostics`, :attr:`Labels.diagnostics`); the environment whose
   actions pick a pool candidate or refine the best set (``env.actions: pool``): :class:`PoolEnv`,
   its refinement :data:`MOVES`, :func:`make_pool_env` (from a config).
+- Images: :class:`LogoImage`; :func:`image_kind`, the curriculum kind of a real image by a fixed rule.
 - Programs: :func:`load_config`, :func:`default_config` (an empty YAML's config, with the
   plugins' defaults), :func:`train`, :func:`make_scorer`, :func:`load_model`; :func:`run_images` with
   :class:`Method` (what ``optimize`` and ``evaluate`` run), :class:`Trial` (a sweep's trial).
@@ -51,7 +52,8 @@ _LAZY = {
     "Monitor": "plugin.components", "Executor": "plugin.components", "SearchAlgorithm": "plugin.components",
     "UpdatableAlgorithm": "plugin.components", "Validating": "plugin.components", "StagedCurriculum": "plugin.components",
     "Sample": "plugin.components", "TrainContext": "plugin.components", "RunInfo": "plugin.components",
-    "LogoImage": "vtracer.images", "Outcome": "env.scoring", "make_scorer": "env.scoring", "WorkerFactory": "apply.apply",
+    "LogoImage": "vtracer.images", "image_kind": "vtracer.images",
+    "Outcome": "env.scoring", "make_scorer": "env.scoring", "WorkerFactory": "apply.apply",
     "Method": "plugin.components", "run_images": "apply.apply", "Trial": "training.sweep",
     "Distribution": "config.distributions", "EnvHost": "env.envworker", "EnvSlots": "env.envworker",
     "local_vec_env": "env.vecenv", "SPACE": "vtracer.params", "DEFAULT_PARAMS": "vtracer.params",

@@ -40,6 +40,7 @@ from vtopt import (
     check_param_names,
     check_params,
     hookimpl,
+    image_kind,
     label,
     make_pool,
     params_key,
@@ -187,7 +188,7 @@ class Chooser(_PoolLearner):
         self.policy, report = net_lib.fit(
             heads, sigs, labels.scores, labels.default_score, steps=self.steps, hidden=self.hidden, rounds=self.rounds,
             epochs=self.epochs, random_orders=self.random_orders, seed=self.seed, lr=self.learning_rate,
-            holdout=self.holdout, threads=ctx.threads)
+            holdout=self.holdout, threads=ctx.threads, families=np.array([image_kind(im) for im in ctx.images]))
         self.fitted = {"images": len(ctx.images), "pool": self.pool_size,
                        "default": float(labels.default_score.mean()), **report}
         self._index = {params_key(p): i for i, p in enumerate(self.pool)}

@@ -201,12 +201,37 @@ def policy_orders(policy: Policy, heads: np.ndarray, sigs: np.ndarray, scores: n
     return orders
 
 
+def best_of_rows(scores: np.ndarray, default: np.ndarray, orders: np.ndarray, picks: int) -> np.ndarray:
+    """Per image, the best of the defaults and the first ``picks`` of its order."""
+    if picks <= 0:
+        return default.astype(np.float64)
+    chosen = np.take_along_axis(scores, orders[:, :picks], axis=1)
+    return np.maximum(default, chosen.max(axis=1))
+
+
 def best_of(scores: np.ndarray, default: np.ndarray, orders: np.ndarray, picks: int) -> float:
     """Mean over images of the best of the defaults and the first ``picks`` of each order."""
-    if picks <= 0:
-        return float(default.mean())
-    chosen = np.take_along_axis(scores, orders[:, :picks], axis=1)
-    return float(np.maximum(default, chosen.max(axis=1)).mean())
+    return float(best_of_rows(scores, default, orders, picks).mean())
+
+
+#: A departure from the portfolio is kept only where its held-out gain is this many standard errors above 0
+#: (and no family of images loses by it): gains smaller than their noise are not taken.
+DEPARTURE_Z = 1.0
+#: Families with fewer held-out images than this are not checked on their own (too few to tell).
+MIN_FAMILY = 15
+
+
+def holds_up(gains: np.ndarray, families: np.ndarray) -> bool:
+    """Whether per-image ``gains`` over the portfolio (held-out) are a real gain: their mean above
+    :data:`DEPARTURE_Z` standard errors, and no family with :data:`MIN_FAMILY` images or more losing on average."""
+    n = len(gains)
+    if n < 2 or gains.mean() <= DEPARTURE_Z * gains.std(ddof=1) / math.sqrt(n):
+        return False
+    for family in np.unique(families):
+        member = families == family
+        if member.sum() >= MIN_FAMILY and gains[member].mean() < 0:
+            return False
+    return True
 
 
 def greedy_portfolio(scores: np.ndarray, default: np.ndarray, size: int) -> list[int]:
@@ -228,15 +253,18 @@ BUDGETS = (2, 4, 8)  # budgets the held-out selection averages over
 
 def fit(heads: np.ndarray, sigs: np.ndarray, scores: np.ndarray, default: np.ndarray, steps: int = 7, hidden: int = 256,
         rounds: int = 3, epochs: int = 20, random_orders: int = 4, seed: int = 0, lr: float = 1e-3,
-        weight_decay: float = 1e-5, holdout: float = 0.15, threads: int = 1) -> tuple[Policy, dict]:
+        weight_decay: float = 1e-5, holdout: float = 0.15, threads: int = 1,
+        families: np.ndarray | None = None) -> tuple[Policy, dict]:
     """Train a chooser on labelled images: imitation of the true gains, with DAgger rounds.
 
     A seeded ``holdout`` share of the images is kept out of training; after
     each round, each step's margin over the portfolio is chosen from
-    :data:`MARGINS` on it, and the round whose policy scores best there
-    (mean best-of over :data:`BUDGETS`) is kept. Returns the policy and a
-    report: per round, the held-out best-of of the network alone, of the
-    portfolio and of the chosen policy (the learning curve).
+    :data:`MARGINS` on it: the one with the largest held-out gain among
+    those whose gain :func:`holds_up` (per image family: ``families``, one
+    label per image), else the portfolio's pick. The round whose policy
+    scores best there (mean best-of over :data:`BUDGETS`) is kept. Returns
+    the policy and a report: per round, the held-out best-of of the network
+    alone, of the portfolio and of the chosen policy (the learning curve).
     """
     import torch
 
@@ -262,13 +290,25 @@ def fit(heads: np.ndarray, sigs: np.ndarray, scores: np.ndarray, default: np.nda
         own = policy_orders(policy, heads[idx], sigs[idx], scores[idx], default[idx], max(budgets) - 1)
         return {b: best_of(scores[idx], default[idx], own, b - 1) for b in budgets}
 
+    judged = held_idx if len(held_idx) else fit_idx
+    family = (np.asarray(families) if families is not None else np.zeros(n, np.int64))[judged]
+
+    def held_rows(policy: Policy, budget: int) -> np.ndarray:
+        own = policy_orders(policy, heads[judged], sigs[judged], scores[judged], default[judged], budget - 1)
+        return best_of_rows(scores[judged], default[judged], own, budget - 1)
+
     def select_margins(net: Net) -> Policy:
-        """Step by step, the margin that gives the best held-out best-of after that step."""
+        """Step by step, the margin with the largest held-out gain after that step over the portfolio's
+        pick, among those whose gain holds up; none: the portfolio's pick."""
         margins: list[float] = []
         for step in range(steps):
-            trials = [(held_best_of(Policy(net, portfolio, margins + [m]), (step + 2,))[step + 2], -i, m)
-                      for i, m in enumerate(MARGINS)]
-            margins.append(max(trials)[2])  # ties: the smallest margin
+            base = held_rows(Policy(net, portfolio, margins + [math.inf]), step + 2)
+            choice, top = math.inf, 0.0
+            for m in MARGINS[:-1]:
+                gains = held_rows(Policy(net, portfolio, margins + [m]), step + 2) - base
+                if holds_up(gains, family) and gains.mean() > top:
+                    choice, top = m, float(gains.mean())
+            margins.append(choice)
         return Policy(net, portfolio, margins)
 
     best: tuple[float, Policy] | None = None
