@@ -9,7 +9,7 @@ from conftest import REPO, TINY_RUN, write_config
 
 from vtopt import MOVES, PoolEnv, label, make_pool
 from vtopt.config.checks import load_config
-from vtopt.env.poolenv import config_pool, move
+from vtopt.env.poolenv import config_pool, move, pool_observation_size
 from vtopt.env.scoring import make_scorer
 from vtopt.vtracer.params import DEFAULT_PARAMS, SPACE, check_params
 
@@ -190,3 +190,57 @@ def test_a_pool_run_trains_on_replayed_labels_and_its_model_optimizes(pm, tmp_pa
                       meta["reward_weights"], workers=1)
     assert rows[0]["error"] is None and rows[0]["conversions"] >= 1
     assert rows[0]["score"] >= rows[0]["default_score"]
+
+
+def test_an_advised_pool_env_observes_the_chooser_and_its_policy_acts_with_that_advice(pm, tmp_path):
+    """PPO on a chooser's advice (env.pool.advisor): the observation carries the chooser's predicted gains and
+    its pick, imitation imitates that pick, and the trained model optimizes with the same advisor."""
+    from vtopt import Method, run_images
+    from vtopt.apply.model import load_model, read_meta
+    from vtopt.training.run import train
+
+    labels = tmp_path / "labels"
+    chooser_run = TINY_RUN.replace(
+        "algorithm: {name: ppo, params: {n_steps: 32, batch_size: 32, n_epochs: 1}}",
+        f"algorithm: {{name: chooser, params: {{pool: 6, labels: {labels}, workers: 1, hidden: 8, rounds: 1, "
+        "epochs: 2, steps: 2}}")
+    train(load_config(write_config(tmp_path, chooser_run), pm=pm), tmp_path / "chooser", pm)
+    advisor_file = tmp_path / "chooser" / "model.zip"
+    text = TINY_RUN.replace(
+        "env: {conversions_per_episode: 3, parallel_envs: 1}",
+        f"env: {{conversions_per_episode: 3, actions: pool, pool: {{size: 6, labels: {labels}, workers: 1, "
+        f"advisor: {advisor_file}}}}}").replace("n_epochs: 1}", "n_epochs: 1, imitate: 64}")
+    loaded = load_config(write_config(tmp_path, text, "ppo.yaml"), pm=pm)
+    train(loaded, tmp_path / "ppo", pm)
+    meta = read_meta(tmp_path / "ppo" / "model.zip")
+    assert meta["env"]["advisor"] == str(advisor_file.resolve())
+    assert meta["observation_size"] == pool_observation_size(6, advised=True) == pool_observation_size(6) + 12
+
+    # the env: advice in the observation, the advisor's pick as the expert
+    chooser, _ = load_model(pm, advisor_file)
+    from vtopt.env.data import load_dataset
+    from vtopt.env.scoring import build_scorer
+
+    scorer = build_scorer(pm, loaded.config)
+    images = load_dataset(loaded, scorer).train[:3]
+    env = PoolEnv(images, scorer, 3, make_pool(6, 0), advisor=chooser)
+    assert env.observation_space.shape == (meta["observation_size"],)
+    twin, _ = load_model(pm, advisor_file)  # the same chooser, stepped as optimize steps it
+    for i, image in enumerate(images):
+        obs, info = env.reset(options={"image": i})
+        twin.start_image(image, default=scorer.defaults(image))
+        for _ in range(2):
+            pick = env.pool.index(twin.predict(None))
+            assert info["expert_action"] == pick and obs[-6:].tolist() == [float(j == pick) for j in range(6)]
+            gains = obs[-12:-6]
+            assert np.all(gains >= -1) and np.all(gains <= 1) and gains[pick] > -1
+            obs, _, done, _, info = env.step(pick)
+            twin.observe(env.pool[pick], info["score"], env.last)
+            if done:
+                break
+    with pytest.raises(ValueError, match="pool"):
+        PoolEnv(images, scorer, 3, make_pool(7, 0), advisor=chooser)
+
+    rows = run_images([REPO / "tests" / "data" / "icons" / "crown.png"], [None],
+                      [Method("ppo", 3, model=str(tmp_path / "ppo" / "model.zip"))], meta["reward_weights"], workers=1)
+    assert rows[0]["error"] is None and rows[0]["conversions"] >= 1

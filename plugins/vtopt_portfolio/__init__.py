@@ -181,6 +181,7 @@ class Chooser(_PoolLearner):
         self.diagnostics = diagnostics
         self.policy: net_lib.Policy | None = None
         self._index: dict[tuple, int] = {}
+        self._heads: dict[tuple, np.ndarray] = {}
 
     def learn(self, ctx) -> None:
         labels = self._labels(ctx)
@@ -236,15 +237,22 @@ class Chooser(_PoolLearner):
             raise ValueError("the chooser needs the defaults' result of each image (start_image(image, default=...))")
         if self.diagnostics and len(default.diagnostics) != len(DIAGNOSTICS):
             raise ValueError("this chooser observes where conversions went wrong: its results need their diagnostics")
-        self.head = self._head(image, default.ssim, default.svg_bytes, default.paths, default.diagnostics)
+        # an image's head is computed once (advising an environment, the same image comes back often)
+        key = (image.source, image.name, default.score, default.svg_bytes)
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = self._head(image, default.ssim, default.svg_bytes, default.paths,
+                                                 default.diagnostics)
+        self.head = head
         self.default = default
         self.tried = np.zeros(len(self.pool), np.float32)
         self.sig = np.zeros((len(self.pool), 3 + len(DIAGNOSTICS) * self.diagnostics), np.float32)
         self.best = 0.0
-        self.step = 0
+        self.step = self.seen = 0
 
     def observe(self, params, score: float, outcome=None) -> None:
         i = self._index.get(params_key(params))
+        self.seen += 1
         if i is None:
             return
         self.tried[i] = 1.0
@@ -265,6 +273,18 @@ class Chooser(_PoolLearner):
         state = net_lib.encode(self.head, self.tried, self.sig, self.best, self.step)
         self.step += 1
         return dict(self.pool[int(self.policy.picks(state[None], self.tried[None], self.step - 1)[0])])
+
+    def advise(self) -> tuple[np.ndarray, int]:
+        """For a policy that learns on top of this one (``env.pool.advisor``): every candidate's predicted
+        gain now (units of 1/GAIN_SCALE, clipped to [-1, 1]; -1 once tried) and the candidate this
+        chooser would pick (-1 when all are tried). Call :meth:`start_image` and :meth:`observe` as
+        for :meth:`predict` (every observed conversion is a step, a refinement included)."""
+        if self.tried.all():
+            return np.full(len(self.pool), -1.0, np.float32), -1
+        state = net_lib.encode(self.head, self.tried, self.sig, self.best, self.seen)[None]
+        gains = self.policy.net.forward(state)[0]
+        pick = int(self.policy.picks(state, self.tried[None], self.seen)[0])
+        return np.where(self.tried > 0, -1.0, np.clip(gains, -1.0, 1.0)).astype(np.float32), pick
 
 
 @hookimpl

@@ -27,7 +27,7 @@ from ..plugin.components import Method
 from ..plugin.manager import PluginManager, PluginSet
 from ..vtracer.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from ..vtracer.vectorize import ConversionError
-from .model import is_pool_model, load_model, read_meta, shipped
+from .model import is_pool_model, load_advisor, load_model, read_meta, shipped
 from .postprocess import postprocess
 
 #: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
@@ -150,11 +150,15 @@ class Worker:
         self.algorithms = {}
         self.names: dict[str, str] = {}  # label -> the registered algorithm, as faults name it
         self.metas: dict[str, dict] = {}  # label -> a model's vtopt.json (the env it acts in)
+        self.advisors: dict[str, Any] = {}  # label -> the advisor its env observes (env.pool.advisor)
         for m in self.methods:
             if m.model is not None:
                 self.algorithms[m.label], meta = load_model(self.pm, Path(m.model))
                 self.names[m.label] = meta["algorithm"]
                 self.metas[m.label] = meta
+                advisor = (meta.get("env") or {}).get("advisor")
+                if advisor is not None:  # a policy trained on a chooser's advice acts with that advice
+                    self.advisors[m.label] = load_advisor(self.pm, advisor)
             elif m.algorithm is not None:
                 self.algorithms[m.label] = self.pm.create("algorithm", m.algorithm, m.params)
                 self.names[m.label] = m.algorithm
@@ -195,7 +199,8 @@ class Worker:
                 if is_pool_model(meta):  # the pool env imports gymnasium: only for a pool model
                     from ..env.poolenv import model_env
 
-                    env = model_env(meta, [image], self.scorer, method.budget, keep_svg=keep_svg)
+                    env = model_env(meta, [image], self.scorer, method.budget, keep_svg=keep_svg,
+                                    advisor=self.advisors.get(method.label))
                 else:
                     env = ImageEpisodes([image], self.scorer, method.budget, keep_svg=keep_svg)
                 with self.pm.blame("algorithm", self.names[method.label], "search"):

@@ -98,3 +98,37 @@ def shipped(name: str) -> Path:
     if not path.is_file():
         raise VtoptError(f"this vtopt has no shipped {name} model ({path}); pass --model")
     return path
+
+
+def advisor_path(spec: str, config_path: Path | None = None) -> Path:
+    """Where ``env.pool.advisor`` points: a shipped model's name (``chooser``), else a model file
+    (relative to the config's folder)."""
+    if (SHIPPED / f"{spec}.zip").is_file() and "/" not in spec:
+        return SHIPPED / f"{spec}.zip"
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and config_path is not None:
+        path = Path(config_path).parent / path
+    return path
+
+
+def advisor_spec(spec: str, config_path: Path | None = None) -> str:
+    """What a model file records of its advisor: a shipped model's name as it is, else the file's absolute path."""
+    path = advisor_path(spec, config_path)
+    return spec if path.parent == SHIPPED else str(path.resolve())
+
+
+def load_advisor(pm, spec: str | None, config_path: Path | None = None):
+    """The fitted policy ``env.pool.advisor`` names (see :func:`advisor_path`), ready to advise; None: none."""
+    if spec is None:
+        return None
+    from ..env.poolenv import Advisor
+
+    path = advisor_path(spec, config_path)
+    where = f"{config_path}: " if config_path is not None else ""
+    if not path.is_file():
+        raise VtoptError(f"{where}env.pool.advisor {spec!r} is neither a shipped model nor a model file ({path})")
+    algorithm, meta = load_model(pm, path)
+    if not isinstance(algorithm, Advisor):
+        raise VtoptError(f"{where}env.pool.advisor {path}: a {meta['algorithm']} model does not advise "
+                         "(a fitted chooser does)")
+    return algorithm

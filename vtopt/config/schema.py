@@ -97,6 +97,9 @@ class PoolConfig:
     replay: bool = True  # label the training images first; a labelled pick is then a lookup, not a conversion
     workers: NonNegInt = 0  # labelling processes; 0: one per core
     moves: bool = True  # refinement moves beside the picks (false: picks only, every step a lookup under replay)
+    # a fitted chooser of this pool whose predicted gains and pick the observation carries ("chooser": the
+    # shipped one; else a model file); None: none
+    advisor: Union[str, None] = None
 
 
 @frozen

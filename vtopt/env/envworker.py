@@ -15,13 +15,13 @@ from typing import Any
 from ..errors import PluginFault, VtoptError
 
 
-def make_env(images, scorer, conversions, reference=None, pool=None, labels=None, moves=True):
+def make_env(images, scorer, conversions, reference=None, pool=None, labels=None, moves=True, advisor=None):
     """One training environment (what an executor's ``env_fn`` builds, wherever it runs): with a ``pool``,
-    a :class:`vtopt.PoolEnv` (replaying ``labels`` where given), else the box env."""
+    a :class:`vtopt.PoolEnv` (replaying ``labels`` where given, observing ``advisor``'s advice), else the box env."""
     if pool is not None:
         from .poolenv import PoolEnv
 
-        return PoolEnv(images, scorer, conversions, pool, labels, reference=reference, moves=moves)
+        return PoolEnv(images, scorer, conversions, pool, labels, reference=reference, moves=moves, advisor=advisor)
     from .gymenv import VTracerEnv
 
     return VTracerEnv(images, scorer, conversions, reference=reference)

@@ -32,12 +32,19 @@ bytes and paths; the best set so far (as in the box env) and its score over
 the defaults'; what the last step returned (score and SSIM over the
 defaults', log2 bytes over the defaults', all -1 for a failure); the share
 of the episode's steps left; which candidates were already tried (1 each).
+
+**Advice.** With an ``advisor`` (``env.pool.advisor``: a fitted chooser of the
+same pool, :class:`Advisor`), the observation also carries, for every
+candidate, the gain the advisor predicts for converting it now, and a 1 on the
+candidate it would pick: the policy learns on top of the chooser's judgement
+(and its imitation, ``expert_action``, is the advisor's pick) instead of from
+nothing. The advisor is told every result, the refinements' included.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -68,9 +75,27 @@ _BEST = N_FEATURES + 3  # where the best set's unit vector starts in the observa
 _HEAD = _BEST + len(SPACE) + 1 + 3 + 1  # the observation before the tried-candidates mask
 
 
-def pool_observation_size(pool_size: int) -> int:
-    """The length of :class:`PoolEnv`'s observation for a pool of ``pool_size`` candidates."""
-    return _HEAD + pool_size
+def pool_observation_size(pool_size: int, advised: bool = False) -> int:
+    """The length of :class:`PoolEnv`'s observation for a pool of ``pool_size`` candidates (with an advisor:
+    its predicted gains and pick, one each per candidate)."""
+    return _HEAD + pool_size * (3 if advised else 1)
+
+
+@runtime_checkable
+class Advisor(Protocol):
+    """A fitted policy over the same pool whose judgement a :class:`PoolEnv` observation carries
+    (the ``chooser`` algorithm is one)."""
+
+    pool: list[dict[str, Any]]
+
+    def start_image(self, image: LogoImage, default: Any = None) -> None:
+        """A new episode on ``image``; ``default``: the defaults' Outcome."""
+
+    def observe(self, params: dict[str, Any], score: float, outcome: Any = None) -> None:
+        """A result of this episode (-inf for a failure), with its whole Outcome."""
+
+    def advise(self) -> tuple[np.ndarray, int]:
+        """Per candidate, the predicted gain of converting it now, in [-1, 1]; and the candidate it would pick."""
 
 
 def move(params: Mapping[str, Any], which: tuple[str, str, float]) -> dict[str, Any]:
@@ -100,7 +125,8 @@ class PoolEnv(VTracerEnv):
 
     def __init__(self, images: Sequence[LogoImage], scorer: Scorer, conversions: int = 4,
                  pool: Sequence[Mapping[str, Any]] = (), labels: Labels | None = None, keep_svg: bool = False,
-                 reference: Sequence[Mapping[str, Any]] | None = None, moves: bool = True):
+                 reference: Sequence[Mapping[str, Any]] | None = None, moves: bool = True,
+                 advisor: Advisor | None = None):
         super().__init__(images, scorer, conversions, keep_svg=keep_svg, reference=reference)
         if not pool:
             raise ValueError("PoolEnv needs a pool of at least one parameter set")
@@ -115,16 +141,24 @@ class PoolEnv(VTracerEnv):
         if labels is not None:  # plain Python floats: a lookup is then an index, no numpy scalar
             self._rows = labels.table.tolist()
             self._orders: dict[int, list[int]] = {}  # per image: the candidates, best label first
+        if advisor is not None:
+            if not isinstance(advisor, Advisor):
+                raise ValueError(f"the advisor {type(advisor).__name__} does not advise (start_image, observe, advise)")
+            if [params_key(p) for p in advisor.pool] != [params_key(p) for p in self.pool]:
+                raise ValueError(f"the advisor's pool ({len(advisor.pool)} candidates) is not this env's "
+                                 f"({len(self.pool)}): train the advisor on the same env.pool")
+        self.advisor = advisor
+        self._pick_advised = -1
         self.moves = MOVES if moves else ()
         self.action_space = gym.spaces.Discrete(len(self.pool) + len(self.moves))
-        size = pool_observation_size(len(self.pool))
+        size = pool_observation_size(len(self.pool), advisor is not None)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (size,), dtype=np.float32)
         self._units = [params_to_unit(p) for p in self.pool]
         self._default_unit = params_to_unit(DEFAULT_PARAMS)
         self._seen: dict[int, dict[tuple, Outcome]] = {}  # per image: the outcomes of sets converted here
         self._heads: dict[int, tuple[Outcome, np.ndarray, float]] = {}  # per image: defaults, observation head
         self._obs = np.zeros(size, np.float32)
-        self.tried = self._obs[_HEAD:]  # a view: which candidates this episode tried
+        self.tried = self._obs[_HEAD:_HEAD + len(self.pool)]  # a view: which candidates this episode tried
         self.last_replayed = False  # whether the last step was a label lookup
         self._last_unit: np.ndarray | None = None  # the last outcome's params as a unit vector, when known
 
@@ -137,8 +171,10 @@ class PoolEnv(VTracerEnv):
         head = self._heads.get(self.index)
         if head is None:
             if self.labels is not None:
-                score, ssim, nbytes, paths = self._rows[self.index][:4]
-                d = Outcome(dict(DEFAULT_PARAMS), score, {}, int(nbytes), int(paths), ssim=ssim)
+                row = self._rows[self.index]
+                score, ssim, nbytes, paths = row[:4]
+                d = Outcome(dict(DEFAULT_PARAMS), score, {}, int(nbytes), int(paths), ssim=ssim,
+                            diagnostics=tuple(row[4:HEAD]))
             else:
                 d = self.scorer.defaults(self.image)
             decoded = "rgb" in vars(self.image)
@@ -157,6 +193,8 @@ class PoolEnv(VTracerEnv):
         self._obs[:] = 0.0
         self._obs[:N_FEATURES + 3] = values
         self._tried: set[int] = set()
+        if self.advisor is not None:
+            self.advisor.start_image(self.image, default=self.default)
         return self._observation(), self._expert({})
 
     def step(self, action):
@@ -174,14 +212,19 @@ class PoolEnv(VTracerEnv):
         if outcome.ok and outcome.score > self.best.score:
             unit = self._last_unit
             self._best_unit = unit if unit is not None else params_to_unit(outcome.params)
+        if self.advisor is not None:
+            self.advisor.observe(outcome.params, outcome.score, outcome)
         result = super()._advance(outcome)
         self._expert(result[4])
         return result
 
     def _expert(self, info: dict[str, Any]) -> dict[str, Any]:
         """With labels, ``info["expert_action"]``: the untried candidate with the best label on this image
-        (what an agent that knew every label would pick next; for imitation, the ``imitate`` of PPO/A2C)."""
-        if self.labels is not None:
+        (what an agent that knew every label would pick next; for imitation, the ``imitate`` of PPO/A2C);
+        with an advisor, its pick (the footing to learn from)."""
+        if self.advisor is not None and self._pick_advised >= 0:
+            info["expert_action"] = self._pick_advised
+        elif self.labels is not None:
             order = self._orders.get(self.index)
             if order is None:
                 order = self._orders[self.index] = np.argsort(-self.labels.scores[self.index], kind="stable").tolist()
@@ -207,11 +250,12 @@ class PoolEnv(VTracerEnv):
 
     def _label(self, j: int) -> Outcome:
         base = HEAD + CELL * j
-        score, ssim, nbytes = self._rows[self.index][base:base + 3]
+        cell = self._rows[self.index][base:base + CELL]
+        score, ssim, nbytes = cell[:3]
         if score == FAILED and nbytes == 0:
             return Outcome(self.pool[j], -math.inf, {}, error=f"{self.image.source}: the conversion failed when "
                                                               "it was labelled")
-        return Outcome(self.pool[j], score, {}, int(nbytes), ssim=ssim)
+        return Outcome(self.pool[j], score, {}, int(nbytes), ssim=ssim, diagnostics=tuple(cell[3:]))
 
     def _evaluate(self, params: dict[str, Any]) -> Outcome:
         """A complete, checked set: a pool candidate's label, else a conversion (once per image and set)."""
@@ -252,6 +296,13 @@ class PoolEnv(VTracerEnv):
                       (math.log2(max(last.svg_bytes, 1)) - self._log_default_bytes) / 4.0)
         values = ((best.score - d.score) * _IMPROVEMENT_SCALE, *signal, self.steps_left / max(self.conversions - 1, 1))
         obs[_BEST + len(SPACE):_HEAD] = [min(max(v, -1.0), 1.0) for v in values]
+        if self.advisor is not None:
+            k = len(self.pool)
+            gains, self._pick_advised = self.advisor.advise()
+            obs[_HEAD + k:_HEAD + 2 * k] = gains
+            obs[_HEAD + 2 * k:] = 0.0
+            if self._pick_advised >= 0:
+                obs[_HEAD + 2 * k + self._pick_advised] = 1.0
         return obs.copy()
 
 
@@ -325,28 +376,34 @@ def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, 
 # -- model files ---------------------------------------------------------------
 
 
-def pool_meta(pool: Sequence[Mapping[str, Any]] | None, moves: bool = True) -> dict[str, Any]:
+def pool_meta(pool: Sequence[Mapping[str, Any]] | None, moves: bool = True, advisor: str | None = None) -> dict[str, Any]:
     """What a model file trained on a :class:`PoolEnv` of ``pool`` records (``vtopt.json``), so that
-    ``optimize`` and ``evaluate`` rebuild the same env; empty for the box env."""
+    ``optimize`` and ``evaluate`` rebuild the same env (``advisor``: where its advisor is loaded from);
+    empty for the box env."""
     if pool is None:
         return {}
-    return {"env": {"actions": "pool", "pool": [dict(p) for p in pool], "moves": moves},
-            "observation_size": pool_observation_size(len(pool)), "action_size": len(pool) + len(MOVES) * moves}
+    return {"env": {"actions": "pool", "pool": [dict(p) for p in pool], "moves": moves, "advisor": advisor},
+            "observation_size": pool_observation_size(len(pool), advisor is not None),
+            "action_size": len(pool) + len(MOVES) * moves}
 
 
 def model_sizes(meta: Mapping[str, Any]) -> tuple[int, int]:
     """(observation size, action size) this vtopt gives the model ``meta`` describes."""
     env = meta.get("env") or {}
     if env.get("pool") is not None:
-        return pool_observation_size(len(env["pool"])), len(env["pool"]) + len(MOVES) * env.get("moves", True)
+        return (pool_observation_size(len(env["pool"]), env.get("advisor") is not None),
+                len(env["pool"]) + len(MOVES) * env.get("moves", True))
     return observation_size(), action_size()
 
 
 def model_env(meta: Mapping[str, Any], images: Sequence[LogoImage], scorer: Scorer, conversions: int,
-              keep_svg: bool = False) -> VTracerEnv:
+              keep_svg: bool = False, advisor: Advisor | None = None) -> VTracerEnv:
     """The environment a model (its ``vtopt.json``) acts in: a :class:`PoolEnv` of its pool (converting
-    for real), or the box env."""
+    for real; ``advisor``: the one its ``env.advisor`` names, loaded), or the box env."""
     env = meta.get("env") or {}
     if env.get("pool") is not None:
-        return PoolEnv(images, scorer, conversions, env["pool"], keep_svg=keep_svg, moves=env.get("moves", True))
+        if (env.get("advisor") is not None) != (advisor is not None):
+            raise ValueError(f"the model was trained with advisor {env.get('advisor')!r}: give it that advisor")
+        return PoolEnv(images, scorer, conversions, env["pool"], keep_svg=keep_svg, moves=env.get("moves", True),
+                       advisor=advisor)
     return VTracerEnv(images, scorer, conversions, keep_svg=keep_svg)

@@ -195,12 +195,13 @@ def local_vec_env(env_fn: Callable[[], Any], n_envs: int, on_replaced: Callable[
 
 def make_vec_env(images: Sequence[LogoImage], scorer: Scorer, conversions: int, n_envs: int, seed: int,
                  reference: Sequence[dict] | None = None, on_replaced=None, executor=None,
-                 pool: Sequence[dict] | None = None, labels=None, moves: bool = True):
+                 pool: Sequence[dict] | None = None, labels=None, moves: bool = True, advisor=None):
     """n_envs environments wherever ``executor``'s ``make_vec_env`` puts them (None: on this machine,
     :func:`local_vec_env`, where a dead subprocess is replaced and ``on_replaced(slot,
     reason)`` told); never a silent fallback. With a ``pool``, :class:`vtopt.PoolEnv` envs (replaying
-    ``labels``, the :class:`vtopt.Labels` of ``images``, where given; refinement moves unless ``moves`` is False)."""
-    env_fn = partial(envworker.make_env, list(images), scorer, conversions, reference, pool, labels, moves)
+    ``labels``, the :class:`vtopt.Labels` of ``images``, where given; refinement moves unless ``moves`` is False;
+    the ``advisor``'s advice observed where given)."""
+    env_fn = partial(envworker.make_env, list(images), scorer, conversions, reference, pool, labels, moves, advisor)
     if executor is not None:
         env = executor.make_vec_env(env_fn, n_envs, on_replaced)
     else:

@@ -50,14 +50,14 @@ ROLLOUT_MIN_SECONDS, ROLLOUT_MIN_STEPS = 2.0, 32
 
 def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions: int,
              baselines: dict[str, Any] | None = None, pool: Sequence[dict] | None = None,
-             moves: bool = True) -> dict[str, Any]:
+             moves: bool = True, advisor=None) -> dict[str, Any]:
     """The deterministic policy on each image, against VTracer's defaults (and baselines); with a ``pool``
     in a :class:`vtopt.PoolEnv` of it, which converts every set for real (no replay)."""
     if not images:
         return {"images": 0, "rows": []}
 
     def run_all(algo):
-        env = (PoolEnv(images, scorer, conversions, pool, moves=moves) if pool is not None
+        env = (PoolEnv(images, scorer, conversions, pool, moves=moves, advisor=advisor) if pool is not None
                else VTracerEnv(images, scorer, conversions))
         rows = [search_image(algo, env, i) for i in range(len(images))]
         for row in rows:
@@ -251,7 +251,7 @@ class Evaluation(Periodic):
     def evaluate(self, driver: "Driver", timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
         """The policy (and ``baselines``, {label: algorithm}) on the validation images; keeps the best model."""
         evaluation = evaluate(driver.algorithm, self.validation, driver.scorer, driver.run.config.env.conversions_per_episode,
-                              baselines, driver.pool, driver.moves)
+                              baselines, driver.pool, driver.moves, driver.advisor)
         for row in evaluation["rows"]:
             driver.say_failures(row, timesteps)
         brief = {k: evaluation[k] for k in ("mean_score", "mean_ssim", "bytes_ratio", "mean_improvement")}
@@ -320,11 +320,13 @@ class Driver:
 
     def __init__(self, run: RunInfo, pm: PluginManager, env, curriculum, algorithm, scorer: Scorer,
                  validation: Sequence[LogoImage], record_reference: bool = False, pool: Sequence[dict] | None = None,
-                 moves: bool = True):
+                 moves: bool = True, advisor=None):
         cfg = run.config.run
         self.run, self.pm, self.env, self.algorithm, self.scorer = run, pm, env, algorithm, scorer
         self.pool = list(pool) if pool is not None else None  # env.actions: pool: the candidates ...
         self.moves = moves  # ... and whether refinement moves are actions too
+        # ... and (what the model records of it, the advisor) whose advice the policy observes (env.pool.advisor)
+        self.advisor_spec, self.advisor = advisor if advisor is not None else (None, None)
         self.episodes = Episodes()
         self.curriculum = CurriculumSync(curriculum, record_reference)
         self.evaluation = Evaluation(validation, cfg.eval_every, cfg.early_stop)
@@ -430,7 +432,7 @@ class Driver:
                           cfg.env.conversions_per_episode, cfg.reward.weights,
                           {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
                            "reward_params": cfg.reward.params, "reward_quality": cfg.reward.quality,
-                           "postprocess": list(cfg.postprocess), **pool_meta(self.pool, self.moves)})
+                           "postprocess": list(cfg.postprocess), **pool_meta(self.pool, self.moves, self.advisor_spec)})
 
     def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
         return self.checkpoints.write(self, timesteps, prune)

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import attrs
 import structlog
 
+from ..apply.model import advisor_spec, load_advisor
 from ..config.schema import Config, LoadedConfig
 from ..env.data import load_dataset
 from ..env.poolenv import config_pool, pool_labels
@@ -102,6 +103,7 @@ class _Setup:
     checkpoint: tuple | None  # (model file, state) to resume from
     pool: list | None = None  # env.actions: pool: the candidates
     labels: Any = None  # ... and, for replay, their Labels on the training images
+    advisor: Any = None  # ... and (what the model records of it, the fitted chooser) whose advice it observes
 
 
 def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str] = (), force: bool = False,
@@ -188,13 +190,16 @@ def _setup(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequenc
         raise VtoptError(f"{loaded.path}: curriculum {cfg.curriculum.name!r}: {exc}") from None
     run = RunInfo(cfg.run.name, out_dir, cfg, cfg.run.timesteps, cfg.env.parallel_envs, kinds,
                   resumed=checkpoint is not None, notify=pm.alert)
-    pool = labels = None
+    pool = labels = advised = None
     if cfg.env.actions == "pool":
         pool = config_pool(cfg)
+        spec = cfg.env.pool.advisor if cfg.env.pool is not None else None
+        if spec is not None:  # before labelling: a wrong advisor fails at once
+            advised = (advisor_spec(spec, loaded.path), load_advisor(pm, spec, loaded.path))
         if cfg.env.pool is None or cfg.env.pool.replay:  # label the training images first (cached)
             labels = pool_labels(cfg, data.train, scorer, pool)
-        log.info("pool_env", candidates=len(pool), replay=labels is not None)
-    return _Setup(run, algorithm, curriculum, monitors, scorer, data, checkpoint, pool, labels)
+        log.info("pool_env", candidates=len(pool), replay=labels is not None, advisor=advised and advised[0])
+    return _Setup(run, algorithm, curriculum, monitors, scorer, data, checkpoint, pool, labels, advised)
 
 
 def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
@@ -217,7 +222,8 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
         before, started = sum(rss for _, rss in process_tree()), time.perf_counter()
     env = make_vec_env(setup.data.train, setup.scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs,
                        env_seed, reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
-                       executor=executor, pool=setup.pool, labels=setup.labels, moves=moves)
+                       executor=executor, pool=setup.pool, labels=setup.labels, moves=moves,
+                       advisor=setup.advisor[1] if setup.advisor else None)
     if crowded:
         mb = (sum(rss for _, rss in process_tree()) - before) / MB
         log.warning("more_envs_than_cores", envs=cfg.env.parallel_envs, cores=os.cpu_count(),
@@ -225,7 +231,8 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
                     hint=f"set env.parallel_envs to {os.cpu_count()}: the envs beyond the cores add no speed")
     try:
         driver = Driver(setup.run, pm, env, setup.curriculum, setup.algorithm, setup.scorer,
-                        setup.data.validation, wants_reference, pool=setup.pool, moves=moves)
+                        setup.data.validation, wants_reference, pool=setup.pool, moves=moves,
+                        advisor=setup.advisor)
         if cfg.resources.memory_limit_mb:
             from .memory import MemoryGuard
 
