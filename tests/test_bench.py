@@ -20,9 +20,10 @@ HEAVY = ("torch", "stable_baselines3", "gymnasium", "matplotlib", "ray", "scipy"
          "concurrent.futures.process", "multiprocessing.popen_fork", "multiprocessing.popen_forkserver")
 
 
-def test_labelling_and_bare_vtracer_convert_the_same_images(pm, tiny_images):
+def test_labelling_and_bare_vtracer_convert_the_same_images(vtopt_pm, vtopt_images):
+    pm = vtopt_pm()
     scorer = build_scorer(pm, default_config(pm))
-    labelled, bare, conversions = labelling_rate(tiny_images[:3], scorer, 2, 2)
+    labelled, bare, conversions = labelling_rate(vtopt_images[:3], scorer, 2, 2)
     assert conversions == 3 * (2 + 1)  # each image's defaults and the candidates
     assert labelled > 0 and bare > 0
 

@@ -81,7 +81,8 @@ data:
 """
 
 
-def test_a_missing_optional_folder_falls_back_to_synthetic_logos_with_warnings(tmp_path, pm, capsys):
+def test_a_missing_optional_folder_falls_back_to_synthetic_logos_with_warnings(tmp_path, vtopt_pm, capsys):
+    pm = vtopt_pm()
     from structlog.testing import capture_logs
 
     from vtopt.config.checks import load_config
@@ -96,7 +97,8 @@ def test_a_missing_optional_folder_falls_back_to_synthetic_logos_with_warnings(t
     assert "synthetic" in events["synthetic_fallback"]["reason"]
 
 
-def test_a_folder_with_images_replaces_the_synthetic_fallback(tmp_path, pm):
+def test_a_folder_with_images_replaces_the_synthetic_fallback(tmp_path, vtopt_pm):
+    pm = vtopt_pm()
     from vtopt.config.checks import load_config
     from vtopt.env.data import load_dataset
 
@@ -108,7 +110,8 @@ def test_a_folder_with_images_replaces_the_synthetic_fallback(tmp_path, pm):
     assert sorted(im.kind for im in data.train) == ["gradient", "simple"]
 
 
-def test_a_missing_folder_that_is_not_optional_is_still_an_error(tmp_path, pm):
+def test_a_missing_folder_that_is_not_optional_is_still_an_error(tmp_path, vtopt_pm):
+    pm = vtopt_pm()
     from vtopt.config.checks import load_config
     from vtopt.errors import ConfigError
 
