@@ -39,7 +39,7 @@ def test_shipped_configs_validate(vtopt_pm, preset):
     ("curriculum:\n  name: staged\n  params:\n    windw: 3\n", 4, "$.curriculum.params.windw",
      "curriculum 'staged' takes no parameter 'windw'; it takes: max_timesteps, overrides, replay, stages, threshold"),
     ("algorithm:\n  name: chooser\n  params: {hiden: 3}\n", 3, "$.algorithm.params.hiden",
-     "algorithm 'chooser' takes no parameter 'hiden'; it takes: epochs, extra, hidden,"),
+     "algorithm 'chooser' takes no parameter 'hiden'; it takes: diagnostics, epochs, extra, hidden,"),
     ("reward:\n  weights: {ssim_rgb: 1.0}\n  params:\n    ssim_rgb: {window: 9}\n", 4,
      "$.reward.params.ssim_rgb.window", "metric 'ssim_rgb' takes no parameter 'window'; it takes none"),
     ("reward:\n  weights: {ssim_rgb: 1.0}\n  params:\n    size: {}\n", 4, "$.reward.params.size",

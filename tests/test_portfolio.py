@@ -11,8 +11,8 @@ from vtopt_portfolio import chooser as C
 
 from vtopt.apply.model import load_model, read_meta
 from vtopt.cli import main
-from vtopt.env.gymenv import VTracerEnv
 from vtopt.env.diagnose import DIAGNOSTICS
+from vtopt.env.gymenv import VTracerEnv
 from vtopt.env.labels import PRESET_SETS, label, make_pool
 from vtopt.env.scoring import make_scorer
 from vtopt.vtracer.images import load_image
