@@ -1,20 +1,14 @@
+"""What the project's tests share beyond the fixtures that :mod:`vtopt.testing` ships to plugin authors
+(``vtopt_pm``, ``vtopt_images``, ``vtopt_run``), which the tests use too."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from vtopt.plugin.manager import PluginManager
-from vtopt.vtracer.synthetic import generate
-
 REPO = Path(__file__).resolve().parents[1]
 ICONS = Path(__file__).parent / "data" / "icons"
-
-
-@pytest.fixture
-def pm() -> PluginManager:
-    """A fresh plugin manager (built-ins through their entry points) per test."""
-    return PluginManager()
 
 
 @pytest.fixture(scope="session")
@@ -24,11 +18,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def tiny_images():
-    return [generate(kind, i, seed=0, size=64) for kind in ("simple", "text", "gradient", "complex") for i in range(2)]
 
 
 def expected_score(row: dict, floor: float = 0.005) -> float:

@@ -125,3 +125,16 @@ def test_a_crashing_worker_process_fails_only_its_images(models, tmp_path, monke
     rows = {r["input"].rsplit("/", 1)[1]: r for r in json.loads(report.read_text())}
     assert "worker process failed" in rows["crown.png"]["error"]
     assert all(r["error"] is None for name, r in rows.items() if name != "crown.png")  # the others complete
+
+
+def test_the_worst_ssim_column_reads_a_gain_as_plus_and_a_loss_as_minus():
+    from vtopt.apply.apply import format_table
+
+    row = {"images": 2, "mean_ssim": 0.99, "bytes_ratio": 0.8, "mean_score": 0.9, "conversions": 4.0, "seconds": 0.1}
+    table = format_table({"gains": {**row, "worst_ssim_loss": -0.0454}, "loses": {**row, "worst_ssim_loss": 0.0021},
+                          "failed": {"images": 0}}).splitlines()
+    assert table[0].split()[4:6] == ["worst", "dSSIM"] and len(table[1]) == len(table[0])
+    assert table[2].split()[:4] == ["gains", "2", "0.9900", "+0.0454"]
+    assert table[3].split()[:4] == ["loses", "2", "0.9900", "-0.0021"]
+    assert table[4].split() == ["failed", "0", "(every", "image", "failed)"]
+    assert {len(line) for line in table[:4]} == {len(table[0])}  # the rows line up with the header

@@ -19,7 +19,8 @@ def errors(capsys, argv):
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_shipped_configs_validate(pm, preset):
+def test_shipped_configs_validate(vtopt_pm, preset):
+    pm = vtopt_pm()
     loaded = load_config(REPO / "configs" / f"{preset}.yaml", pm=pm)
     assert loaded.config.run.name == preset
     assert (REPO / "configs" / f"{preset}.yaml").read_text() == preset_text(preset)
@@ -38,7 +39,7 @@ def test_shipped_configs_validate(pm, preset):
     ("curriculum:\n  name: staged\n  params:\n    windw: 3\n", 4, "$.curriculum.params.windw",
      "curriculum 'staged' takes no parameter 'windw'; it takes: max_timesteps, overrides, replay, stages, threshold"),
     ("algorithm:\n  name: chooser\n  params: {hiden: 3}\n", 3, "$.algorithm.params.hiden",
-     "algorithm 'chooser' takes no parameter 'hiden'; it takes: epochs, extra, hidden,"),
+     "algorithm 'chooser' takes no parameter 'hiden'; it takes: diagnostics, epochs, extra, hidden,"),
     ("reward:\n  weights: {ssim_rgb: 1.0}\n  params:\n    ssim_rgb: {window: 9}\n", 4,
      "$.reward.params.ssim_rgb.window", "metric 'ssim_rgb' takes no parameter 'window'; it takes none"),
     ("reward:\n  weights: {ssim_rgb: 1.0}\n  params:\n    size: {}\n", 4, "$.reward.params.size",
@@ -94,7 +95,8 @@ def test_all_problems_are_reported_at_once(tmp_path, capsys):
     assert code == 2 and len(lines) == 3
 
 
-def test_overrides_take_effect_and_errors_name_them(tmp_path, capsys, pm):
+def test_overrides_take_effect_and_errors_name_them(tmp_path, capsys, vtopt_pm):
+    pm = vtopt_pm()
     cfg = write_config(tmp_path, "run:\n  name: a\n")
     loaded = load_config(cfg, ["run.seed=7", "algorithm.params.n_steps=16", "data.synthetic.kinds=[text]"], pm)
     assert loaded.config.run.seed == 7
@@ -104,7 +106,8 @@ def test_overrides_take_effect_and_errors_name_them(tmp_path, capsys, pm):
     assert code == 2 and lines == [f"{cfg}: --set run.seed=-1: $.run.seed: -1 is out of range: must be at least 0"]
 
 
-def test_alias_bomb_is_refused(tmp_path, pm):
+def test_alias_bomb_is_refused(tmp_path, vtopt_pm):
+    pm = vtopt_pm()
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for i in range(1, 9):
         bomb += f"{chr(97 + i)}: &{chr(97 + i)} [*{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}, *{chr(96 + i)}]\n"  # noqa: E501
@@ -112,13 +115,15 @@ def test_alias_bomb_is_refused(tmp_path, pm):
         load_config(write_config(tmp_path, bomb), pm=pm)
 
 
-def test_yaml_tags_construct_no_objects(tmp_path, pm):
+def test_yaml_tags_construct_no_objects(tmp_path, vtopt_pm):
+    pm = vtopt_pm()
     cfg = write_config(tmp_path, "run:\n  name: !!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(ConfigError):
         load_config(cfg, pm=pm)
 
 
-def test_init_writes_a_preset_and_refuses_to_overwrite(tmp_path, capsys, pm):
+def test_init_writes_a_preset_and_refuses_to_overwrite(tmp_path, capsys, vtopt_pm):
+    pm = vtopt_pm()
     target = tmp_path / "my.yaml"
     assert main(["init", str(target), "--preset", "cpu"]) == 0
     assert "# vtopt config" in target.read_text()

@@ -9,7 +9,8 @@ from vtopt.env.scoring import make_scorer
 from vtopt.vtracer.params import check_params
 
 
-def test_staged_advances_when_the_policy_catches_up_with_the_reference(pm):
+def test_staged_advances_when_the_policy_catches_up_with_the_reference(vtopt_pm):
+    pm = vtopt_pm()
     staged = pm.create("curriculum", "staged", {"window": 3, "max_timesteps": 10_000})
     staged.start(["simple", "text"])
     for t in range(10):  # better than the defaults, but behind the reference: not mastered
@@ -20,7 +21,8 @@ def test_staged_advances_when_the_policy_catches_up_with_the_reference(pm):
     assert staged.stage() == "text"
 
 
-def test_staged_still_moves_on_after_max_timesteps(pm):
+def test_staged_still_moves_on_after_max_timesteps(vtopt_pm):
+    pm = vtopt_pm()
     staged = pm.create("curriculum", "staged", {"window": 3, "max_timesteps": 100})
     staged.start(["simple", "text"])
     staged.record("simple", 0.0, 50, reference=0.05)
@@ -29,24 +31,26 @@ def test_staged_still_moves_on_after_max_timesteps(pm):
     assert staged.stage() == "text"
 
 
-def test_episodes_report_the_reference_improvement(pm, tiny_images):
+def test_episodes_report_the_reference_improvement(vtopt_pm, vtopt_images):
+    pm = vtopt_pm()
     scorer = make_scorer(pm, {"ssim_rgb": 1.0, "size": -0.02})
     sets = [check_params({"mode": "polygon"}), check_params({"mode": "polygon", "path_precision": 0})]
-    env = VTracerEnv(tiny_images, scorer, 3, reference=sets)
+    env = VTracerEnv(vtopt_images, scorer, 3, reference=sets)
     env.reset(options={"image": 5})
     env.step(env.action_space.sample())
     _, _, done, _, info = env.step(env.action_space.sample())
     assert done
     episode = info["vtopt_episode"]
-    default = scorer.defaults(tiny_images[5]).score
-    best_ref = max(default, *(scorer.evaluate(tiny_images[5], p).score for p in sets))
+    default = scorer.defaults(vtopt_images[5]).score
+    best_ref = max(default, *(scorer.evaluate(vtopt_images[5], p).score for p in sets))
     assert episode["reference_improvement"] == pytest.approx(best_ref - default)
-    env_without = VTracerEnv(tiny_images, scorer, 2)
+    env_without = VTracerEnv(vtopt_images, scorer, 2)
     env_without.reset(options={"image": 5})
     assert "reference_improvement" not in env_without.episode_summary()
 
 
-def test_a_checkpoint_from_before_reference_mastery_does_not_advance_a_stage(pm):
+def test_a_checkpoint_from_before_reference_mastery_does_not_advance_a_stage(vtopt_pm):
+    pm = vtopt_pm()
     staged = pm.create("curriculum", "staged", {"window": 2, "max_timesteps": 10_000})
     staged.start(["simple", "text"])
     # saved by the previous version: bare improvements, which would pass a test against the reference

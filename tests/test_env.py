@@ -12,8 +12,9 @@ from vtopt.vtracer.params import action_size
 
 
 @pytest.fixture
-def env(pm, tiny_images):
-    return VTracerEnv(tiny_images, build_scorer(pm, default_config(pm)), conversions=4)
+def env(vtopt_pm, vtopt_images):
+    pm = vtopt_pm()
+    return VTracerEnv(vtopt_images, build_scorer(pm, default_config(pm)), conversions=4)
 
 
 def test_passes_gymnasium_env_checker(env):

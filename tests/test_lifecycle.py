@@ -218,7 +218,8 @@ def test_stage_overrides_change_algorithm_settings(tmp_path):
     assert model.model.ent_coef == 0.02
 
 
-def test_adaptive_curriculum_follows_learning_progress(pm):
+def test_adaptive_curriculum_follows_learning_progress(vtopt_pm):
+    pm = vtopt_pm()
     ad = pm.create("curriculum", "adaptive", {"window": 2, "floor": 0.2})
     ad.start(["a", "b"])
     assert ad.weights() == {"a": 0.5, "b": 0.5}

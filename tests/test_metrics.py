@@ -18,8 +18,9 @@ def _pair(image, params):
 
 
 @pytest.mark.parametrize("index", range(8))
-def test_ssim_agrees_with_scikit_image(pm, tiny_images, index):
-    image = tiny_images[index]
+def test_ssim_agrees_with_scikit_image(vtopt_pm, vtopt_images, index):
+    pm = vtopt_pm()
+    image = vtopt_images[index]
     svg, rendered = _pair(image, {**DEFAULT_PARAMS, "mode": "polygon", "filter_speckle": 9})
     ssim, ssim_rgb = pm.create("metric", "ssim"), pm.create("metric", "ssim_rgb")
     sample = Sample(image, svg, rendered, defaults=None)
@@ -30,7 +31,8 @@ def test_ssim_agrees_with_scikit_image(pm, tiny_images, index):
     assert abs(ours - ref) < 1e-5
 
 
-def test_ssim_on_random_and_identical_images(pm):
+def test_ssim_on_random_and_identical_images(vtopt_pm):
+    pm = vtopt_pm()
     rng = np.random.default_rng(0)
     rgba = np.dstack([rng.integers(0, 256, (40, 50, 3)), np.full((40, 50), 255)]).astype(np.uint8)
     image = LogoImage.from_rgba("noise", "complex", rgba)
@@ -43,9 +45,10 @@ def test_ssim_on_random_and_identical_images(pm):
     assert abs(got - structural_similarity(image.gray, Sample(image, "", other, None).gray, data_range=255)) < 1e-5
 
 
-def test_default_reward_is_ssim_minus_size_term(pm, tiny_images):
+def test_default_reward_is_ssim_minus_size_term(vtopt_pm, vtopt_images):
+    pm = vtopt_pm()
     scorer = build_scorer(pm, default_config(pm))
-    image = tiny_images[3]
+    image = vtopt_images[3]
     default = scorer.defaults(image)
     assert default.score == pytest.approx(default.ssim)  # size term is 0 for the defaults
     params = {**DEFAULT_PARAMS, "mode": "polygon"}
@@ -56,22 +59,24 @@ def test_default_reward_is_ssim_minus_size_term(pm, tiny_images):
     assert out.metrics["size"] == pytest.approx(math.log2(out.svg_bytes / default.svg_bytes))
 
 
-def test_results_are_cached_per_image_and_params(pm, tiny_images, monkeypatch):
+def test_results_are_cached_per_image_and_params(vtopt_pm, vtopt_images, monkeypatch):
+    pm = vtopt_pm()
     import vtopt.env.scoring as scoring
 
     calls = []
     real = scoring.convert
     monkeypatch.setattr(scoring, "convert", lambda im, p: calls.append(p) or real(im, p))
     scorer = build_scorer(pm, default_config(pm))
-    image = tiny_images[0]
+    image = vtopt_images[0]
     for _ in range(3):
         scorer.defaults(image)
         scorer.evaluate(image, {**DEFAULT_PARAMS, "mode": "polygon"})
     assert len(calls) == 2  # the defaults once, the polygon setting once
 
 
-def test_paths_mse_psnr(pm, tiny_images):
-    image = tiny_images[4]
+def test_paths_mse_psnr(vtopt_pm, vtopt_images):
+    pm = vtopt_pm()
+    image = vtopt_images[4]
     svg, rendered = _pair(image, DEFAULT_PARAMS)
     default = Sample(image, svg, rendered, None)
     svg2, rendered2 = _pair(image, {**DEFAULT_PARAMS, "filter_speckle": 0})
@@ -84,7 +89,8 @@ def test_paths_mse_psnr(pm, tiny_images):
     assert psnr.compute(sample, psnr.prepare(image)) == pytest.approx(10 * math.log10(1 / m), rel=1e-6)
 
 
-def test_ssim_keeps_one_set_of_scratch_planes_and_none_in_a_pickle(pm):
+def test_ssim_keeps_one_set_of_scratch_planes_and_none_in_a_pickle(vtopt_pm):
+    pm = vtopt_pm()
     import pickle
 
     rng = np.random.default_rng(1)

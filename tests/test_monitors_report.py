@@ -57,7 +57,8 @@ def test_progress_prints_plain_lines_when_not_a_tty(tmp_path, capfd):
     assert "96/96 timesteps (100%)" in lines[-1] and "steps/s" in lines[-1] and "ETA" in lines[-1]
 
 
-def test_alerts_monitor_rules(pm):
+def test_alerts_monitor_rules(vtopt_pm):
+    pm = vtopt_pm()
     alerts = []
 
     class Run:
@@ -79,7 +80,8 @@ def test_alerts_monitor_rules(pm):
     assert alerts[-1] == "failures" and len(alerts) == 3
 
 
-def test_alerts_reach_every_plugin_and_the_event_log(tmp_path, pm):
+def test_alerts_reach_every_plugin_and_the_event_log(tmp_path, vtopt_pm):
+    pm = vtopt_pm()
     heard = []
 
     class Raiser:

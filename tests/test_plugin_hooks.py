@@ -18,7 +18,8 @@ class Defaults:
         return {"algorithm": {"name": "a2c"}, "reward": {"weights": {"ssim": 1.0}}}
 
 
-def test_plugins_fill_what_the_yaml_leaves_out_and_the_yaml_wins(pm, tmp_path):
+def test_plugins_fill_what_the_yaml_leaves_out_and_the_yaml_wins(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     bare = write_config(tmp_path, "run: {name: x}\n")
     cfg = load_config(bare, pm=pm).config
     assert (cfg.algorithm.name, cfg.curriculum.name, cfg.reward.quality) == ("ppo", "staged", "ssim_rgb")
@@ -49,7 +50,8 @@ class OwnCheck:
         return []
 
 
-def test_a_plugin_checks_its_own_settings_at_the_yaml_line(pm, tmp_path):
+def test_a_plugin_checks_its_own_settings_at_the_yaml_line(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     pm.register(OwnCheck(), name="own-check")
     cfg = write_config(tmp_path, "curriculum: {name: uniform}\nenv:\n  conversions_per_episode: 2\n")
     with pytest.raises(ConfigError) as err:
@@ -125,7 +127,8 @@ class RunBaselines:
         return [{"mode": "polygon"}]
 
 
-def test_a_training_run_takes_its_baselines_and_reference_from_the_plugins(pm, tmp_path):
+def test_a_training_run_takes_its_baselines_and_reference_from_the_plugins(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     plugin = RunBaselines()
     pm.register(plugin, name="run-baselines")
     summary = vtopt.train(load_config(write_config(tmp_path, TINY_RUN), pm=pm), tmp_path / "run", pm)
@@ -139,7 +142,8 @@ class ComponentDefaults:
         return {"algorithm": {"name": "a2c", "params": {"n_steps": 8}}, "data": {"synthetic": {"per_kind": 7}}}
 
 
-def test_a_default_fills_only_its_own_component_and_optional_sections(pm, tmp_path):
+def test_a_default_fills_only_its_own_component_and_optional_sections(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     pm.register(ComponentDefaults(), name="component-defaults")
     cfg = load_config(write_config(tmp_path, "data: {synthetic: {kinds: [simple]}}\n"), pm=pm).config
     assert (cfg.algorithm.name, cfg.algorithm.params) == ("a2c", {"n_steps": 8})
@@ -157,7 +161,8 @@ def test_without_a_plugins_default_the_error_says_which():
     assert vtopt.make_scorer(blocked, {"ssim_rgb": 1.0}).quality == "ssim_rgb"  # needs only the reward's defaults
 
 
-def test_two_plugins_adding_one_option_are_both_named(pm):
+def test_two_plugins_adding_one_option_are_both_named(vtopt_pm):
+    pm = vtopt_pm()
     from vtopt.cli.commands import _parser
     from vtopt.plugin.manager import PluginError
 
@@ -182,7 +187,8 @@ def test_a_broken_plugin_leaves_version_and_init_working(tmp_path, monkeypatch, 
     assert "plugin 'broken'" in capsys.readouterr().err
 
 
-def test_a_damaged_shipped_model_costs_only_its_baselines(pm, tmp_path, monkeypatch):
+def test_a_damaged_shipped_model_costs_only_its_baselines(vtopt_pm, tmp_path, monkeypatch):
+    pm = vtopt_pm()
     import vtopt_portfolio
 
     junk = tmp_path / "portfolio.zip"
@@ -195,7 +201,8 @@ def test_a_damaged_shipped_model_costs_only_its_baselines(pm, tmp_path, monkeypa
         pm.baselines(4, {"portfolio_model": junk})
 
 
-def test_an_older_run_without_the_newer_keys_resumes(pm, tmp_path):
+def test_an_older_run_without_the_newer_keys_resumes(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     cfg = write_config(tmp_path, TINY_RUN)
     vtopt.train(load_config(cfg, pm=pm), tmp_path / "run", pm)
     saved = tmp_path / "run" / "config.yaml"
@@ -230,7 +237,8 @@ def test_a_baseline_that_cannot_run_names_itself_and_its_plugin(tmp_path, monkey
     assert "quality floor: SSIM loss <= 0.004" in capsys.readouterr().out
 
 
-def test_a_value_from_a_default_is_not_blamed_on_line_1_silently(pm, tmp_path):
+def test_a_value_from_a_default_is_not_blamed_on_line_1_silently(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     class BadDefault:
         @vtopt.hookimpl
         def vtopt_config_defaults(self):

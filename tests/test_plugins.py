@@ -15,7 +15,8 @@ BUILTINS = {"ppo", "a2c", "sac", "ssim", "ssim_rgb", "size", "paths", "mse", "ps
 BUILTIN_PLUGINS = {"sb3", "metrics", "curricula", "monitors", "search", "portfolio", "local", "ray"}
 
 
-def test_builtins_come_from_entry_points(pm):
+def test_builtins_come_from_entry_points(vtopt_pm):
+    pm = vtopt_pm()
     infos = {i.name: i for i in pm.plugins()}
     assert set(infos) == BUILTIN_PLUGINS  # exactly the built-ins: nothing installed in this environment leaks in
     assert all(infos[n].distribution == "vtopt" and infos[n].version for n in BUILTIN_PLUGINS)
@@ -31,7 +32,8 @@ def test_plugins_command_lists_components(capsys):
     assert "vtopt 0.1.0" in out
 
 
-def test_unknown_component_lists_what_is_available(pm):
+def test_unknown_component_lists_what_is_available(vtopt_pm):
+    pm = vtopt_pm()
     with pytest.raises(UnknownComponent, match=r"unknown curriculum 'zigzag'; available: ") as info:
         pm.create("curriculum", "zigzag")
     assert "staged (from curricula)" in str(info.value) and "uniform (from curricula)" in str(info.value)
@@ -45,7 +47,8 @@ class Half:
         return 0.5
 
 
-def test_register_from_code(pm):
+def test_register_from_code(vtopt_pm):
+    pm = vtopt_pm()
     class Mine:
         @hookimpl
         def vtopt_register_metrics(self):
@@ -58,7 +61,8 @@ def test_register_from_code(pm):
     assert listed.provides == {"metric": ["half"]} and listed.distribution is None
 
 
-def test_misspelt_hook_fails_naming_plugin_and_hook(pm):
+def test_misspelt_hook_fails_naming_plugin_and_hook(vtopt_pm):
+    pm = vtopt_pm()
     class Typo:
         def vtopt_register_metric(self):  # missing "s"
             return {}
@@ -68,7 +72,8 @@ def test_misspelt_hook_fails_naming_plugin_and_hook(pm):
     assert pm.pm.get_plugin("typo") is None
 
 
-def test_wrong_hook_signature_fails(pm):
+def test_wrong_hook_signature_fails(vtopt_pm):
+    pm = vtopt_pm()
     class Wrong:
         @hookimpl
         def vtopt_run_started(self, run, colour):
@@ -78,7 +83,8 @@ def test_wrong_hook_signature_fails(pm):
         pm.register(Wrong(), name="wrong")
 
 
-def test_two_plugins_with_one_name_is_an_error(pm):
+def test_two_plugins_with_one_name_is_an_error(vtopt_pm):
+    pm = vtopt_pm()
     class Clash:
         @hookimpl
         def vtopt_register_metrics(self):

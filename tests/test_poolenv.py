@@ -15,11 +15,11 @@ from vtopt.vtracer.params import DEFAULT_PARAMS, SPACE, check_params
 
 
 @pytest.fixture(scope="module")
-def labelled(tiny_images, tmp_path_factory):
+def labelled(vtopt_images, tmp_path_factory):
     """Two tiny images, a pool of 5 and their labels, made in a labelling process into a tmp cache."""
     from vtopt.plugin.manager import PluginManager
 
-    images = tiny_images[::3][:2]
+    images = vtopt_images[::3][:2]
     scorer = make_scorer(PluginManager())
     pool = make_pool(5, seed=0)
     return images, pool, label(images, scorer, pool, tmp_path_factory.mktemp("labels"), workers=1)
@@ -37,7 +37,8 @@ def _counting(scorer):
     return calls
 
 
-def test_a_replayed_pick_is_exactly_the_real_conversion(pm, labelled):
+def test_a_replayed_pick_is_exactly_the_real_conversion(vtopt_pm, labelled):
+    pm = vtopt_pm()
     images, pool, labels = labelled
     scorer = make_scorer(pm)
     calls = _counting(scorer)
@@ -64,9 +65,10 @@ def test_a_replayed_pick_is_exactly_the_real_conversion(pm, labelled):
     assert len(calls) == 1
 
 
-def test_the_return_is_the_best_score_over_the_defaults_and_repeats_earn_nothing(pm, tiny_images):
+def test_the_return_is_the_best_score_over_the_defaults_and_repeats_earn_nothing(vtopt_pm, vtopt_images):
+    pm = vtopt_pm()
     pool = make_pool(4, seed=1)
-    env = PoolEnv(tiny_images[:3], make_scorer(pm), 6, pool)
+    env = PoolEnv(vtopt_images[:3], make_scorer(pm), 6, pool)
     rng = np.random.default_rng(0)
     for episode in range(3):
         obs, _ = env.reset(seed=episode)
@@ -106,8 +108,8 @@ def test_moves_change_one_parameter_and_stay_in_the_box():
     assert moved_somewhere == set(MOVES)
 
 
-def test_gym_make_gives_a_discrete_space(tiny_images, tmp_path):
-    env = gym.make("vtopt/VTracer-v0", images=tiny_images[:2], actions="pool", pool=6, conversions=3)
+def test_gym_make_gives_a_discrete_space(vtopt_images, tmp_path):
+    env = gym.make("vtopt/VTracer-v0", images=vtopt_images[:2], actions="pool", pool=6, conversions=3)
     assert isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.n == 6 + len(MOVES)
     assert env.unwrapped.labels is None  # no label cache given: every set converts
     import warnings
@@ -121,14 +123,14 @@ def test_gym_make_gives_a_discrete_space(tiny_images, tmp_path):
     obs, reward, *_ = env.step(env.action_space.sample())
     assert env.observation_space.contains(obs) and reward >= 0.0
     sets = make_pool(3, seed=2)
-    replay = gym.make("vtopt/VTracer-v0", images=tiny_images[:2], actions="pool", pool=sets, labels=str(tmp_path),
+    replay = gym.make("vtopt/VTracer-v0", images=vtopt_images[:2], actions="pool", pool=sets, labels=str(tmp_path),
                       workers=1)
     assert replay.unwrapped.pool == sets and replay.unwrapped.labels.scores.shape == (2, 3)
     replay.reset(seed=0)
     replay.step(1)
     assert replay.unwrapped.last_replayed and list(tmp_path.glob("labels-*.npz"))
     with pytest.raises(ValueError, match="actions must be"):
-        gym.make("vtopt/VTracer-v0", images=tiny_images[:1], actions="grid")
+        gym.make("vtopt/VTracer-v0", images=vtopt_images[:1], actions="grid")
 
 
 def test_the_portfolio_configs_pool_is_expressible(tmp_path):
@@ -144,7 +146,8 @@ def test_the_portfolio_configs_pool_is_expressible(tmp_path):
     assert pool == make_pool(params["pool"], params["seed"], params["extra"]) and len(pool) == params["pool"] == 48
 
 
-def test_replay_and_the_label_cache_take_effect(pm, tmp_path, tiny_images):
+def test_replay_and_the_label_cache_take_effect(vtopt_pm, tmp_path, vtopt_images):
+    pm = vtopt_pm()
     from vtopt import make_pool_env
 
     base = TINY_RUN.replace("env: {conversions_per_episode: 3, parallel_envs: 1}",
@@ -152,16 +155,17 @@ def test_replay_and_the_label_cache_take_effect(pm, tmp_path, tiny_images):
                             "replay: %s, moves: %s}}")
     scorer = make_scorer(pm)
     off = load_config(write_config(tmp_path, base % (tmp_path / "off", "false", "false"), "off.yaml")).config
-    env = make_pool_env(off, tiny_images[:2], scorer)
+    env = make_pool_env(off, vtopt_images[:2], scorer)
     assert env.labels is None and not (tmp_path / "off").exists()
     assert env.action_space.n == 3  # picks only
     on = load_config(write_config(tmp_path, base % (tmp_path / "on", "true", "true"), "on.yaml")).config
-    env = make_pool_env(on, tiny_images[:2], scorer)
+    env = make_pool_env(on, vtopt_images[:2], scorer)
     assert env.labels.scores.shape == (2, 3) and list((tmp_path / "on").glob("labels-*.npz"))
     assert env.action_space.n == 3 + len(MOVES)
 
 
-def test_a_pool_run_trains_on_replayed_labels_and_its_model_optimizes(pm, tmp_path):
+def test_a_pool_run_trains_on_replayed_labels_and_its_model_optimizes(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     from vtopt import Method, run_images
     from vtopt.apply.model import read_meta
     from vtopt.training.run import train

@@ -86,7 +86,8 @@ def test_chooser_learns_what_a_fixed_portfolio_cannot():
     np.testing.assert_allclose(net.forward(x.numpy()), ref, atol=1e-6)
 
 
-def test_quality_floor_keeps_collapsed_results_from_winning(pm):
+def test_quality_floor_keeps_collapsed_results_from_winning(vtopt_pm):
+    pm = vtopt_pm()
     image = load_image(CORPUS / "noto" / "ant.png", "x")
     # on this icon: 0.049 below the defaults' SSIM, but so few bytes that it would beat them by 0.008
     crude = check_params({"color_precision": 3, "filter_speckle": 8, "layer_difference": 32, "mode": "polygon",
@@ -105,7 +106,8 @@ def test_quality_floor_keeps_collapsed_results_from_winning(pm):
     assert reward == 0.0 and env.best is env.default
 
 
-def test_labels_are_cached_by_image_content_and_candidate(pm, tmp_path, monkeypatch):
+def test_labels_are_cached_by_image_content_and_candidate(vtopt_pm, tmp_path, monkeypatch):
+    pm = vtopt_pm()
     from structlog.testing import capture_logs
 
     from vtopt.env import labels as L
@@ -185,9 +187,10 @@ def test_portfolio_and_chooser_train_save_and_evaluate(tmp_path, capsys):
     assert chosen and all(p in portfolio.pool for p in chosen)
 
 
-def test_chooser_acts_as_it_was_trained(tmp_path, pm):
+def test_chooser_acts_as_it_was_trained(tmp_path, vtopt_pm):
     """The chooser stepping real conversions (start_image/observe/predict, numpy) picks what its
     training rollouts (labels, batched) pick for the same images."""
+    pm = vtopt_pm()
     cfg = write_config(tmp_path, RUN.format(name="chooser", corpus=CORPUS, labels=tmp_path / "labels",
                                             extra=", hidden: 16, rounds: 1, epochs: 5, steps: 4"))
     assert main(["-q", "run", str(cfg), "--out", str(tmp_path / "run")]) == 0

@@ -18,10 +18,11 @@ WEIGHTS = {"ssim_rgb": 1.0, "size": -0.02}
 TEST_ICONS = list_images(ICONS) + list_images(SAMPLES)
 
 
-def test_lossless_draws_the_test_icons_the_same_in_fewer_bytes(pm):
+def test_lossless_draws_the_test_icons_the_same_in_fewer_bytes(vtopt_pm):
     """On every test icon, polygon and spline output: the kept SVG is within the tolerance of the
     unprocessed one, its pixels nearly all equal, and it is smaller; on polygon output (integer
     coordinates) svgo's result is always kept."""
+    pm = vtopt_pm()
     scorer = vtopt.make_scorer(pm)
     lossless = pm.create("postprocessor", "lossless")
     from vtopt.apply.postprocess import postprocess
@@ -156,7 +157,8 @@ def test_bad_postprocess_options_are_one_line(value, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def test_the_config_section_is_checked_and_recorded(tmp_path, pm):
+def test_the_config_section_is_checked_and_recorded(tmp_path, vtopt_pm):
+    pm = vtopt_pm()
     path = write_config(tmp_path, "postprocess: [lossless, shrink]\n")
     with pytest.raises(ConfigError) as exc:
         vtopt.load_config(path, pm=pm)

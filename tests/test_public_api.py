@@ -184,7 +184,8 @@ NOT_COMPONENTS = {
 }
 
 
-def test_core_names_no_built_in_component(pm):
+def test_core_names_no_built_in_component(vtopt_pm):
+    pm = vtopt_pm()
     names = {n for kind in ("algorithm", "curriculum", "metric", "monitor", "executor") for n in pm.components(kind)}
     names |= {b.name for b in pm.baselines(4)} | {b.method.label for b in pm.baselines(4)}
     assert {"ppo", "staged", "ssim_rgb", "structlog", "local", "preset", "portfolio", "tpe40"} <= names

@@ -57,7 +57,8 @@ def test_a_finished_run_is_not_overwritten_without_force(tmp_path, capsys):
     assert (out / "summary.json").read_text() == "{}"
 
 
-def test_code_registered_plugins_take_part_in_a_run(tmp_path, pm):
+def test_code_registered_plugins_take_part_in_a_run(tmp_path, vtopt_pm):
+    pm = vtopt_pm()
     calls = {"metric": 0, "events": []}
 
     class Sharp:

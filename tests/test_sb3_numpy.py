@@ -56,7 +56,8 @@ def observations(n: int = 256) -> np.ndarray:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_numpy_predict_matches_sb3(pm, tmp_path, case):
+def test_numpy_predict_matches_sb3(vtopt_pm, tmp_path, case):
+    pm = vtopt_pm()
     name, params = CASES[case]
     algorithm = trained(pm, name, params)
     path = save(algorithm, tmp_path / "model.zip", name)
@@ -83,14 +84,16 @@ def test_numpy_predict_matches_sb3(pm, tmp_path, case):
     assert loaded._model is None  # SB3 was never needed
 
 
-def test_stochastic_predict_loads_sb3(pm, tmp_path):
+def test_stochastic_predict_loads_sb3(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     name, params = CASES["ppo"]
     loaded, _ = load_model(pm, save(trained(pm, name, params), tmp_path / "model.zip", name))
     action = loaded.predict(observations(1)[0], deterministic=False)
     assert action.shape == (action_size(),) and loaded._model is not None
 
 
-def test_loading_and_predicting_imports_no_torch(pm, tmp_path):
+def test_loading_and_predicting_imports_no_torch(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     name, params = CASES["ppo"]
     path = save(trained(pm, name, params), tmp_path / "model.zip", name)
     script = (
@@ -107,7 +110,8 @@ def test_loading_and_predicting_imports_no_torch(pm, tmp_path):
     assert out.stdout.strip() == "[]"
 
 
-def test_model_without_numpy_entry_predicts_through_sb3(pm, tmp_path, monkeypatch):
+def test_model_without_numpy_entry_predicts_through_sb3(vtopt_pm, tmp_path, monkeypatch):
+    pm = vtopt_pm()
     name, params = CASES["ppo"]
     algorithm = trained(pm, name, params)
     with monkeypatch.context() as m:  # a model file from before the numpy entry existed
@@ -121,7 +125,8 @@ def test_model_without_numpy_entry_predicts_through_sb3(pm, tmp_path, monkeypatc
     np.testing.assert_array_equal(loaded.predict(obs), algorithm.model.predict(obs, deterministic=True)[0])
 
 
-def test_unsupported_policy_is_saved_without_numpy_entry(pm, tmp_path):
+def test_unsupported_policy_is_saved_without_numpy_entry(vtopt_pm, tmp_path):
+    pm = vtopt_pm()
     algorithm = trained(pm, "ppo", {"n_steps": 16, "batch_size": 16, "n_epochs": 1, "use_sde": True})
     assert vtopt_sb3.numpy_policy(algorithm.model) is None
     path = save(algorithm, tmp_path / "sde.zip", "ppo")

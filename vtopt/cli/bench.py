@@ -284,6 +284,12 @@ def training_rate(algorithm: Any, images, scorer, n_envs: int, timesteps: int) -
         env.close()
 
 
+def training_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The preset's algorithm settings as the bench trains with them: reinforcement only, on the envs
+    it measures (imitation, ``imitate``, needs the pool env's labels, which the bench does not make)."""
+    return {k: v for k, v in params.items() if not k.startswith("imitate")}
+
+
 def optimize_rate(images, policy: Path | None, workers: int) -> tuple[float, float]:
     """(optimize images/s at budget 4, bare VTracer images/s doing 4 conversions each in one process)."""
     from ..apply import apply
@@ -353,7 +359,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     progress(f"measuring: labelling {candidates} candidates per image against bare VTracer")
     labelled, bare_labels, label_conversions = labelling_rate(images, scorer, workers, candidates)
     progress(f"measuring: training {preset.algorithm.name} for 2,048 timesteps on 2 envs")
-    algorithm = pm.create("algorithm", preset.algorithm.name, preset.algorithm.params)
+    algorithm = pm.create("algorithm", preset.algorithm.name, training_params(preset.algorithm.params))
     train = training_rate(algorithm, images, scorer, 2, 2048)
     main_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     key = f"{set_name}@{size}"
@@ -378,7 +384,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     printer("")
     printer(f"label replay (env.actions: pool, 128 candidates, picks only): {replay:.0f} env steps/s on one core")
     printer(f"env steps/s: 1 env {r1:.1f}, 2 envs {r2:.1f}; training ({preset.algorithm.name}, the cpu preset's "
-            f"settings) with 2 envs {train:.1f} steps/s")
+            f"settings without imitation) with 2 envs {train:.1f} steps/s")
     printer(f"optimize (budget 4, {workers} workers): {opt:.2f} images/s; bare VTracer x4 in one process: {bare:.2f} images/s")
     printer(f"whole processes on {len(images)} images at budget 4: vtopt optimize {full:.2f} s, one bare-VTracer "
             f"process {bare_process:.2f} s; one image: vtopt optimize {one:.2f} s, a bare-VTracer process {bare_one:.2f} s")
