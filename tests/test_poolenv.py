@@ -196,9 +196,10 @@ def test_a_pool_run_trains_on_replayed_labels_and_its_model_optimizes(vtopt_pm, 
     assert rows[0]["score"] >= rows[0]["default_score"]
 
 
-def test_an_advised_pool_env_observes_the_chooser_and_its_policy_acts_with_that_advice(pm, tmp_path):
+def test_an_advised_pool_env_observes_the_chooser_and_its_policy_acts_with_that_advice(vtopt_pm, tmp_path):
     """PPO on a chooser's advice (env.pool.advisor): the observation carries the chooser's predicted gains and
     its pick, imitation imitates that pick, and the trained model optimizes with the same advisor."""
+    pm = vtopt_pm()
     from vtopt import Method, run_images
     from vtopt.apply.model import load_model, read_meta
     from vtopt.training.run import train
