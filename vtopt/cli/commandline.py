@@ -57,9 +57,11 @@ def _parser(pm: PluginManager | None = None, table: dict[str, tuple[Any, str | N
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, pm: PluginManager | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) with ``pm`` (default: a fresh plugin
+    manager; pass one to run with plugins registered from code); the exit code."""
     try:
-        pm, broken = PluginManager(), None
+        pm, broken = pm or PluginManager(), None
         table = command_table(pm)
         parser = _parser(pm, table)
     except VtoptError as exc:  # a plugin that cannot load, or whose options or commands clash: --help,
