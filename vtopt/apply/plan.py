@@ -127,6 +127,10 @@ def make_plan(pm: PluginManager, request: Request) -> Plan:
     reward = full_reward(pm, meta.get("reward_weights"), meta.get("reward_quality"),
                          meta.get("max_ssim_loss") if r.max_ssim_loss is None else r.max_ssim_loss,
                          (meta.get("reward_params") or {}) if wants_policy else None)
+    if not 0 <= reward.max_ssim_loss <= 1:
+        raise VtoptError(f"--max-ssim-loss {reward.max_ssim_loss}: must be in [0, 1]")
+    if r.memory_limit_mb is not None and r.memory_limit_mb < 1:
+        raise VtoptError(f"--memory-limit-mb {r.memory_limit_mb}: must be at least 1")
     postprocess = _postprocess(r, pm, meta if wants_policy else None)
     notes: dict[str, str] = {}
     left_out: list[str] = []
@@ -139,10 +143,6 @@ def make_plan(pm: PluginManager, request: Request) -> Plan:
     else:
         outputs = [None] * len(files)
         methods, notes, left_out = _eval_methods(r, policy, pm)
-    if not 0 <= reward.max_ssim_loss <= 1:
-        raise VtoptError(f"--max-ssim-loss {reward.max_ssim_loss}: must be in [0, 1]")
-    if r.memory_limit_mb is not None and r.memory_limit_mb < 1:
-        raise VtoptError(f"--memory-limit-mb {r.memory_limit_mb}: must be at least 1")
     plan = Plan(r, files, outputs, skipped, tuple(methods), reward, tuple(postprocess),
                 f"the {meta['algorithm']} model {policy.model}" if wants_policy else None, notes, tuple(left_out))
     return _with_executor(plan, pm) if files else plan
@@ -201,6 +201,8 @@ def _outputs(r: Request, files: list[Path], names: list[str]) -> tuple[list[Path
             raise VtoptError(f"{r.output}: exists; pass --force to overwrite it or --skip-existing to leave it")
         r.output.parent.mkdir(parents=True, exist_ok=True)
         return files, [str(r.output)], 0
+    if r.out is None:
+        raise VtoptError("optimize: name a folder for the SVGs (--out DIR) or one file (-o FILE, '-': stdout)")
     r.out.mkdir(parents=True, exist_ok=True)
     outputs = [str(r.out / n) for n in names]
     existing = {i for i, o in enumerate(outputs) if Path(o).exists()}
