@@ -85,7 +85,7 @@ def test_messages_that_finish_the_job(tmp_path, capsys):
 def test_every_command_and_argument_has_help(capsys):
     import argparse
 
-    from vtopt.cli.commands import _parser
+    from vtopt.cli.commandline import _parser
 
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     helped = {c.dest for c in sub._choices_actions if c.help}
@@ -146,7 +146,7 @@ def test_a_default_row_whose_dependency_is_missing_is_left_out_and_said(monkeypa
 
 
 def test_quiet_and_verbose_are_taken_after_the_command_too(tmp_path):
-    from vtopt.cli.commands import _parser
+    from vtopt.cli.commandline import _parser
 
     assert _parser().parse_args(["optimize", "x.png", "-o", "y.svg", "-q"]).quiet is True
     assert _parser().parse_args(["-q", "optimize", "x.png", "-o", "y.svg"]).quiet is True  # not reset by the command

@@ -163,7 +163,7 @@ def test_without_a_plugins_default_the_error_says_which():
 
 def test_two_plugins_adding_one_option_are_both_named(vtopt_pm):
     pm = vtopt_pm()
-    from vtopt.cli.commands import _parser
+    from vtopt.cli.commandline import _parser
     from vtopt.plugin.manager import PluginError
 
     class Clash:

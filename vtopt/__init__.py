@@ -18,6 +18,7 @@ plugins and the examples to that). The names are loaded on first use, so
   replacements with :class:`EnvSlots`; :func:`local_vec_env` runs them on this machine.
 - Evaluation: a plugin offers :class:`Baseline` objects (a :class:`Method` and where it
   is shown) through ``vtopt_baselines``.
+- The command line: a plugin adds :class:`Command` objects (``vtopt NAME``) through ``vtopt_add_commands``.
 - Errors: :class:`VtoptError`, :class:`ParamError`, :class:`ConfigError`,
   :class:`Interrupted`, :class:`PluginFault`; :func:`check_param_names` for "takes no
   parameter" and :func:`check_number` for numeric params, in vtopt's wording.
@@ -65,6 +66,7 @@ _LAZY = {
     "make_pool": "env.labels", "label": "env.labels", "Labels": "env.labels", "DEFAULT_LABELS": "config.schema",
     "PoolEnv": "env.poolenv", "MOVES": "env.poolenv", "make_pool_env": "env.poolenv",
     "PostProcessor": "plugin.components", "DIAGNOSTICS": "env.diagnose", "POSTPROCESS_TOLERANCE": "apply.postprocess",
+    "Command": "plugin.components",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",

@@ -16,7 +16,8 @@ from typing import Any, Iterable, Sequence
 import attrs
 import numpy as np
 
-from ..config.schema import MAX_SSIM_LOSS, default_section
+from ..config.checks import make_executor
+from ..config.schema import MAX_SSIM_LOSS
 from ..env.episodes import ImageEpisodes
 from ..env.scoring import make_scorer
 from ..env.scoring import summarise as summarise_rows
@@ -27,7 +28,7 @@ from ..plugin.components import Method
 from ..plugin.manager import PluginManager, PluginSet
 from ..vtracer.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from ..vtracer.vectorize import ConversionError
-from .model import is_pool_model, load_advisor, load_model, read_meta, shipped
+from .model import is_pool_model, load_advisor, method_algorithm, read_meta, shipped
 from .postprocess import postprocess
 
 #: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
@@ -148,20 +149,16 @@ class Worker:
                                   quality)
         self.methods = list(methods)
         self.algorithms = {}
-        self.names: dict[str, str] = {}  # label -> the registered algorithm, as faults name it
-        self.metas: dict[str, dict] = {}  # label -> a model's vtopt.json (the env it acts in)
+        # label -> what its algorithm is: the registered name, as faults name it, and a model's env
+        self.metas: dict[str, dict] = {}
         self.advisors: dict[str, Any] = {}  # label -> the advisor its env observes (env.pool.advisor)
         for m in self.methods:
-            if m.model is not None:
-                self.algorithms[m.label], meta = load_model(self.pm, Path(m.model))
-                self.names[m.label] = meta["algorithm"]
-                self.metas[m.label] = meta
+            algorithm, meta = method_algorithm(self.pm, m)
+            if algorithm is not None:
+                self.algorithms[m.label], self.metas[m.label] = algorithm, meta
                 advisor = (meta.get("env") or {}).get("advisor")
                 if advisor is not None:  # a policy trained on a chooser's advice acts with that advice
                     self.advisors[m.label] = load_advisor(self.pm, advisor)
-            elif m.algorithm is not None:
-                self.algorithms[m.label] = self.pm.create("algorithm", m.algorithm, m.params)
-                self.names[m.label] = m.algorithm
 
     def run(self, path: str, output: str | None) -> list[dict[str, Any]]:
         if "torch" in sys.modules:  # only algorithms that need torch import it; one thread per worker process
@@ -195,7 +192,7 @@ class Worker:
                 row = env.episode_summary()
                 row.update(conversions=1, svg=env.best.svg)
             else:
-                meta = self.metas.get(method.label, {})
+                meta = self.metas[method.label]
                 if is_pool_model(meta):  # the pool env imports gymnasium: only for a pool model
                     from ..env.poolenv import model_env
 
@@ -203,7 +200,7 @@ class Worker:
                                     advisor=self.advisors.get(method.label))
                 else:
                     env = ImageEpisodes([image], self.scorer, method.budget, keep_svg=keep_svg)
-                with self.pm.blame("algorithm", self.names[method.label], "search"):
+                with self.pm.blame("algorithm", meta["algorithm"], "search"):
                     row = search_image(algorithm, env, 0)
         except Exception as exc:  # a plugin's bug on one image is that image's error, naming the plugin
             return _error_row(path, method.label, f"{path}: {type(exc).__name__}: {exc}", time.perf_counter() - start)
@@ -246,20 +243,23 @@ def run_images(files: Sequence[Path], outputs: Sequence[str | None], methods: Se
                pm: PluginManager | None = None, quality: str | None = None,
                postprocess: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every file through every method on an executor; rows in input order, then method order.
+    Each SVG goes to its ``outputs`` file (``"-"``: stdout; None: nowhere).
 
     ``weights``, ``metric_params`` and ``quality`` are the reward's (``quality`` None: the plugins'
     default). ``postprocess`` names the post-processors every method's final SVG goes through (see
     :mod:`vtopt.postprocess`). Plugins registered from code in ``pm`` take part in every worker."""
     pm = pm or PluginManager()
-    if executor is None:
-        executor = pm.create("executor", default_section(pm, "resources").executor)
+    executor = executor if executor is not None else make_executor(pm)
     jobs = list(zip(map(str, files), outputs))
     results: dict[int, list[dict]] = {}
 
     def on_result(index: int, rows: list[dict]) -> None:
         for row in rows:
             svg = row.pop("svg", None)
-            if svg is not None and row["output"]:
+            if svg is not None and row["output"] == "-":
+                sys.stdout.write(svg)
+                sys.stdout.flush()
+            elif svg is not None and row["output"]:
                 try:
                     atomic_write_text(Path(row["output"]), svg)
                 except OSError as exc:

@@ -92,6 +92,18 @@ def load_model(pm, path: Path):
     return algorithm, meta
 
 
+def method_algorithm(pm, method) -> tuple[Any, dict[str, Any]]:
+    """(the algorithm a :class:`vtopt.Method` runs, built; what it is): a model file, loaded, with its
+    ``vtopt.json``; or a registered algorithm with its params, as ``{"algorithm", "params"}``; or
+    ``(None, {})`` for a method that is the defaults alone (neither)."""
+    if method.model is not None:
+        return load_model(pm, Path(method.model))
+    if method.algorithm is not None:
+        algorithm = pm.create("algorithm", method.algorithm, method.params)
+        return algorithm, {"algorithm": method.algorithm, "params": dict(method.params)}
+    return None, {}
+
+
 def shipped(name: str) -> Path:
     """A model shipped inside vtopt's package (``policy``: what ``optimize`` applies by default)."""
     path = SHIPPED / f"{name}.zip"

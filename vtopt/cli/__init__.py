@@ -1,5 +1,5 @@
 """The ``vtopt`` command line: :func:`main` (``main(argv) -> exit code``, callable from Python)."""
 
-from .commands import main
+from .commandline import main
 
 __all__ = ["main"]

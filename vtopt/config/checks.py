@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError, ParamError, UnknownComponent
 from ..vtracer.images import AUTO_KIND, IMAGE_SUFFIXES, list_images
 from .distributions import parse_distribution
-from .schema import LoadedConfig, converter, read_config
+from .schema import LoadedConfig, converter, default_section, read_config
 from .yamlfile import problem_line
 
 
@@ -133,6 +133,12 @@ def check_config(loaded: LoadedConfig, pm, sweep_check: bool = True) -> list[tup
 #: What each local subprocess env beyond the machine's cores costs, measured (README, "When things go
 #: wrong"): resident memory, and seconds of start-up on a loaded 2-core machine; and it adds no speed.
 ENV_MB, ENV_START_SECONDS = 96, 2.6
+
+
+def make_executor(pm, name: str | None = None, address: str | None = None):
+    """The executor ``name`` (None: the plugins' default, their ``resources.executor``), given the
+    cluster ``address`` where there is one (``--executor``, ``--address``)."""
+    return pm.create_executor(name or default_section(pm, "resources").executor, address)
 
 
 def runs_here(executor) -> bool:

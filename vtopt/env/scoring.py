@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 import structlog
 
-from ..config.schema import MAX_SSIM_LOSS, Config, default_section
+from ..config.schema import MAX_SSIM_LOSS, Config, RewardConfig, default_section
 from ..errors import PluginFault
 from ..plugin.components import Metric, Sample
 from ..vtracer.images import LogoImage
@@ -68,23 +68,32 @@ def build_scorer(pm, config: Config) -> Scorer:
                        config.reward.params, config.reward.quality)
 
 
+def full_reward(pm, weights: Mapping[str, float] | None = None, quality: str | None = None,
+                max_ssim_loss: float | None = None, params: Mapping[str, Mapping[str, Any]] | None = None
+                ) -> RewardConfig:
+    """The reward: what is given, the rest the plugins' default reward's (``vtopt_config_defaults``).
+    The metrics' ``params`` go with the weights: given weights take no default params."""
+    if weights is None or quality is None or max_ssim_loss is None:
+        default = default_section(pm, "reward")
+        if weights is None:
+            weights, params = default.weights, default.params if params is None else params
+        quality = default.quality if quality is None else quality
+        max_ssim_loss = default.max_ssim_loss if max_ssim_loss is None else max_ssim_loss
+    return RewardConfig(weights=dict(weights), quality=quality, max_ssim_loss=float(max_ssim_loss),
+                        params=dict(params or {}))
+
+
 def make_scorer(pm, weights: Mapping[str, float] | None = None, timeout: float = 0.0,
                 max_ssim_loss: float | None = None, metric_params: Mapping[str, Mapping[str, Any]] | None = None,
                 quality: str | None = None) -> "Scorer":
     """A Scorer with the reward's metrics and the quality metric (``reward.quality``, computed for
     every result whatever the weights); ``metric_params`` maps a metric's name to its factory's params
-    (``reward.params``). Weights, quality and floor left out are the plugins' default reward's
-    (``vtopt_config_defaults``)."""
-    if weights is None or quality is None or max_ssim_loss is None:
-        reward = default_section(pm, "reward")
-        weights = reward.weights if weights is None else weights
-        quality = reward.quality if quality is None else quality
-        max_ssim_loss = reward.max_ssim_loss if max_ssim_loss is None else max_ssim_loss
-    names = list(weights) + ([quality] if quality and quality not in weights else [])
-    params = dict(metric_params or {})
-    return Scorer({n: pm.create("metric", n, params.get(n)) for n in names}, weights, timeout=timeout,
-                  max_ssim_loss=max_ssim_loss, metric_params=params,
-                  origins={n: pm.component_origin("metric", n) for n in names}, quality=quality)
+    (``reward.params``). What is left out is the plugins' default reward's (:func:`full_reward`)."""
+    reward = full_reward(pm, weights, quality, max_ssim_loss, metric_params)
+    names = list(reward.weights) + ([reward.quality] if reward.quality and reward.quality not in reward.weights else [])
+    return Scorer({n: pm.create("metric", n, reward.params.get(n)) for n in names}, reward.weights, timeout=timeout,
+                  max_ssim_loss=reward.max_ssim_loss, metric_params=reward.params,
+                  origins={n: pm.component_origin("metric", n) for n in names}, quality=reward.quality)
 
 
 class Scorer:

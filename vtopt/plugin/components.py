@@ -295,3 +295,19 @@ class Baseline:
     evaluate: bool = True  # one of ``evaluate``'s rows by default (False: only when --methods names it)
     training: bool = False  # also run, at the run's budget, by a training run's final evaluation
     note: str = ""  # a line printed under ``evaluate``'s table when the row is in it
+
+
+@runtime_checkable
+class Command(Protocol):
+    """A command of the ``vtopt`` command line (``vtopt_add_commands``; the built-ins are the modules
+    of :mod:`vtopt.cli.commands`). A module with these names is one. Optional: ``needs_plugins = False``
+    for a command that still runs when a plugin cannot load."""
+
+    name: str  # vtopt NAME
+    help: str  # its line in ``vtopt --help``
+
+    def add_arguments(self, parser: Any) -> None:
+        """Add the command's arguments to its ``argparse`` parser (and set its description, if any)."""
+
+    def run(self, args: Any, pm: Any) -> int:
+        """Do it: ``args`` parsed (``args.argv``: the command line), ``pm`` the plugin manager; the exit code."""

@@ -146,6 +146,19 @@ def vtopt_add_options(command: str, parser: Any) -> None:
     """
 
 
+@hookspec
+def vtopt_add_commands() -> list[Any]:
+    """Commands of the ``vtopt`` command line, as :class:`vtopt.Command` objects (a module will do).
+
+    Each has ``name`` (``vtopt NAME``), ``help`` (its line in ``vtopt --help``),
+    ``add_arguments(parser)`` (fills its ``argparse`` parser; ``vtopt_add_options`` is then called
+    for it as for every command) and ``run(args, pm) -> int`` (``args``: the parsed options, with
+    ``args.argv`` the command line; ``pm``: the plugin manager; the exit code). Called once when the
+    command line is built; results of all plugins are collected. A name that vtopt or another plugin
+    already uses is an error naming the plugin; an exception escaping ``run`` is one line naming it.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Evaluation: what a policy is compared with.
 # ---------------------------------------------------------------------------

@@ -259,14 +259,10 @@ class PluginManager:
 
     # -- listing -------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
-        registry = self._registry()
-        out = []
+        registry, out = self._registry(), []
         for name, _plugin in self.pm.list_name_plugin():
             dist = self._dists.get(name)
-            provides = {
-                kind: sorted(c.name for c in comps.values() if c.plugin == name)
-                for kind, comps in registry.items()
-            }
+            provides = {kind: sorted(c.name for c in comps.values() if c.plugin == name) for kind, comps in registry.items()}
             out.append(PluginInfo(name, dist.name if dist else None, dist.version if dist else None,
                                   {k: v for k, v in provides.items() if v}))
         return out
@@ -353,6 +349,10 @@ class PluginManager:
                 raise PluginError(f"plugin {fault.origin}: vtopt_add_options: {command} {option} is added by "
                                   + ("vtopt itself" if theirs == "vtopt" else f"plugin {theirs!r} too")) from None
             owners.update({option: name for option in set(parser._option_string_actions) - before})
+
+    def commands(self) -> list[tuple[str, Any]]:
+        """(plugin name, command) for each command plugins add (``vtopt_add_commands``), in call order."""
+        return [(name, command) for name, result in self._collect("vtopt_add_commands") for command in result or ()]
 
     def baselines_by_plugin(self, budget: int, options: dict[str, Any] | None = None) -> dict[str, list[Any]]:
         """Each plugin's :class:`vtopt.Baseline` objects (``vtopt_baselines``), in call order; a name

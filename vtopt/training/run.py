@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import attrs
 import structlog
 
-from ..apply.model import advisor_spec, load_advisor
+from ..apply.model import advisor_spec, load_advisor, method_algorithm
 from ..config.schema import Config, LoadedConfig
 from ..env.data import load_dataset
 from ..env.poolenv import config_pool, pool_labels
@@ -64,15 +64,7 @@ def env_executor(pm: PluginManager, cfg: Config):
 def training_baselines(pm: PluginManager, conversions: int) -> dict[str, Any]:
     """The baselines plugins offer for a training run's final evaluation (``Baseline.training``), built,
     by row label: simple strategies at the same budget, so that a summary shows what the policy adds."""
-    from ..apply.model import load_model
-
-    out = {}
-    for baseline in pm.baselines(conversions):
-        if baseline.training:
-            m = baseline.method
-            out[m.label] = (load_model(pm, Path(m.model))[0] if m.model is not None
-                            else pm.create("algorithm", m.algorithm, m.params))
-    return out
+    return {b.method.label: method_algorithm(pm, b.method)[0] for b in pm.baselines(conversions) if b.training}
 
 
 def versions() -> dict[str, str]:
