@@ -86,6 +86,11 @@ def test_a_model_compared_by_name_is_named_under_the_table(models, capsys):
                  "--methods", f"defaults,mine={models[0]}"]) == 0
     out = capsys.readouterr().out
     assert "\nmine " in out and f"(mine: the ppo model {models[0]})" in out
+    # a model given a baseline's name is that model, and its footer says so (not the baseline's note)
+    assert main(["evaluate", str(ICONS), "--budget", "2", "--workers", "1",
+                 "--methods", f"defaults,chooser={models[0]}"]) == 0
+    out = capsys.readouterr().out
+    assert f"(chooser: the ppo model {models[0]})" in out and "models/chooser.zip" not in out
 
 
 def test_unknown_method_and_bad_model_are_one_line_errors(models, tmp_path, capsys):

@@ -267,5 +267,6 @@ def _eval_methods(r: Request, policy: Method, pm: PluginManager) -> tuple[list[M
         if m.model is not None:  # the footer says which model the row is
             notes[m.label] = f"the {meta['algorithm']} model {m.model}"
         usable.append(m)
-    notes.update({b.method.label: b.note for b, _ in baselines.values() if b.note})  # a baseline's own
+    # a baseline's own note, for the baselines chosen (not for a NAME=MODEL.zip that took a baseline's name)
+    notes.update({b.method.label: b.note for name, (b, _) in baselines.items() if b.note and name in names})
     return usable, notes, left_out
