@@ -33,7 +33,8 @@ class Adds:
         return list(self.commands)
 
 
-def test_a_plugin_command_registered_from_code_runs_through_main(pm, tmp_path, capsys):
+def test_a_plugin_command_registered_from_code_runs_through_main(vtopt_pm, tmp_path, capsys):
+    pm = vtopt_pm()
     for i in range(3):
         (tmp_path / f"{i}.png").write_bytes(b"")
     pm.register(Adds(Count()), name="counter")
@@ -55,7 +56,8 @@ def test_a_plugin_command_registered_from_code_runs_through_main(pm, tmp_path, c
     ("count", "plugin 'first' (registered from code): vtopt_add_commands: command 'count' is added by "
               "plugin 'second' (registered from code) too"),
 ])
-def test_a_command_name_taken_twice_is_one_line_naming_the_plugin(pm, tmp_path, capsys, name, says):
+def test_a_command_name_taken_twice_is_one_line_naming_the_plugin(vtopt_pm, tmp_path, capsys, name, says):
+    pm = vtopt_pm()
     clash = Count()
     clash.name = name
     pm.register(Adds(Count()), name="first")
@@ -65,7 +67,8 @@ def test_a_command_name_taken_twice_is_one_line_naming_the_plugin(pm, tmp_path, 
     assert main(["init", str(tmp_path / "my.yaml")], pm=pm) == 0  # init needs no plugins
 
 
-def test_a_plugin_command_without_run_or_that_crashes_names_its_plugin(pm, tmp_path, capsys):
+def test_a_plugin_command_without_run_or_that_crashes_names_its_plugin(vtopt_pm, tmp_path, capsys):
+    pm = vtopt_pm()
     class Crashes(Count):
         def run(self, args, pm):
             raise ZeroDivisionError("oops")
