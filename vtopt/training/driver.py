@@ -37,7 +37,7 @@ from ..env.scoring import Scorer, summarise
 from ..env.search import search_image
 from ..errors import VtoptError
 from ..files import atomic_write_bytes, atomic_write_text, json_default
-from ..plugin.components import RunInfo
+from ..plugin.components import RunInfo, StagedCurriculum, UpdatableAlgorithm
 from ..plugin.manager import PluginManager
 from ..vtracer.images import LogoImage
 from .rundir import HISTORY
@@ -179,9 +179,10 @@ class CurriculumSync(Part):
             self.weights = weights
         stage = self.call(driver, "stage")
         if first or stage != self.stage:
-            overrides = self.call(driver, "algorithm_overrides") if hasattr(self.curriculum, "algorithm_overrides") else {}
+            staged = isinstance(self.curriculum, StagedCurriculum)
+            overrides = self.call(driver, "algorithm_overrides") if staged else {}
             if overrides:
-                if not hasattr(driver.algorithm, "update"):
+                if not isinstance(driver.algorithm, UpdatableAlgorithm):
                     raise VtoptError(f"the curriculum sets {sorted(overrides)} for stage {stage!r}, "
                                      f"but algorithm {driver.run.config.algorithm.name!r} cannot change settings mid-run")
                 with driver.pm.blame("algorithm", driver.run.config.algorithm.name, "update"):

@@ -7,6 +7,7 @@ and whatever the monitors write (the structlog monitor: ``events.jsonl``).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
@@ -21,11 +22,10 @@ import attrs
 import structlog
 
 from ..apply.model import advisor_spec, load_advisor, method_algorithm
-from ..config.schema import Config, LoadedConfig
+from ..config.schema import LoadedConfig
 from ..env.data import load_dataset
 from ..env.poolenv import config_pool, pool_labels
 from ..env.scoring import Scorer, build_scorer, summarise
-from ..env.search import takes_keyword
 from ..env.vecenv import make_vec_env
 from ..errors import Interrupted, VtoptError
 from ..files import atomic_write_text, json_default
@@ -52,13 +52,10 @@ def _core(fn):
     return call
 
 
-def env_executor(pm: PluginManager, cfg: Config):
-    """The executor that runs the training environments (``resources.executor``)."""
-    name = cfg.resources.executor
-    executor = pm.create_executor(name, cfg.resources.address)
-    if not callable(getattr(executor, "make_vec_env", None)):
-        raise VtoptError(f"executor {name!r} cannot run training environments (it has no make_vec_env)")
-    return executor
+def _takes_reference(curriculum) -> bool:
+    """Whether the curriculum's ``record`` takes a ``reference`` keyword (:class:`vtopt.Curriculum`)."""
+    params = inspect.signature(curriculum.record).parameters.values()
+    return any(p.name == "reference" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def training_baselines(pm: PluginManager, conversions: int) -> dict[str, Any]:
@@ -200,13 +197,13 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
     # a resumed run's environments continue with other images than the first segment's
     env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
     # only a curriculum that reads the reference costs its conversions
-    wants_reference = takes_keyword(setup.curriculum.record, "reference")
+    wants_reference = _takes_reference(setup.curriculum)
     reference = pm.reference_params(cfg.env.conversions_per_episode) if wants_reference else None
     moves = cfg.env.pool.moves if cfg.env.pool is not None else True
     driver = None
     from ..config.checks import runs_here
 
-    executor = env_executor(pm, cfg)
+    executor = pm.create_executor(cfg.resources.executor, cfg.resources.address)
     crowded = runs_here(executor) and cfg.env.parallel_envs > (os.cpu_count() or 1)
     if crowded:  # measure what the envs beyond the cores cost, to say it
         from .memory import MB, process_tree
