@@ -12,7 +12,7 @@ from conftest import ICONS, TINY_RUN, write_config
 
 import vtopt
 from vtopt.apply.apply import Method, run_images
-from vtopt.training.rundir import latest_checkpoint
+from vtopt.training.checkpoints import latest_checkpoint
 
 
 class _Metric:

@@ -91,7 +91,7 @@ def vtopt_register_executors() -> dict[str, Callable[..., Any]]:
     """Executors, selected by ``--executor`` of ``optimize``, ``evaluate`` and ``sweep``.
 
     A factory returns an object implementing :class:`vtopt.plugin.components.Executor`
-    (``run_images`` and ``run_sweep``). Example: ``return {"ray": RayExecutor}``.
+    (``run_images``, ``run_sweep`` and ``make_vec_env``). Example: ``return {"ray": RayExecutor}``.
 
     Called once per plugin manager; results of all plugins are collected.
     """

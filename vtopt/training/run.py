@@ -1,8 +1,6 @@
 """The orchestrator: a config and a plugin manager in, a trained run directory out.
 
-A run directory holds ``config.yaml`` (the resolved config), ``run.json``
-(command line, versions), ``model.zip``, ``checkpoints/``, ``summary.json``
-and whatever the monitors write (the structlog monitor: ``events.jsonl``).
+What a run directory holds: :mod:`vtopt.training.runfiles`.
 """
 
 from __future__ import annotations
@@ -31,8 +29,10 @@ from ..errors import Interrupted, VtoptError
 from ..files import atomic_write_text, json_default
 from ..plugin.components import RunInfo, TrainContext
 from ..plugin.manager import PluginManager
+from .checkpoints import restore_rng
 from .driver import Driver
 from .rundir import RunDirLock, open_run_dir
+from .runfiles import BEST_MODEL, MODEL, RUN_INFO, SUMMARY, checkpoint_model, resume_command
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +148,7 @@ def _setup(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequenc
            resume: bool) -> _Setup:
     cfg = loaded.config
     checkpoint = open_run_dir(loaded, out_dir, force, resume)
-    atomic_write_text(out_dir / "run.json", json.dumps(
+    atomic_write_text(out_dir / RUN_INFO, json.dumps(
         {"argv": list(argv) or sys.argv, "config_file": str(loaded.path), "overrides": loaded.overrides,
          "resumed_from": str(checkpoint[0]) if checkpoint else None,
          "versions": versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
@@ -227,7 +227,8 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
 
             driver.parts.append(MemoryGuard(cfg.resources.memory_limit_mb))
         if checkpoint:
-            driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
+            driver.restore(checkpoint[1])
+            restore_rng(checkpoint[0])
             log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)
     except BaseException:
         env.close()
@@ -274,13 +275,13 @@ def _learn(pm: PluginManager, setup: _Setup, driver: Driver) -> None:
             setup.algorithm.load(checkpoint[0])
         if driver.signal is not None:
             path = driver.checkpoint(driver.timesteps)
-            raise Interrupted(driver.signal, path, out_dir)
+            raise Interrupted(driver.signal, path, resume_command(out_dir))
         guard = _memory_guard(driver)
         if guard is not None and guard.exceeded:
             path = driver.checkpoint(driver.timesteps)
-            raise VtoptError(f"{guard.exceeded}; stopped with checkpoint {path}; continue with: vtopt run "
-                             f"{out_dir / 'config.yaml'} --out {out_dir} --resume --set resources.memory_limit_mb=N "
-                             "(or fewer env.parallel_envs, smaller images)")
+            raise VtoptError(f"{guard.exceeded}; stopped with checkpoint {path}; continue with: "
+                             + resume_command(out_dir, "--set resources.memory_limit_mb=N")
+                             + " (or fewer env.parallel_envs, smaller images)")
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
@@ -291,8 +292,8 @@ def _finish(pm: PluginManager, setup: _Setup, driver: Driver, start: float) -> d
     run, data = setup.run, setup.data
     cfg, out_dir = run.config, run.out_dir
     train_seconds = driver.train_seconds()
-    driver.save(out_dir / "model.zip")
-    if cfg.run.checkpoint_every and f"checkpoints/step_{driver.timesteps:09d}.zip" not in driver.checkpoints.saved:
+    driver.save(out_dir / MODEL)
+    if cfg.run.checkpoint_every and checkpoint_model(driver.timesteps) not in driver.checkpoints.saved:
         driver.checkpoint(driver.timesteps)
     evaluation = driver.evaluate(driver.timesteps, training_baselines(pm, cfg.env.conversions_per_episode))
     summary = {
@@ -315,13 +316,13 @@ def _finish(pm: PluginManager, setup: _Setup, driver: Driver, start: float) -> d
         "evaluation_rows": evaluation.get("rows", []),
         "evaluations": driver.evaluation.evaluations,
         "best_score": driver.evaluation.best_score,
-        "model": "model.zip",
-        "best_model": "best_model.zip",
+        "model": MODEL,
+        "best_model": BEST_MODEL,
         "checkpoints": driver.checkpoints.saved,
         "env_workers_replaced": driver.workers_replaced,
         "monitors_disabled": dict(pm.disabled),
     }
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1, default=json_default))
+    atomic_write_text(out_dir / SUMMARY, json.dumps(summary, indent=1, default=json_default))
     pm.run_finished(run, summary)
     from .report import write_report  # matplotlib is imported only here
 
