@@ -37,6 +37,16 @@ hookspec = pluggy.HookspecMarker("vtopt")
 # naming both. ``factory(**params)`` is called with the YAML's ``params``.
 # ---------------------------------------------------------------------------
 
+#: Each kind of component, and the hook that registers its factories.
+KINDS = {
+    "algorithm": "vtopt_register_algorithms",
+    "curriculum": "vtopt_register_curricula",
+    "metric": "vtopt_register_metrics",
+    "monitor": "vtopt_register_monitors",
+    "executor": "vtopt_register_executors",
+    "postprocessor": "vtopt_register_postprocessors",
+}
+
 
 @hookspec
 def vtopt_register_algorithms() -> dict[str, Callable[..., Any]]:

@@ -23,6 +23,7 @@ import pluggy
 from ..errors import ParamError, PluginFault, UnknownComponent, VtoptError, check_param_names, offending_key
 from . import hookspecs
 from .components import Baseline, Validating, nonconformance
+from .hookspecs import KINDS
 
 hookimpl = pluggy.HookimplMarker("vtopt")
 
@@ -31,15 +32,6 @@ def _warn(event: str, **fields: Any) -> None:
     import structlog  # only when a plugin misbehaves: ``import vtopt`` stays light
 
     structlog.get_logger("vtopt.plugins").warning(event, **fields)
-
-KINDS = {
-    "algorithm": "vtopt_register_algorithms",
-    "curriculum": "vtopt_register_curricula",
-    "metric": "vtopt_register_metrics",
-    "monitor": "vtopt_register_monitors",
-    "executor": "vtopt_register_executors",
-    "postprocessor": "vtopt_register_postprocessors",
-}
 
 
 class PluginError(VtoptError):
@@ -84,9 +76,6 @@ class PluginSet:
         plugins = tuple((name, _ModuleRef(p.__name__) if isinstance(p, types.ModuleType) else p)
                         for name, p in self.plugins)
         return {"autoload": self.autoload, "blocked": self.blocked, "plugins": plugins}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
 
 
 @attrs.frozen
@@ -312,11 +301,10 @@ class PluginManager:
                 raise
             except Exception as exc:
                 raise PluginFault(self.origin(name), "hooks", hook_name, exc) from exc
-            if first and result is None:
-                continue
-            yield name, result
-            if first:
-                return
+            if result is not None or not first:
+                yield name, result
+                if first:
+                    return
 
     def config_defaults(self) -> list[dict[str, Any]]:
         """Each plugin's defaults for what a config leaves out (``vtopt_config_defaults``), in call
