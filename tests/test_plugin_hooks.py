@@ -252,7 +252,7 @@ def test_a_value_from_a_default_is_not_blamed_on_line_1_silently(vtopt_pm, tmp_p
                                "defaults' conversion counts as one) (not set in this file: a default)"]
 
 
-def test_hooks_get_the_host_and_the_reference_stops_at_the_first_answer(pm):
+def test_hooks_get_the_host_and_the_reference_stops_at_the_first_answer(vtopt_pm):
     """``pm`` is the manager that calls the hook, plugins registered from code included (the built-ins
     load their model files through it); ``vtopt_reference_params`` is firstresult: an earlier answer
     that is not None ends the calls."""
@@ -275,6 +275,7 @@ def test_hooks_get_the_host_and_the_reference_stops_at_the_first_answer(pm):
             heard.append(("first", conversions))
             return [{"mode": "spline"}]
 
+    pm = vtopt_pm()
     pm.register(Offers(), name="offers")
     assert {b.name for b in pm.baselines(4)} >= {"portfolio", "polygon"}  # the built-ins' through the same pm
     assert pm.reference_params(4) is not None and heard == [("baselines", pm), ("reference", pm)]

@@ -158,7 +158,7 @@ class _Searcher:
     def start_image(self, image, default=None): pass
 
 
-def test_a_component_is_checked_against_its_interface_and_capabilities_when_created(pm):
+def test_a_component_is_checked_against_its_interface_and_capabilities_when_created(vtopt_pm):
     class Parts:
         @hookimpl
         def vtopt_register_metrics(self):
@@ -172,6 +172,7 @@ def test_a_component_is_checked_against_its_interface_and_capabilities_when_crea
         def vtopt_register_executors(self):
             return {"no_envs": lambda: type("NoEnvs", (), {"run_images": None, "run_sweep": None})()}
 
+    pm = vtopt_pm()
     pm.register(Parts(), name="parts")
     with pytest.raises(PluginError, match=r"^plugin 'parts' \(registered from code\): metric 'computeless' is not a "
                                           r"vtopt\.Metric: it lacks compute$"):
@@ -188,9 +189,10 @@ def test_a_component_is_checked_against_its_interface_and_capabilities_when_crea
         del _Searcher.observe
 
 
-def test_the_builtins_state_their_capabilities(pm):
+def test_the_builtins_state_their_capabilities(vtopt_pm):
     from vtopt.config.checks import runs_here
 
+    pm = vtopt_pm()
     assert isinstance(pm.create("algorithm", "tpe"), vtopt.SearchAlgorithm)
     assert isinstance(pm.create("algorithm", "ppo", validate=False), vtopt.UpdatableAlgorithm)
     assert not isinstance(pm.create("algorithm", "ppo", validate=False), vtopt.SearchAlgorithm)

@@ -38,9 +38,10 @@ class InProcess(vtopt.HostedVecEnv):
 
 
 @pytest.fixture
-def make_env(pm, tiny_images):
+def make_env(vtopt_pm, vtopt_images):
+    pm = vtopt_pm()
     scorer = build_scorer(pm, default_config(pm))
-    return lambda: VTracerEnv(tiny_images, scorer, conversions=3)
+    return lambda: VTracerEnv(vtopt_images, scorer, conversions=3)
 
 
 def test_steps_stack_and_a_dead_host_is_replaced_with_its_settings(make_env):
