@@ -114,9 +114,10 @@ def test_a_crashing_worker_process_fails_only_its_images(models, tmp_path, monke
             def learn(self, ctx): pass
             def save(self, path): pass
             def load(self, path): pass
-            def start_image(self, image):
+            def start_image(self, image, default=None):
                 if image.name == "crown":
                     os._exit(3)  # the whole worker process dies
+            def observe(self, params, score, outcome=None): pass
             def predict(self, observation, deterministic=True):
                 return None
 

@@ -15,8 +15,10 @@ from vtopt.env.scoring import build_scorer
 from vtopt.errors import VtoptError
 from vtopt.plugin.components import RunInfo
 from vtopt.testing import TINY_CONFIG
-from vtopt.training.driver import Driver, Part
-from vtopt.training.rundir import HISTORY
+from vtopt.training.checkpoints import restore_rng
+from vtopt.training.driver import Driver
+from vtopt.training.parts import Part
+from vtopt.training.runfiles import HISTORY
 
 
 class Envs:
@@ -133,7 +135,7 @@ def test_checkpoints_keep_the_newest_and_a_resumed_driver_goes_on_from_one(make_
     # resumed from the state as of timesteps 16: what came after it goes from the history
     state16 = {**state, "timesteps": 16, "episodes": 2, "stage": "text", "checkpoints": []}
     resumed, _ = make_driver(overrides, resumed=True)
-    resumed.restore(state16, folder / "no.rng")
+    resumed.restore(state16)
     resumed.begin()
     resumed.end()
     assert resumed.timesteps == 16 and resumed.episodes.count == 2
@@ -148,7 +150,7 @@ def test_the_rng_states_of_a_checkpoint_come_back(make_driver):
     path = driver.checkpoint(16)
     expected = (random.random(), np.random.random())
     random.random(), np.random.random()
-    driver.restore(driver.state(), path.with_suffix(".rng"))
+    restore_rng(path)
     driver.end()
     assert (random.random(), np.random.random()) == expected
 

@@ -12,7 +12,7 @@ from conftest import ICONS, TINY_RUN, write_config
 
 import vtopt
 from vtopt.apply.apply import Method, run_images
-from vtopt.training.rundir import latest_checkpoint
+from vtopt.training.checkpoints import latest_checkpoint
 
 
 class _Metric:
@@ -214,12 +214,12 @@ def test_an_algorithm_that_raises_fails_its_image_naming_the_plugin():
 def test_a_full_disk_at_a_periodic_checkpoint_is_not_the_algorithms_fault(tmp_path, monkeypatch):
     import errno
 
-    import vtopt.training.driver
+    import vtopt.training.checkpoints
 
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(vtopt.training.driver, "atomic_write_bytes", full)  # the checkpoint's .rng, written inside learn
+    monkeypatch.setattr(vtopt.training.checkpoints, "atomic_write_bytes", full)  # the checkpoint's .rng, written inside learn
     with pytest.raises(OSError) as info:
         _train(tmp_path, "")
     assert not isinstance(info.value, vtopt.PluginFault) and info.value.filename.endswith("step_000000064.rng")

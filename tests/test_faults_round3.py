@@ -15,7 +15,8 @@ import vtopt
 from vtopt.cli import main
 from vtopt.env.labels import CELL
 from vtopt.files import temp_name
-from vtopt.training.rundir import LOCK, RunDirLock
+from vtopt.training.rundir import RunDirLock
+from vtopt.training.runfiles import LOCK
 
 
 def _env():

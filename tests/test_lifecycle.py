@@ -16,7 +16,7 @@ from vtopt import Interrupted, hookimpl, load_config, train
 from vtopt.apply.model import load_model
 from vtopt.cli import main
 from vtopt.plugin.manager import PluginManager
-from vtopt.training.rundir import latest_checkpoint
+from vtopt.training.checkpoints import latest_checkpoint
 
 LONG_RUN = """\
 run: {name: long, seed: 3, timesteps: 1600, checkpoint_every: 256}

@@ -250,3 +250,35 @@ def test_a_value_from_a_default_is_not_blamed_on_line_1_silently(vtopt_pm, tmp_p
         load_config(cfg, pm=pm)
     assert err.value.lines == [f"{cfg}:1: $.env.conversions_per_episode: 1 is out of range: must be in [2, 1000] (the "
                                "defaults' conversion counts as one) (not set in this file: a default)"]
+
+
+def test_hooks_get_the_host_and_the_reference_stops_at_the_first_answer(vtopt_pm):
+    """``pm`` is the manager that calls the hook, plugins registered from code included (the built-ins
+    load their model files through it); ``vtopt_reference_params`` is firstresult: an earlier answer
+    that is not None ends the calls."""
+    heard = []
+
+    class Offers:
+        @vtopt.hookimpl
+        def vtopt_baselines(self, budget, pm):
+            heard.append(("baselines", pm))
+            return []
+
+        @vtopt.hookimpl
+        def vtopt_reference_params(self, conversions, pm):
+            heard.append(("reference", pm))
+            return None  # no answer: the next plugin is asked
+
+    class First:
+        @vtopt.hookimpl
+        def vtopt_reference_params(self, conversions):
+            heard.append(("first", conversions))
+            return [{"mode": "spline"}]
+
+    pm = vtopt_pm()
+    pm.register(Offers(), name="offers")
+    assert {b.name for b in pm.baselines(4)} >= {"portfolio", "polygon"}  # the built-ins' through the same pm
+    assert pm.reference_params(4) is not None and heard == [("baselines", pm), ("reference", pm)]
+    pm.register(First(), name="first")  # called first: its answer wins, and nobody else is asked
+    heard.clear()
+    assert pm.reference_params(5) == [{"mode": "spline"}] and heard == [("first", 5)]

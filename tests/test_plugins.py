@@ -4,6 +4,7 @@ import sys
 import pytest
 from conftest import REPO, install_fake_plugin
 
+import vtopt
 from vtopt import hookimpl
 from vtopt.cli import main
 from vtopt.errors import UnknownComponent
@@ -147,3 +148,55 @@ def test_core_never_imports_the_builtin_plugins():
                 assert name.split(".")[0] not in builtin | {"plugins"}, f"{source} imports {name}"
 
 
+
+
+class _Searcher:
+    def learn(self, ctx): pass
+    def save(self, path): pass
+    def load(self, path): pass
+    def predict(self, observation, deterministic=True): return None
+    def start_image(self, image, default=None): pass
+
+
+def test_a_component_is_checked_against_its_interface_and_capabilities_when_created(vtopt_pm):
+    class Parts:
+        @hookimpl
+        def vtopt_register_metrics(self):
+            return {"computeless": lambda: type("Computeless", (), {"prepare": lambda self, image: None})()}
+
+        @hookimpl
+        def vtopt_register_algorithms(self):
+            return {"half_search": _Searcher}
+
+        @hookimpl
+        def vtopt_register_executors(self):
+            return {"no_envs": lambda: type("NoEnvs", (), {"run_images": None, "run_sweep": None})()}
+
+    pm = vtopt_pm()
+    pm.register(Parts(), name="parts")
+    with pytest.raises(PluginError, match=r"^plugin 'parts' \(registered from code\): metric 'computeless' is not a "
+                                          r"vtopt\.Metric: it lacks compute$"):
+        pm.create("metric", "computeless")
+    with pytest.raises(PluginError, match=r"algorithm 'half_search' is not a vtopt\.SearchAlgorithm \(it has "
+                                          r"start_image\): it lacks observe$"):
+        pm.create("algorithm", "half_search")
+    with pytest.raises(PluginError, match=r"executor 'no_envs' is not a vtopt\.Executor: it lacks make_vec_env$"):
+        pm.create("executor", "no_envs")
+    _Searcher.observe = lambda self, params, score, outcome=None: None
+    try:
+        assert isinstance(pm.create("algorithm", "half_search"), vtopt.SearchAlgorithm)
+    finally:
+        del _Searcher.observe
+
+
+def test_the_builtins_state_their_capabilities(vtopt_pm):
+    from vtopt.config.checks import runs_here
+
+    pm = vtopt_pm()
+    assert isinstance(pm.create("algorithm", "tpe"), vtopt.SearchAlgorithm)
+    assert isinstance(pm.create("algorithm", "ppo", validate=False), vtopt.UpdatableAlgorithm)
+    assert not isinstance(pm.create("algorithm", "ppo", validate=False), vtopt.SearchAlgorithm)
+    assert isinstance(pm.create("curriculum", "staged"), vtopt.StagedCurriculum)
+    assert not isinstance(pm.create("curriculum", "uniform"), vtopt.StagedCurriculum)
+    assert runs_here(pm.create("executor", "local")) and runs_here(pm.components("executor")["local"].factory)
+    assert not runs_here(pm.components("executor")["ray"].factory)

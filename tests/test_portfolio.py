@@ -204,6 +204,8 @@ def test_chooser_acts_as_it_was_trained(tmp_path, vtopt_pm):
     from vtopt.env.search import search_image
 
     class Recorder:  # the chooser, as search_image drives it, with its proposals written down
+        learn = save = load = chooser.learn  # a vtopt.SearchAlgorithm: never called here
+
         def start_image(self, image, default=None):
             self.picked = []
             chooser.start_image(image, default=default)

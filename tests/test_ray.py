@@ -112,7 +112,7 @@ def test_training_on_ray_actors_resumes_and_survives_a_killed_actor(local_ray, t
     import os
 
     import vtopt
-    from vtopt.training.rundir import latest_checkpoint
+    from vtopt.training.checkpoints import latest_checkpoint
 
     out = tmp_path / "run"
     cfg = write_config(tmp_path, RAY_RUN)

@@ -15,7 +15,9 @@ from vtopt.apply.model import META
 from vtopt.config.checks import load_config
 from vtopt.errors import VtoptError
 from vtopt.testing import TINY_CONFIG
-from vtopt.training.rundir import HISTORY, LOCK, RunDirLock, latest_checkpoint, open_run_dir, prepare_out_dir
+from vtopt.training.checkpoints import latest_checkpoint
+from vtopt.training.rundir import RunDirLock, open_run_dir, prepare_out_dir
+from vtopt.training.runfiles import HISTORY, LOCK
 
 
 def _checkpoint(out, timesteps: int) -> str:

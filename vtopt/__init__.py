@@ -9,13 +9,15 @@ plugins and the examples to that). The names are loaded on first use, so
   interfaces :class:`Algorithm`, :class:`Curriculum`, :class:`Metric`,
   :class:`Monitor`, :class:`Executor`, :class:`PostProcessor` (with
   :data:`POSTPROCESS_TOLERANCE`, how far its result's SSIM may fall) and the capabilities
-  :class:`SearchAlgorithm`, :class:`UpdatableAlgorithm`; what components
+  :class:`SearchAlgorithm`, :class:`UpdatableAlgorithm`, :class:`StagedCurriculum`,
+  :class:`ClusterExecutor`, :class:`Validating` (checked when a component is created); what components
   receive: :class:`Sample`, :class:`LogoImage`, :class:`TrainContext`,
   :class:`RunInfo`, :class:`Outcome`.
 - Executors receive :class:`WorkerFactory` and :class:`Trial` objects to run,
   and sample a sweep's :class:`Distribution` values; one that runs training's
-  environments serves each through an :class:`EnvHost` and keeps its
-  replacements with :class:`EnvSlots`; :func:`local_vec_env` runs them on this machine.
+  environments serves each through an :class:`EnvHost` behind a :class:`HostedVecEnv` (it says how to
+  send and receive, raising :class:`HostLost` for a dead host; the base replaces it, its account kept by
+  :class:`EnvSlots`); :func:`local_vec_env` runs them on this machine.
 - Evaluation: a plugin offers :class:`Baseline` objects (a :class:`Method` and where it
   is shown) through ``vtopt_baselines``.
 - The command line: a plugin adds :class:`Command` objects (``vtopt NAME``) through ``vtopt_add_commands``.
@@ -67,6 +69,7 @@ _LAZY = {
     "PoolEnv": "env.poolenv", "MOVES": "env.poolenv", "make_pool_env": "env.poolenv",
     "PostProcessor": "plugin.components", "DIAGNOSTICS": "env.diagnose", "POSTPROCESS_TOLERANCE": "apply.postprocess",
     "Command": "plugin.components",
+    "ClusterExecutor": "plugin.components", "HostedVecEnv": "env.vecenv", "HostLost": "env.vecenv",
 }
 
 __all__ = ["hookimpl", "PluginManager", "VtoptError", "ParamError", "ConfigError", "Interrupted",

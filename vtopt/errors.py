@@ -86,12 +86,11 @@ class PluginFault(VtoptError):
 class Interrupted(VtoptError):
     """Training stopped by a signal after writing a checkpoint; exit code 128 + signal."""
 
-    def __init__(self, signum: int, checkpoint: Path | None, out_dir: Path):
+    def __init__(self, signum: int, checkpoint: Path | None, resume: str):
         where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
-        super().__init__(f"stopped by {signal.Signals(signum).name} ({where}); "
-                         f"continue with: vtopt run {out_dir / 'config.yaml'} --out {out_dir} --resume")
+        super().__init__(f"stopped by {signal.Signals(signum).name} ({where}); continue with: {resume}")
         self.exit_code = 128 + signum
-        self._args = (signum, checkpoint, out_dir)
+        self._args = (signum, checkpoint, resume)
 
     def __reduce__(self):
         return type(self), self._args

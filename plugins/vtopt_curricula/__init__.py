@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Sequence
 
-from vtopt import KINDS, ParamError, check_number, hookimpl
+from vtopt import KINDS, ParamError, StagedCurriculum, UpdatableAlgorithm, check_number, hookimpl
 
 
 class Uniform:
@@ -184,12 +184,12 @@ def vtopt_config_defaults():
 @hookimpl
 def vtopt_check_config(config, algorithm, curriculum):
     """A staged curriculum's ``overrides`` must be settings its algorithm can change mid-run."""
-    if not isinstance(curriculum, Staged) or algorithm is None:
+    if not isinstance(curriculum, StagedCurriculum) or algorithm is None:
         return []
     problems = []
     for stage, settings in curriculum.overrides.items():
         where = f"curriculum.params.overrides.{stage}"
-        if not callable(getattr(algorithm, "check_update", None)):
+        if not isinstance(algorithm, UpdatableAlgorithm):
             problems.append((where, f"algorithm {config.algorithm.name!r} cannot change settings mid-run"))
             continue
         try:

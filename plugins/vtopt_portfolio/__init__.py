@@ -141,8 +141,11 @@ class Portfolio(_PoolLearner):
             data = json.loads(zf.read("algorithm.json"))
         self.sets, self.pool, self.fitted = data["sets"], data.get("pool", []), data.get("fitted", {})
 
-    def start_image(self, image) -> None:
+    def start_image(self, image, default=None) -> None:
         self.step = 0
+
+    def observe(self, params, score: float, outcome=None) -> None:
+        pass  # a fixed order: what a set gave changes nothing
 
     def predict(self, observation, deterministic: bool = True):
         if not self.sets or self.step >= len(self.sets):
@@ -292,10 +295,10 @@ def vtopt_register_algorithms():
     return {"portfolio": Portfolio, "chooser": Chooser}
 
 
-def _fitted(path: Path, for_oracle: bool = False) -> "Portfolio":
-    from vtopt import PluginManager, load_model
+def _fitted(pm, path: Path, for_oracle: bool = False) -> "Portfolio":
+    from vtopt import load_model
 
-    fitted, meta = load_model(PluginManager(), Path(path))
+    fitted, meta = load_model(pm, Path(path))
     if meta["algorithm"] != "portfolio" or not fitted.sets or (for_oracle and not fitted.pool):
         raise VtoptError(f"{path}: not a fitted portfolio model (its algorithm is {meta['algorithm']!r}"
                          + (", with no candidate pool for the oracle)" if meta["algorithm"] == "portfolio" else ")"))
@@ -310,13 +313,13 @@ def vtopt_add_options(command, parser):
 
 
 @hookimpl
-def vtopt_baselines(budget, options):
+def vtopt_baselines(budget, options, pm):
     path = options.get("portfolio_model")
     if path is not None:
-        fitted = _fitted(path)  # asked for: it must load
+        fitted = _fitted(pm, path)  # asked for: it must load
     else:
         try:
-            fitted = _fitted(PORTFOLIO_MODEL)
+            fitted = _fitted(pm, PORTFOLIO_MODEL)
         except VtoptError as exc:  # missing or damaged: the other baselines go on without these
             log.warning("baseline_unavailable", baseline="portfolio", error=str(exc))
             return []
@@ -338,10 +341,10 @@ def vtopt_baselines(budget, options):
 
 
 @hookimpl(trylast=True)
-def vtopt_reference_params(conversions):
+def vtopt_reference_params(conversions, pm):
     """The shipped portfolio's first ``conversions - 1`` sets: the best fixed settings at that budget."""
     try:
-        return list(_fitted(PORTFOLIO_MODEL).sets[: conversions - 1])
+        return list(_fitted(pm, PORTFOLIO_MODEL).sets[: conversions - 1])
     except (VtoptError, ValueError, TypeError) as exc:
         log.warning("reference_unavailable", error=str(exc))
         return None

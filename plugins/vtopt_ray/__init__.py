@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from vtopt import EnvHost, EnvSlots, ParamError, VtoptError, hookimpl
+from vtopt import EnvHost, ParamError, VtoptError, hookimpl
 
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"  # Ray's module that sets token auth up
 
@@ -161,20 +161,18 @@ class _EnvActor(EnvHost):
 
 
 def _vec_env_class():
-    import numpy as np
-    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
-    from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
+    from vtopt import HostedVecEnv, HostLost  # imports stable-baselines3: only when training on Ray
 
     ray = _ray()
     lost = (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)
 
-    class RayVecEnv(VecEnv):
-        """SB3's VecEnv interface over Ray actors, one environment each; the learner stays here.
+    class RayVecEnv(HostedVecEnv):
+        """vtopt's vector env over Ray actors, one environment each; the learner stays here.
 
         The environment factory (images included) goes into Ray's object store once, so a node
-        needs no copy of the dataset. A dead actor is replaced: its episode in flight is dropped,
-        the settings given to every env (kind weights) are given again, and ``on_replaced`` is told;
-        a slot that dies 3 times in a row stops the run.
+        needs no copy of the dataset. A dead actor is replaced (by :class:`vtopt.HostedVecEnv`): its
+        episode in flight is dropped, the settings given to every env (kind weights) are given
+        again, and ``on_replaced`` is told; a slot that dies 3 times in a row stops the run.
         """
 
         def __init__(self, env_fn, n_envs, on_replaced=None):
@@ -182,37 +180,35 @@ def _vec_env_class():
             if n_envs > cpus:  # an actor takes a CPU: more would wait for ever
                 raise VtoptError(f"env.parallel_envs is {n_envs} but the Ray cluster has {cpus} CPUs (each "
                                  "environment actor takes one): lower env.parallel_envs or add nodes")
+            super().__init__(n_envs, on_replaced, what="environment actor")
             self.fn_ref = ray.put(env_fn)
             self.remote_cls = ray.remote(num_cpus=1, max_restarts=0)(_EnvActor)
-            self.actors = [self.remote_cls.remote(self.fn_ref) for _ in range(n_envs)]
-            self.slots = EnvSlots(n_envs, on_replaced, what="environment actor")
+            self.actors = [None] * n_envs
+            self.refs = [None] * n_envs  # each slot's (answer on its way, command)
             try:
-                observation_space, action_space = ray.get(self.actors[0].handle.remote("get_spaces"), timeout=600)
+                self.start_hosts()
+            except VtoptError:
+                self.close()
+                raise
             except Exception as exc:
                 self.close()
                 raise VtoptError(f"the environment actors did not start: {type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-            super().__init__(n_envs, observation_space, action_space)
-            self.pending = None
 
-        def seed(self, seed=None):
-            self.slots.base_seed = seed  # replacements are seeded from it
-            return super().seed(seed)
-
-        def _replace(self, i, exc):
-            reason = f"Ray actor died ({type(exc).__name__})"
-            self.slots.failed(i, reason)
-            ray.kill(self.actors[i], no_restart=True)
+        def start(self, i):
+            if self.actors[i] is not None:
+                ray.kill(self.actors[i], no_restart=True)
             self.actors[i] = self.remote_cls.remote(self.fn_ref)
-            return self.slots.restart(i, lambda cmd, data: ray.get(self.actors[i].handle.remote(cmd, data)), reason)
 
-        def _get(self, i, ref):
-            try:
-                result = ray.get(ref)
-                self.slots.answered(i)
-                return result
+        def send(self, i, command, data=None):
+            self.refs[i] = (self.actors[i].handle.remote(command, data), command)
+
+        def receive(self, i):
+            (ref, command), self.refs[i] = self.refs[i], None
+            try:  # an actor Ray cannot place would keep the first answer waiting for ever
+                return ray.get(ref, timeout=600 if command == "get_spaces" else None)
             except lost as exc:
-                return exc
+                raise HostLost(f"Ray actor died ({type(exc).__name__})") from None
             except ray.exceptions.RayTaskError as exc:  # the env raised: one line, as a local env would
                 cause = getattr(exc, "cause", None)
                 if isinstance(cause, VtoptError):  # a plugin's fault, already named
@@ -222,60 +218,10 @@ def _vec_env_class():
                 raise VtoptError(f"environment actor {i}: {type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
-        def step_async(self, actions):
-            self.pending = [None if i in self.slots.ended else a.handle.remote("step", action)
-                            for i, (a, action) in enumerate(zip(self.actors, actions))]
-
-        def step_wait(self):
-            results = []
-            for i, ref in enumerate(self.pending):
-                if ref is None:  # replaced during env_method: this step ends its dropped episode
-                    results.append(self.slots.ended.pop(i))
-                    continue
-                result = self._get(i, ref)
-                results.append(self._replace(i, result) if isinstance(result, Exception) else result)
-            self.pending = None
-            obs, rews, dones, infos, self.reset_infos = zip(*results)
-            return _stack_obs(obs, self.observation_space), np.stack(rews), np.stack(dones), infos
-
-        def reset(self):
-            refs = [a.handle.remote("reset", (self._seeds[i], self._options[i])) for i, a in enumerate(self.actors)]
-            results = []
-            for i, ref in enumerate(refs):
-                result = self._get(i, ref)
-                if isinstance(result, Exception):
-                    observation, _, _, _, reset_info = self._replace(i, result)
-                    result = (observation, reset_info)
-                results.append(result)
-            obs, self.reset_infos = zip(*results)
-            self._reset_seeds()
-            self._reset_options()
-            return _stack_obs(obs, self.observation_space)
-
-        def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
-            self.slots.remember(method_name, method_args, method_kwargs, indices)
-            out = []
-            for i in self._get_indices(indices):
-                result = self._get(i, self.actors[i].handle.remote("env_method", (method_name, method_args,
-                                                                                   method_kwargs)))
-                if isinstance(result, Exception):
-                    self.slots.ended[i] = self._replace(i, result)
-                    result = None
-                out.append(result)
-            return out
-
-        def get_attr(self, attr_name, indices=None):
-            return ray.get([self.actors[i].handle.remote("get_attr", attr_name) for i in self._get_indices(indices)])
-
-        def set_attr(self, attr_name, value, indices=None):
-            ray.get([self.actors[i].handle.remote("set_attr", (attr_name, value)) for i in self._get_indices(indices)])
-
-        def env_is_wrapped(self, wrapper_class, indices=None):
-            return [False for _ in self._get_indices(indices)]
-
         def close(self):
             for actor in self.actors:
-                ray.kill(actor, no_restart=True)
+                if actor is not None:
+                    ray.kill(actor, no_restart=True)
             self.actors = []
 
     return RayVecEnv

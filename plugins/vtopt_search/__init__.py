@@ -80,9 +80,13 @@ def _load_json(path: Path) -> dict:
 
 
 class _Search:
-    """What the non-learning algorithms share: no training, a JSON state."""
+    """What the non-learning algorithms share: no training, a JSON state; each a
+    :class:`vtopt.SearchAlgorithm` (what a conversion gave is ignored unless it needs it)."""
 
     def learn(self, ctx) -> None:
+        pass
+
+    def observe(self, params, score: float, outcome=None) -> None:
         pass
 
     def state(self) -> dict:
@@ -142,7 +146,7 @@ class Preset(_Search):
     def state(self) -> dict:
         return {"params": self.params, "searched": self.searched}
 
-    def start_image(self, image) -> None:
+    def start_image(self, image, default=None) -> None:
         self._done = False
 
     def predict(self, observation, deterministic: bool = True):
@@ -163,7 +167,7 @@ class RandomSearch(_Search):
     def state(self) -> dict:
         return {"seed": self.seed}
 
-    def start_image(self, image) -> None:
+    def start_image(self, image, default=None) -> None:
         self.rng = np.random.default_rng([self.seed, zlib.crc32(image.name.encode())])
 
     def predict(self, observation, deterministic: bool = True):
@@ -190,7 +194,7 @@ class TPE(_Search):
     def state(self) -> dict:
         return {"start": self.start, "seed": self.seed, "startup": self.startup}
 
-    def start_image(self, image) -> None:
+    def start_image(self, image, default=None) -> None:
         optuna = _optuna()
         sampler = optuna.samplers.TPESampler(seed=self.seed + zlib.crc32(image.name.encode()),
                                              n_startup_trials=self.startup)
@@ -201,7 +205,7 @@ class TPE(_Search):
         self.trial = self.study.ask()
         return _suggest(self.trial)
 
-    def observe(self, params, score: float) -> None:
+    def observe(self, params, score: float, outcome=None) -> None:
         if math.isfinite(score):
             self.study.tell(self.trial, score)
         else:
@@ -222,31 +226,31 @@ def vtopt_add_options(command, parser):
                             help=f"conversions per image for tpe (default {TPE_BUDGET})")
 
 
-def _tuned_params(path: Path | None) -> dict[str, Any] | None:
+def _tuned_params(pm, path: Path | None) -> dict[str, Any] | None:
     """The tuned preset's parameters: from ``path`` (given: it must load), else from the shipped model
     (None, with a warning, if it is missing or damaged: the other baselines go on without it)."""
-    from vtopt import PluginManager, load_model
+    from vtopt import load_model
 
     if path is None:
         try:
-            return _tuned_params(TUNED_MODEL)
+            return _tuned_params(pm, TUNED_MODEL)
         except VtoptError as exc:
             log.warning("baseline_unavailable", baseline="tuned", error=str(exc))
             return None
-    algorithm, meta = load_model(PluginManager(), Path(path))
+    algorithm, meta = load_model(pm, Path(path))
     if meta["algorithm"] != "preset" or algorithm.params is None:
         raise VtoptError(f"{path}: not a tuned preset model (its algorithm is {meta['algorithm']!r})")
     return algorithm.params
 
 
 @hookimpl
-def vtopt_baselines(budget, options):
+def vtopt_baselines(budget, options, pm):
     tpe_budget = options.get("tpe_budget", TPE_BUDGET)
     if not isinstance(tpe_budget, int) or not 1 <= tpe_budget <= 1000:
         raise VtoptError(f"--tpe-budget {tpe_budget}: must be in [1, 1000]")
     out = [Baseline(name, Method(name, 2, algorithm="preset", params={"preset": name}), training=name == "polygon")
            for name in ("poster", "photo", "polygon")]
-    tuned = _tuned_params(options.get("preset_model"))
+    tuned = _tuned_params(pm, options.get("preset_model"))
     if tuned is not None:
         out.append(Baseline("tuned", Method("tuned", 2, algorithm="preset", params={"params": tuned})))
     out.append(Baseline("random", Method("random", budget, algorithm="random"), training=True))

@@ -5,13 +5,12 @@ methods, and the reward, quality floor and limits every method runs under, each 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
-from ..config.checks import make_executor, runs_here
+from ..config.checks import default_workers, make_executor, runs_here
 from ..config.schema import RewardConfig, default_postprocess
 from ..env.scoring import full_reward
 from ..errors import ParamError, UnknownComponent, VtoptError
@@ -153,7 +152,7 @@ def _with_executor(plan: Plan, pm: PluginManager) -> Plan:
     share of ``--memory-limit-mb``, or of this machine's available memory where they run here."""
     r = plan.request
     executor = make_executor(pm, r.executor, r.address)
-    workers = r.workers or getattr(executor, "default_workers", lambda: os.cpu_count() or 1)()
+    workers = r.workers or default_workers(executor)
     memory, note = r.memory_limit_mb, f"--memory-limit-mb {r.memory_limit_mb} over {workers} worker(s)"
     if memory is None and runs_here(executor):  # the workers share this machine's memory
         import psutil

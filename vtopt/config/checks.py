@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError, ParamError, UnknownComponent
+from ..plugin.components import ClusterExecutor
 from ..vtracer.images import AUTO_KIND, IMAGE_SUFFIXES, list_images
 from .distributions import parse_distribution
 from .schema import LoadedConfig, converter, default_section, read_config
@@ -142,9 +143,17 @@ def make_executor(pm, name: str | None = None, address: str | None = None):
 
 
 def runs_here(executor) -> bool:
-    """Whether an executor (or its class) runs its workers on this machine: one that knows its own
-    worker count (``default_workers``, e.g. a cluster's CPUs) runs them elsewhere."""
-    return not hasattr(executor, "default_workers")
+    """Whether an executor (or its factory) runs its workers on this machine: a
+    :class:`vtopt.ClusterExecutor` runs them elsewhere."""
+    if isinstance(executor, type):
+        return not issubclass(executor, ClusterExecutor)
+    return not isinstance(executor, ClusterExecutor)
+
+
+def default_workers(executor) -> int:
+    """How many workers an executor uses when the user names none: a cluster's own count, else this
+    machine's cores."""
+    return executor.default_workers() if isinstance(executor, ClusterExecutor) else os.cpu_count() or 1
 
 
 def config_warnings(loaded: LoadedConfig, pm) -> list[tuple[list, str]]:

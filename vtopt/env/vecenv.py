@@ -1,14 +1,16 @@
-"""Subprocess environments for training: torch-free workers, and a dead worker is replaced.
+"""Training's vector envs: one base over any transport, and subprocess envs (torch-free, replaced when they die).
 
-:class:`WorkerVecEnv` is stable-baselines3's ``SubprocVecEnv`` with its
-processes running :func:`vtopt.env.envworker.serve` (no torch in them). When a
-worker process dies (the OOM killer, a crash in native code), a new one
-takes its slot: the episode in flight is dropped (the slot reports it done,
-with no episode summary), the settings the driver gave the old one (the
-curriculum's kind weights) are given again, and ``on_replaced(slot,
-reason)`` is told; :class:`vtopt.env.envworker.EnvSlots` keeps that account. A
-slot that fails ``EnvSlots.MAX_FAILURES`` times in a row stops the run. An
-exception inside a worker (a plugin's metric that raises) comes back as a
+:class:`HostedVecEnv` is stable-baselines3's ``VecEnv`` over environments that each live behind an
+:class:`vtopt.env.envworker.EnvHost` somewhere (a subprocess here, a Ray actor in the ``ray``
+plugin): a subclass says only how to start a slot's host, send it a command and receive the answer.
+When a host dies (the OOM killer, a crash in native code), a new one takes its slot: the episode in
+flight is dropped (the slot reports it done, with no episode summary), the settings the driver gave
+the old one (the curriculum's kind weights) are given again, and ``on_replaced(slot, reason)`` is
+told; :class:`vtopt.env.envworker.EnvSlots` keeps that account. A slot that fails
+``EnvSlots.MAX_FAILURES`` times in a row stops the run.
+
+:class:`WorkerVecEnv` runs each host in a subprocess serving :func:`vtopt.env.envworker.serve` (no
+torch in it). An exception inside a worker (a plugin's metric that raises) comes back as a
 one-line error instead of killing the worker.
 """
 
@@ -19,9 +21,7 @@ from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from stable_baselines3.common.vec_env import SubprocVecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
-from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
 from ..errors import PluginFault, VtoptError
 from ..vtracer.images import LogoImage
@@ -31,56 +31,204 @@ from .scoring import Scorer
 _LOST = (EOFError, ConnectionError, BrokenPipeError, OSError)
 
 
-class WorkerVecEnv(SubprocVecEnv):
+class HostLost(Exception):
+    """A slot's host is gone (raised by :meth:`HostedVecEnv.send` or :meth:`HostedVecEnv.receive`);
+    ``reason`` says how, for the replacement's alert."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def stack_obs(observations: Sequence[Any]) -> Any:
+    """One observation per env, stacked along a first axis: arrays, and dicts or tuples of them."""
+    first = observations[0]
+    if isinstance(first, dict):
+        return {key: np.stack([o[key] for o in observations]) for key in first}
+    if isinstance(first, tuple):
+        return tuple(np.stack(parts) for parts in zip(*observations))
+    return np.stack(observations)
+
+
+class HostedVecEnv(VecEnv):
+    """A ``VecEnv`` of ``n_envs`` environments, each behind an :class:`vtopt.EnvHost` somewhere.
+
+    A subclass implements :meth:`start` (a new host in a slot, the old one, if any, killed),
+    :meth:`send` (one command to a slot's host; raise :class:`HostLost` when it is gone),
+    :meth:`receive` (its answer, in order; raise :class:`HostLost` when it died, and turn an error it
+    sent back into a one-line :class:`vtopt.VtoptError`) and :meth:`close`; and calls
+    :meth:`start_hosts` in its ``__init__``. Replacing a dead host is done here.
+    """
+
+    def __init__(self, n_envs: int, on_replaced: Callable[[int, str], None] | None = None,
+                 what: str = "environment worker"):
+        self.slots = envworker.EnvSlots(n_envs, on_replaced, what=what)
+        self.lost: dict[int, str] = {}  # slots found gone when sent a command: why, until replaced
+        self.pending: set[int] = set()  # slots whose answer has not been received yet
+
+    # -- what a transport implements ---------------------------------------------------------
+    def start(self, i: int) -> None:
+        """A new host in slot ``i`` (killing the one there, if any)."""
+        raise NotImplementedError
+
+    def send(self, i: int, command: str, data: Any = None) -> None:
+        raise NotImplementedError
+
+    def receive(self, i: int) -> Any:
+        raise NotImplementedError
+
+    # -- built on them -------------------------------------------------------------------------
+    def start_hosts(self) -> None:
+        """Start every slot's host and take the spaces from the first (what a subclass's ``__init__`` calls)."""
+        for i in range(self.slots.n_envs):
+            self.start(i)
+        observation_space, action_space = self.call(0, "get_spaces")
+        VecEnv.__init__(self, self.slots.n_envs, observation_space, action_space)
+
+    def call(self, i: int, command: str, data: Any = None) -> Any:
+        """One command to slot ``i`` and its answer (:class:`HostLost` when the host is gone)."""
+        self._send(i, command, data)
+        return self._receive(i)
+
+    def _send(self, i: int, command: str, data: Any) -> None:
+        self.send(i, command, data)
+        self.pending.add(i)
+
+    def _receive(self, i: int) -> Any:
+        self.pending.discard(i)
+        return self.receive(i)
+
+    def _answer(self, i: int) -> Any:
+        """Slot ``i``'s answer to the command sent to every slot, or, where its host died, the step
+        result that ends the dropped episode (the replacement started)."""
+        if i in self.lost:
+            return self._replace(i, self.lost.pop(i))
+        try:
+            result = self._receive(i)
+        except HostLost as exc:
+            return self._replace(i, exc.reason)
+        self.slots.answered(i)
+        return result
+
+    def _send_all(self, command: str, data: Sequence[Any]) -> None:
+        for i, item in enumerate(data):
+            if i in self.slots.ended:
+                continue  # replaced outside a step already: its next answer is the dropped episode's end
+            try:
+                self._send(i, command, item)
+            except HostLost as exc:
+                self.lost[i] = exc.reason
+
+    def _replace(self, i: int, reason: str) -> tuple:
+        """Start a new host in slot ``i``; return the step result that ends the dropped episode."""
+        self.slots.failed(i, reason)
+        self.pending.discard(i)
+        self.start(i)
+        try:
+            return self.slots.restart(i, partial(self.call, i), reason)
+        except HostLost as exc:  # the replacement died at once: another failure of this slot
+            return self._replace(i, exc.reason)
+
+    # -- the VecEnv interface -------------------------------------------------------------------
+    def seed(self, seed: int | None = None):
+        self.slots.base_seed = seed  # replacements are seeded from it, so a run stays reproducible
+        return super().seed(seed)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._send_all("step", actions)
+
+    def step_wait(self):
+        results = [self.slots.ended.pop(i) if i in self.slots.ended else self._answer(i)
+                   for i in range(self.num_envs)]
+        obs, rews, dones, infos, self.reset_infos = zip(*results)
+        return stack_obs(obs), np.stack(rews), np.stack(dones), infos
+
+    def reset(self):
+        self._send_all("reset", [(self._seeds[i], self._options[i]) for i in range(self.num_envs)])
+        results = []
+        for i in range(self.num_envs):
+            result = self.slots.ended.pop(i) if i in self.slots.ended else self._answer(i)
+            results.append(result if len(result) == 2 else (result[0], result[4]))  # a replacement's reset
+        obs, self.reset_infos = zip(*results)
+        self._reset_seeds()
+        self._reset_options()
+        return stack_obs(obs)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        self.slots.remember(method_name, method_args, method_kwargs, indices)
+        out = []
+        for i in self._get_indices(indices):
+            try:
+                out.append(self.call(i, "env_method", (method_name, method_args, method_kwargs)))
+            except HostLost as exc:  # the replacement gets the settings; its next step ends the dropped episode
+                self.slots.ended[i] = self._replace(i, exc.reason)
+                out.append(None)
+        return out
+
+    def _ask(self, command: str, data: Any, indices) -> list[Any]:
+        try:
+            return [self.call(i, command, data) for i in self._get_indices(indices)]
+        except HostLost as exc:
+            raise VtoptError(f"{self.slots.what} lost: {exc.reason}") from None
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return self._ask("get_attr", attr_name, indices)
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        self._ask("set_attr", (attr_name, value), indices)
+
+    def has_attr(self, attr_name: str) -> bool:
+        return all(self._ask("has_attr", attr_name, None))
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]  # vtopt's environments are never wrapped
+
+
+class WorkerVecEnv(HostedVecEnv):
+    """Each environment in a subprocess serving :func:`vtopt.env.envworker.serve` (forkserver: no torch)."""
+
     def __init__(self, env_fns: Sequence[Callable], on_replaced: Callable[[int, str], None] | None = None):
-        self.waiting, self.closed = False, False
+        super().__init__(len(env_fns), on_replaced)
+        self.closed = False
         self.env_fns = list(env_fns)
         self.ctx = mp.get_context("forkserver")
-        self.slots = envworker.EnvSlots(len(env_fns), on_replaced)
-        self.remotes, self.processes = [], []
+        self.remotes: list[Any] = [None] * len(env_fns)
+        self.processes: list[Any] = [None] * len(env_fns)
         try:
-            for fn in self.env_fns:
-                remote, process = self._start(fn)
-                self.remotes.append(remote)
-                self.processes.append(process)
-            self.remotes[0].send(("get_spaces", None))
-            observation_space, action_space = self.remotes[0].recv()
+            self.start_hosts()
         except BaseException:  # nothing is left running
             for process in self.processes:
-                process.kill()
+                if process is not None:
+                    process.kill()
             raise
-        self.dead: set[int] = set()
-        self.pending: set[int] = set()  # slots whose answer to a step has not been read yet
-        VecEnv.__init__(self, len(env_fns), observation_space, action_space)
 
-    def _start(self, fn):
+    def start(self, i: int) -> None:
+        old = self.processes[i]
+        if old is not None:
+            if old.is_alive():
+                old.kill()
+            old.join(timeout=5)
+            self.remotes[i].close()
         remote, work_remote = self.ctx.Pipe()
-        process = self.ctx.Process(target=envworker.serve, args=(work_remote, remote, fn), daemon=True)
+        process = self.ctx.Process(target=envworker.serve, args=(work_remote, remote, self.env_fns[i]), daemon=True)
         process.start()
         work_remote.close()
-        return remote, process
+        self.remotes[i], self.processes[i] = remote, process
 
-    # -- replacing a dead worker --------------------------------------------------------
-    def _replace(self, i: int, reason: str) -> tuple:
-        """Start a new worker in slot ``i``; return the step result that ends the dropped episode."""
-        self.slots.failed(i, reason)
-        old = self.processes[i]
-        if old.is_alive():
-            old.kill()
-        old.join(timeout=5)
-        self.remotes[i].close()
-        self.remotes[i], self.processes[i] = self._start(self.env_fns[i])
-
-        def call(cmd: str, data: Any) -> Any:
-            self.remotes[i].send((cmd, data))
-            return self._recv(i)
-
+    def send(self, i: int, command: str, data: Any = None) -> None:
         try:
-            step = self.slots.restart(i, call, reason)
-        except _LOST as exc:  # the replacement died at once: another failure of this slot
-            return self._replace(i, self._reason(i, exc))
-        self.dead.discard(i)
-        return step
+            self.remotes[i].send((command, data))
+        except _LOST:
+            raise HostLost(f"the process was gone when sent {command!r}") from None
+
+    def receive(self, i: int) -> Any:
+        try:
+            result = self.remotes[i].recv()
+        except _LOST as exc:
+            raise HostLost(self._reason(i, exc)) from None
+        if isinstance(result, envworker.WorkerError):
+            raise PluginFault(*result.fault) if result.fault else VtoptError(result.message)
+        return result
 
     def _reason(self, i: int, exc: BaseException) -> str:
         process = self.processes[i]
@@ -88,73 +236,6 @@ class WorkerVecEnv(SubprocVecEnv):
         code = process.exitcode
         died = f"exit code {code}" if code is not None and code >= 0 else f"killed by signal {-code}" if code else ""
         return f"the process {died or 'stopped answering'} ({type(exc).__name__})"
-
-    def seed(self, seed: int | None = None):
-        self.slots.base_seed = seed  # replacements are seeded from it, so a run stays reproducible
-        return super().seed(seed)
-
-    def _recv(self, i: int) -> Any:
-        self.pending.discard(i)
-        result = self.remotes[i].recv()
-        if isinstance(result, envworker.WorkerError):
-            raise PluginFault(*result.fault) if result.fault else VtoptError(result.message)
-        return result
-
-    # -- the VecEnv interface -------------------------------------------------------------
-    def step_async(self, actions: np.ndarray) -> None:
-        for i, (remote, action) in enumerate(zip(self.remotes, actions)):
-            if i in self.slots.ended:
-                continue  # its replacement was reset already; this step reports the end of the dropped episode
-            try:
-                remote.send(("step", action))
-                self.pending.add(i)
-            except _LOST:
-                self.dead.add(i)
-        self.waiting = True
-
-    def step_wait(self):
-        results = []
-        for i in range(self.num_envs):
-            if i in self.slots.ended:
-                results.append(self.slots.ended.pop(i))
-                continue
-            if i in self.dead:
-                results.append(self._replace(i, "the process was gone when sent a step"))
-                continue
-            try:
-                results.append(self._recv(i))
-                self.slots.answered(i)
-            except _LOST as exc:
-                results.append(self._replace(i, self._reason(i, exc)))
-        self.waiting = False
-        obs, rews, dones, infos, self.reset_infos = zip(*results)
-        return _stack_obs(obs, self.observation_space), np.stack(rews), np.stack(dones), infos
-
-    def reset(self):
-        results = []
-        for i, remote in enumerate(self.remotes):
-            try:
-                remote.send(("reset", (self._seeds[i], self._options[i])))
-                results.append(self._recv(i))
-            except _LOST as exc:
-                observation, _, _, _, reset_info = self._replace(i, self._reason(i, exc))
-                results.append((observation, reset_info))
-        obs, self.reset_infos = zip(*results)
-        self._reset_seeds()
-        self._reset_options()
-        return _stack_obs(obs, self.observation_space)
-
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        self.slots.remember(method_name, method_args, method_kwargs, indices)
-        out = []
-        for i in self._get_indices(indices):
-            try:
-                self.remotes[i].send(("env_method", (method_name, method_args, method_kwargs)))
-                out.append(self._recv(i))
-            except _LOST as exc:  # the replacement gets the settings; its next step ends the dropped episode
-                self.slots.ended[i] = self._replace(i, self._reason(i, exc))
-                out.append(None)
-        return out
 
     def close(self) -> None:
         """Never waits long: only answers still owed are read (a step cut short by an error leaves some

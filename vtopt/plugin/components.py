@@ -167,20 +167,76 @@ class Algorithm(Protocol):
 
         An action in ``[-1, 1]^n`` (mapped by :mod:`vtopt.vtracer.params`), or a
         parameter dict (completed with VTracer's defaults), or None to stop
-        searching this image before its budget is spent. Search algorithms
-        may also implement ``start_image(image)`` (called before an image's
-        first proposal; a ``default`` keyword, if it takes one, receives the
-        defaults' :class:`vtopt.env.scoring.Outcome`) and ``observe(params, score)``
-        (after each conversion; ``score`` is -inf for a failed one; an
-        ``outcome`` keyword, if it takes one, receives the whole Outcome).
+        searching this image before its budget is spent. An algorithm that
+        wants to hear how each image goes is a :class:`SearchAlgorithm`.
         """
 
 
 @runtime_checkable
-class SearchAlgorithm(Algorithm, Protocol):
-    """An Algorithm that searches each image, told what each conversion gave (optional methods).
+class Executor(Protocol):
+    """Runs many independent jobs: images to optimise, trials of a sweep, training's environments.
 
-    vtopt calls them when present; a keyword they do not take is not passed.
+    One that runs its workers elsewhere is a :class:`ClusterExecutor`; any other runs them on this
+    machine: vtopt then bounds each image's memory by the memory available here, and warns of more
+    training envs than this machine's cores.
+    """
+
+    def run_images(self, jobs: Sequence[tuple[str, str | None]], make_worker: Any, workers: int,
+                   on_result: Callable[[int, list[dict]], None]) -> None:
+        """Each job is (input path, output path or None). ``make_worker`` (a picklable
+        :class:`vtopt.WorkerFactory`) builds a worker: call it once per worker process and
+        ``on_result(job index, worker.run(*job))`` as each job finishes, in any order. A job whose
+        worker died gets ``on_result(index, make_worker.error_rows(job, message))``: a failed image is
+        a row with an error, never an exception."""
+
+    def run_sweep(self, trial: Any, space: Mapping[str, Any], samples: int, out_dir: Path,
+                  sweep: Any) -> list[dict]:
+        """Run ``samples`` trials: ``trial(values, trial_dir)`` (a picklable :class:`vtopt.Trial`;
+        ``on_evaluated=`` receives each evaluation's figures, for early stopping) with values drawn
+        from ``space`` (config key path -> :class:`vtopt.Distribution`, with ``sample(rng)``);
+        return one row per trial. ``sweep`` is the config's sweep section (metric, scheduler,
+        seed); ``trial.total_timesteps`` is each trial's length. Let :class:`vtopt.Interrupted`
+        through; any other exception in a trial is that trial's row (score None, error)."""
+
+    def make_vec_env(self, env_fn: Callable[[], Any], n_envs: int,
+                     on_replaced: Callable[[int, str], None] | None) -> Any:
+        """Training's ``n_envs`` environments, each built by calling the picklable ``env_fn`` where it
+        runs, as a stable-baselines3 ``VecEnv`` (:class:`vtopt.HostedVecEnv` needs only a way to send
+        and receive; :func:`vtopt.local_vec_env` runs them here). One that dies may be replaced, its
+        episode dropped, and ``on_replaced(slot, reason)`` told."""
+
+
+@runtime_checkable
+class PostProcessor(Protocol):
+    """Rewrites a finished SVG to draw the same picture in fewer bytes (``postprocess``).
+
+    vtopt renders what :meth:`process` returns and compares it with the unprocessed SVG's render;
+    a result that fails to render, or whose quality moves past :data:`vtopt.POSTPROCESS_TOLERANCE`,
+    is dropped with a note, so a post-processor may be aggressive but cannot lose a result.
+    """
+
+    def process(self, svg: str) -> str:
+        """One SVG document in, one SVG document out (raise on input it cannot handle)."""
+
+
+@runtime_checkable
+class Monitor(Protocol):
+    """Any object with event hooks (``vtopt_run_started`` ...); registered for one run.
+
+    A monitor implements any subset of the event hooks in
+    :mod:`vtopt.plugin.hookspecs` as methods marked with ``@vtopt.hookimpl``.
+    """
+
+
+# -- capabilities: optional protocols a component implements whole; vtopt checks them with isinstance --
+
+
+@runtime_checkable
+class SearchAlgorithm(Algorithm, Protocol):
+    """An Algorithm that searches each image, told what each conversion gave.
+
+    It implements both methods (one that has only one of them is refused when it is created), and
+    both take the keyword (``default``, ``outcome``), though they may ignore it.
     """
 
     def start_image(self, image: LogoImage, default: Any = None) -> None:
@@ -225,54 +281,41 @@ class StagedCurriculum(Curriculum, Protocol):
 
 
 @runtime_checkable
-class Executor(Protocol):
-    """Runs many independent jobs: images to optimise, trials of a sweep.
+class ClusterExecutor(Executor, Protocol):
+    """An Executor whose workers run elsewhere (the ``ray`` executor: on a cluster)."""
 
-    An executor may also offer ``default_workers() -> int``: how many workers
-    to use when the user names none (the ``ray`` executor: the cluster's CPUs;
-    otherwise this machine's cores). One that does not runs its workers on
-    this machine: vtopt then bounds each image's memory by the memory
-    available here, and warns of more training envs than this machine's cores.
-    """
-
-    def run_images(self, jobs: Sequence[tuple[str, str | None]], make_worker: Any, workers: int,
-                   on_result: Callable[[int, list[dict]], None]) -> None:
-        """Each job is (input path, output path or None). ``make_worker`` (a picklable
-        :class:`vtopt.WorkerFactory`) builds a worker: call it once per worker process and
-        ``on_result(job index, worker.run(*job))`` as each job finishes, in any order. A job whose
-        worker died gets ``on_result(index, make_worker.error_rows(job, message))``: a failed image is
-        a row with an error, never an exception."""
-
-    def run_sweep(self, trial: Any, space: Mapping[str, Any], samples: int, out_dir: Path,
-                  sweep: Any) -> list[dict]:
-        """Run ``samples`` trials: ``trial(values, trial_dir)`` (a picklable :class:`vtopt.Trial`;
-        ``on_evaluated=`` receives each evaluation's figures, for early stopping) with values drawn
-        from ``space`` (config key path -> :class:`vtopt.Distribution`, with ``sample(rng)``);
-        return one row per trial. ``sweep`` is the config's sweep section (metric, scheduler,
-        seed); ``trial.total_timesteps`` is each trial's length. Let :class:`vtopt.Interrupted`
-        through; any other exception in a trial is that trial's row (score None, error)."""
+    def default_workers(self) -> int:
+        """How many workers to use when the user names none (e.g. the cluster's CPUs)."""
 
 
-@runtime_checkable
-class PostProcessor(Protocol):
-    """Rewrites a finished SVG to draw the same picture in fewer bytes (``postprocess``).
-
-    vtopt renders what :meth:`process` returns and compares it with the unprocessed SVG's render;
-    a result that fails to render, or whose quality moves past :data:`vtopt.POSTPROCESS_TOLERANCE`,
-    is dropped with a note, so a post-processor may be aggressive but cannot lose a result.
-    """
-
-    def process(self, svg: str) -> str:
-        """One SVG document in, one SVG document out (raise on input it cannot handle)."""
+#: The interface each kind of component implements (a monitor may be any object).
+INTERFACES: dict[str, type] = {"algorithm": Algorithm, "curriculum": Curriculum, "metric": Metric,
+                               "executor": Executor, "postprocessor": PostProcessor}
+#: Capabilities by the interface they extend; each comes whole (one begun is an error).
+CAPABILITIES: dict[type, tuple[type, ...]] = {Algorithm: (SearchAlgorithm, UpdatableAlgorithm),
+                                              Curriculum: (StagedCurriculum,), Executor: (ClusterExecutor,)}
 
 
-@runtime_checkable
-class Monitor(Protocol):
-    """Any object with event hooks (``vtopt_run_started`` ...); registered for one run.
+def _members(protocol: type) -> set[str]:
+    """The public methods and attributes a protocol declares, its protocol bases' included."""
+    return {name for cls in protocol.__mro__ if getattr(cls, "_is_protocol", False) and cls is not Protocol
+            for name in (*vars(cls), *getattr(cls, "__annotations__", {})) if not name.startswith("_")}
 
-    A monitor implements any subset of the event hooks in
-    :mod:`vtopt.plugin.hookspecs` as methods marked with ``@vtopt.hookimpl``.
-    """
+
+def nonconformance(kind: str, component: Any) -> str | None:
+    """What keeps ``component`` (of ``kind``) from its interface, or from a capability it has begun to
+    implement, in a few words; None when it conforms. What :meth:`vtopt.PluginManager.create` checks."""
+    interface = INTERFACES.get(kind)
+    if interface is None:
+        return None
+    for protocol in (interface, *CAPABILITIES.get(interface, ())):
+        declared = _members(protocol) - (_members(interface) if protocol is not interface else set())
+        has = sorted(n for n in declared if hasattr(component, n))
+        if (protocol is interface or has) and not isinstance(component, protocol):
+            lacking = sorted(n for n in _members(protocol) if not hasattr(component, n))
+            begun = f" (it has {', '.join(has)})" if protocol is not interface else ""
+            return f"is not a vtopt.{protocol.__name__}{begun}: it lacks {', '.join(lacking)}"
+    return None
 
 
 @attrs.frozen

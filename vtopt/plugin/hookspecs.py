@@ -9,7 +9,16 @@ plugins; arguments are never removed).
 
 Call order: plugins registered later are called first (pluggy's LIFO), so
 explicitly registered plugins run before entry-point plugins, which run
-before the built-ins.
+before the built-ins; ``tryfirst``/``trylast`` on an implementation move it.
+vtopt calls each implementation itself, in that order (so that what one
+raises names its plugin), and honours ``firstresult`` on a spec: the calls
+stop at the first result that is not None. Hook wrappers are refused.
+
+Hooks that need the host get it: ``pm``, the :class:`vtopt.PluginManager`
+that calls them (with every plugin registered from code), so that a plugin
+never builds a manager of its own (that would load the entry points again
+and miss those plugins), as pytest hands its hooks ``config`` and
+``pluginmanager``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,16 @@ hookspec = pluggy.HookspecMarker("vtopt")
 # collected (not first-result). A name provided by two plugins is an error
 # naming both. ``factory(**params)`` is called with the YAML's ``params``.
 # ---------------------------------------------------------------------------
+
+#: Each kind of component, and the hook that registers its factories.
+KINDS = {
+    "algorithm": "vtopt_register_algorithms",
+    "curriculum": "vtopt_register_curricula",
+    "metric": "vtopt_register_metrics",
+    "monitor": "vtopt_register_monitors",
+    "executor": "vtopt_register_executors",
+    "postprocessor": "vtopt_register_postprocessors",
+}
 
 
 @hookspec
@@ -82,7 +101,7 @@ def vtopt_register_executors() -> dict[str, Callable[..., Any]]:
     """Executors, selected by ``--executor`` of ``optimize``, ``evaluate`` and ``sweep``.
 
     A factory returns an object implementing :class:`vtopt.plugin.components.Executor`
-    (``run_images`` and ``run_sweep``). Example: ``return {"ray": RayExecutor}``.
+    (``run_images``, ``run_sweep`` and ``make_vec_env``). Example: ``return {"ray": RayExecutor}``.
 
     Called once per plugin manager; results of all plugins are collected.
     """
@@ -165,12 +184,13 @@ def vtopt_add_commands() -> list[Any]:
 
 
 @hookspec
-def vtopt_baselines(budget: int, options: Mapping[str, Any]) -> list[Any]:
+def vtopt_baselines(budget: int, options: Mapping[str, Any], pm: Any) -> list[Any]:
     """Reference methods a policy is compared with, as :class:`vtopt.Baseline` objects.
 
     ``budget``: the policy's conversions per image (the defaults' included),
     for methods that run at the same budget. ``options``: the command line's
     parsed options (see :func:`vtopt_add_options`); empty in a training run.
+    ``pm``: the plugin manager (e.g. for ``vtopt.load_model(pm, path)``).
     Each baseline says whether it is one of ``vtopt evaluate``'s rows by
     default and whether a training run's final evaluation also runs it.
     Results of all plugins are collected; two baselines of one name are an
@@ -179,12 +199,13 @@ def vtopt_baselines(budget: int, options: Mapping[str, Any]) -> list[Any]:
 
 
 @hookspec(firstresult=True)
-def vtopt_reference_params(conversions: int) -> list[dict[str, Any]] | None:
+def vtopt_reference_params(conversions: int, pm: Any) -> list[dict[str, Any]] | None:
     """The fixed parameter sets a curriculum's mastery is measured against.
 
     A curriculum whose ``record`` takes a ``reference`` keyword receives the
     improvement the best of these sets (and the defaults) makes on the same
-    image; ``conversions`` is the episode's budget, the defaults' included.
+    image; ``conversions`` is the episode's budget, the defaults' included;
+    ``pm``: the plugin manager.
     Stops at the first non-None result; with none, the reference is the
     defaults alone (an improvement of 0).
     """

@@ -22,7 +22,8 @@ import pluggy
 
 from ..errors import ParamError, PluginFault, UnknownComponent, VtoptError, check_param_names, offending_key
 from . import hookspecs
-from .components import Baseline
+from .components import Baseline, Validating, nonconformance
+from .hookspecs import KINDS
 
 hookimpl = pluggy.HookimplMarker("vtopt")
 
@@ -31,15 +32,6 @@ def _warn(event: str, **fields: Any) -> None:
     import structlog  # only when a plugin misbehaves: ``import vtopt`` stays light
 
     structlog.get_logger("vtopt.plugins").warning(event, **fields)
-
-KINDS = {
-    "algorithm": "vtopt_register_algorithms",
-    "curriculum": "vtopt_register_curricula",
-    "metric": "vtopt_register_metrics",
-    "monitor": "vtopt_register_monitors",
-    "executor": "vtopt_register_executors",
-    "postprocessor": "vtopt_register_postprocessors",
-}
 
 
 class PluginError(VtoptError):
@@ -84,9 +76,6 @@ class PluginSet:
         plugins = tuple((name, _ModuleRef(p.__name__) if isinstance(p, types.ModuleType) else p)
                         for name, p in self.plugins)
         return {"autoload": self.autoload, "blocked": self.blocked, "plugins": plugins}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
 
 
 @attrs.frozen
@@ -219,11 +208,12 @@ class PluginManager:
         return dict(self._registry()[kind])
 
     def create(self, kind: str, name: str, params: dict[str, Any] | None = None, validate: bool = True) -> Any:
-        """Build a component from its registered name and params, then run its ``validate()`` if it has
-        one (:class:`vtopt.plugin.components.Validating`; skipped with ``validate=False``, as when a model file
-        is loaded).
+        """Build a component from its registered name and params, check it against its kind's interface
+        and the capabilities it begins (:func:`vtopt.plugin.components.nonconformance`), then run its
+        ``validate()`` if it is :class:`vtopt.Validating` (skipped with ``validate=False``, as when a model
+        file is loaded).
 
-        Raises UnknownComponent (listing what is available) or ParamError.
+        Raises UnknownComponent (listing what is available), ParamError, or PluginError (it does not conform).
         """
         comps = self._registry()[kind]
         comp = comps.get(name)
@@ -244,7 +234,10 @@ class PluginManager:
                 raise ParamError(offending_key(exc, params), f"{exc}") from None
         try:
             component = comp.factory(**params)
-            if validate and callable(getattr(component, "validate", None)):
+            problem = nonconformance(kind, component)
+            if problem is not None:
+                raise PluginError(f"plugin {self.origin(comp.plugin)}: {kind} {name!r} {problem}")
+            if validate and isinstance(component, Validating):
                 component.validate()
             return component
         except ParamError:
@@ -294,9 +287,13 @@ class PluginManager:
 
     # -- configuration and evaluation (typed facade) -------------------------------
     def _collect(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
-        """(plugin name, result) of each implementation, called in call order as the caller iterates;
-        one that raises is a PluginFault naming its plugin."""
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+        """(plugin name, result) of each implementation, called in pluggy's order as the caller iterates
+        (for a ``firstresult`` hook: up to the first result that is not None); one that raises is a
+        PluginFault naming its plugin. Hooks that take the host get this manager as ``pm``."""
+        caller = getattr(self.pm.hook, hook_name)
+        kwargs.setdefault("pm", self)
+        first = bool(caller.spec and caller.spec.opts.get("firstresult"))
+        for impl in reversed(caller.get_hookimpls()):
             name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
             try:
                 result = impl.function(**{a: kwargs[a] for a in impl.argnames})
@@ -304,7 +301,10 @@ class PluginManager:
                 raise
             except Exception as exc:
                 raise PluginFault(self.origin(name), "hooks", hook_name, exc) from exc
-            yield name, result
+            if result is not None or not first:
+                yield name, result
+                if first:
+                    return
 
     def config_defaults(self) -> list[dict[str, Any]]:
         """Each plugin's defaults for what a config leaves out (``vtopt_config_defaults``), in call
@@ -375,9 +375,9 @@ class PluginManager:
         return [b for offered in self.baselines_by_plugin(budget, options).values() for b in offered]
 
     def reference_params(self, conversions: int) -> list[dict[str, Any]] | None:
+        """The first plugin's reference sets (``vtopt_reference_params``), or None when no plugin offers any."""
         for _name, result in self._collect("vtopt_reference_params", conversions=conversions):
-            if result is not None:
-                return [dict(p) for p in result]
+            return [dict(p) for p in result]
         return None
 
     # -- events (typed facade) -------------------------------------------------

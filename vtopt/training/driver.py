@@ -11,23 +11,21 @@ keeps its own state, and a checkpoint's JSON holds all of it:
 - :class:`StopOnSignal`: SIGINT/SIGTERM stop the run after the step;
 - :class:`Evaluation`: the policy on the validation images every
   ``run.eval_every`` timesteps, the best model, early stop;
-- :class:`Checkpoints`: every ``run.checkpoint_every`` timesteps, the newest
-  ``run.keep_checkpoints`` kept.
+- :class:`vtopt.training.checkpoints.Checkpoints`: every ``run.checkpoint_every`` timesteps, the
+  newest ``run.keep_checkpoints`` kept.
+
+A part implements :class:`vtopt.training.parts.Part`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import pickle
-import random
-import sys
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import structlog
 
 from ..apply.model import save_model
@@ -36,11 +34,13 @@ from ..env.poolenv import PoolEnv, pool_meta
 from ..env.scoring import Scorer, summarise
 from ..env.search import search_image
 from ..errors import VtoptError
-from ..files import atomic_write_bytes, atomic_write_text, json_default
-from ..plugin.components import RunInfo
+from ..files import json_default
+from ..plugin.components import RunInfo, StagedCurriculum, UpdatableAlgorithm
 from ..plugin.manager import PluginManager
 from ..vtracer.images import LogoImage
-from .rundir import HISTORY
+from .checkpoints import Checkpoints
+from .parts import Part, Periodic
+from .runfiles import BEST_MODEL, HISTORY
 
 log = structlog.get_logger(__name__)
 #: A rollout event needs this many seconds or timesteps since the previous one (off-policy learners
@@ -72,33 +72,6 @@ def evaluate(algorithm, images: Sequence[LogoImage], scorer: Scorer, conversions
     result["baselines"] = {label: summarise(run_all(algo)) for label, algo in (baselines or {}).items()}
     result["rows"] = rows
     return result
-
-
-class Part:
-    """One concern of the driver; every method is optional. Each receives the :class:`Driver` (the
-    run, the plugin manager, the envs, the algorithm, ``record`` for history.jsonl)."""
-
-    def begin(self, driver: "Driver", timesteps: int) -> None:
-        """Once, after the environments are up (and a checkpoint's state restored)."""
-
-    def episode(self, driver: "Driver", episode: dict[str, Any], timesteps: int) -> None:
-        """For each finished episode, in the order the envs report them."""
-
-    def step(self, driver: "Driver", timesteps: int) -> bool:
-        """After the step's episodes; False stops the run (say why in ``driver.stop_reason``)."""
-        return True
-
-    def rollout_end(self, driver: "Driver", timesteps: int) -> None:
-        """When the algorithm finishes collecting a batch (``TrainContext.on_rollout_end``)."""
-
-    def state(self, driver: "Driver") -> dict[str, Any]:
-        """What this part keeps in a checkpoint: keys of the checkpoint's one flat JSON mapping, which
-        no other part may use."""
-        return {}
-
-    def restore(self, driver: "Driver", state: dict[str, Any]) -> None:
-        """Read back what :meth:`state` wrote, from the whole mapping. A key a new part adds must be
-        read with ``state.get(key, default)``: checkpoints written before it existed lack it."""
 
 
 class Episodes(Part):
@@ -179,9 +152,10 @@ class CurriculumSync(Part):
             self.weights = weights
         stage = self.call(driver, "stage")
         if first or stage != self.stage:
-            overrides = self.call(driver, "algorithm_overrides") if hasattr(self.curriculum, "algorithm_overrides") else {}
+            staged = isinstance(self.curriculum, StagedCurriculum)
+            overrides = self.call(driver, "algorithm_overrides") if staged else {}
             if overrides:
-                if not hasattr(driver.algorithm, "update"):
+                if not isinstance(driver.algorithm, UpdatableAlgorithm):
                     raise VtoptError(f"the curriculum sets {sorted(overrides)} for stage {stage!r}, "
                                      f"but algorithm {driver.run.config.algorithm.name!r} cannot change settings mid-run")
                 with driver.pm.blame("algorithm", driver.run.config.algorithm.name, "update"):
@@ -206,26 +180,6 @@ class StopOnSignal(Part):
         if driver.signal is not None:
             driver.stop_reason = "signal"
             return False
-        return True
-
-
-class Periodic(Part):
-    """A part that acts every ``every`` timesteps (never when ``every`` is 0): ``due`` returns False to stop."""
-
-    def __init__(self, every: int):
-        self.every = every
-        self.next_at = math.inf
-
-    def begin(self, driver, timesteps):
-        self.next_at = _next(timesteps, self.every)
-
-    def step(self, driver, timesteps):
-        if timesteps < self.next_at:
-            return True
-        self.next_at = _next(timesteps, self.every)
-        return self.due(driver, timesteps)
-
-    def due(self, driver: "Driver", timesteps: int) -> bool:
         return True
 
 
@@ -262,7 +216,7 @@ class Evaluation(Periodic):
             self.evaluations.append(brief)
         if evaluation["mean_score"] > self.best_score:
             self.best_score, self.stale = evaluation["mean_score"], 0
-            driver.save(driver.run.out_dir / "best_model.zip")
+            driver.save(driver.run.out_dir / BEST_MODEL)
         elif not repeat:
             self.stale += 1
         if not repeat:
@@ -275,44 +229,6 @@ class Evaluation(Periodic):
 
     def restore(self, driver, state):
         self.evaluations, self.best_score, self.stale = state["evaluations"], state["best_score"], state["stale"]
-
-
-class Checkpoints(Periodic):
-    """Every ``run.checkpoint_every`` timesteps: the model, then the RNG states, then the JSON state
-    last (a checkpoint counts once its JSON exists); the newest ``run.keep_checkpoints`` are kept."""
-
-    def __init__(self, every: int, keep: int):
-        super().__init__(every)
-        self.keep = keep
-        self.saved: list[str] = []  # relative to the run directory, oldest first
-
-    def due(self, driver, timesteps):
-        self.write(driver, timesteps)
-        return True
-
-    def write(self, driver: "Driver", timesteps: int, prune: bool = True) -> Path:
-        """One checkpoint; with ``prune``, those beyond the newest ``keep`` are removed after it."""
-        folder = driver.run.out_dir / "checkpoints"
-        folder.mkdir(exist_ok=True)
-        path = driver.save(folder / f"step_{timesteps:09d}.zip")
-        atomic_write_bytes(path.with_suffix(".rng"), pickle.dumps(_rng_state()))
-        name = str(path.relative_to(driver.run.out_dir))
-        if name not in self.saved:
-            self.saved.append(name)
-        old = self.saved[:-self.keep] if prune and self.keep else []
-        self.saved = self.saved[len(old):]  # the state written next lists only what is kept
-        atomic_write_text(path.with_suffix(".json"), json.dumps(driver.state(), indent=1, default=json_default))
-        driver.pm.checkpoint_saved(driver.run, path, timesteps)
-        for name in old:  # the JSON first: a checkpoint without it no longer counts
-            for suffix in (".json", ".rng", ".zip"):
-                (driver.run.out_dir / name).with_suffix(suffix).unlink(missing_ok=True)
-        return path
-
-    def state(self, driver):
-        return {"checkpoints": self.saved}
-
-    def restore(self, driver, state):
-        self.saved = state["checkpoints"]
 
 
 class Driver:
@@ -338,7 +254,7 @@ class Driver:
         self.signal: int | None = None
         self.stop_reason: str | None = None
         self.workers_replaced = 0
-        self.history = None  # the open history.jsonl while the run goes
+        self.history = None  # the open HISTORY file while the run goes
         self.failures_said: set[str] = set()
 
     def worker_replaced(self, slot: int, reason: str) -> None:
@@ -371,13 +287,12 @@ class Driver:
         state["train_seconds"] = self.train_seconds()
         return state
 
-    def restore(self, state: dict[str, Any], rng_file: Path) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
+        """Every part's state from a checkpoint's JSON (:func:`vtopt.training.checkpoints.latest_checkpoint`)."""
         self.timesteps = state["timesteps"]
         self.seconds_before = state["train_seconds"]
         for part in self.parts:
             part.restore(self, state)
-        if rng_file.is_file():
-            _set_rng_state(pickle.loads(rng_file.read_bytes()))
 
     def begin(self) -> None:
         path = self.run.out_dir / HISTORY
@@ -414,7 +329,7 @@ class Driver:
             part.rollout_end(self, timesteps)
 
     def record(self, event: str, timesteps: int, **fields: Any) -> None:
-        """One line of the run's history (see :data:`vtopt.training.rundir.HISTORY`)."""
+        """One line of the run's history (see :data:`vtopt.training.runfiles.HISTORY`)."""
         if self.history is not None:
             self.history.write(json.dumps({"event": event, "timesteps": timesteps, **fields},
                                           default=json_default) + "\n")
@@ -439,23 +354,3 @@ class Driver:
 
     def evaluate(self, timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
         return self.evaluation.evaluate(self, timesteps, baselines)
-
-
-def _next(timesteps: int, every: int) -> float:
-    return (timesteps // every + 1) * every if every else math.inf
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"random": random.getstate(), "numpy": np.random.get_state()}
-    if "torch" in sys.modules:
-        state["torch"] = sys.modules["torch"].get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["random"])
-    np.random.set_state(state["numpy"])
-    if "torch" in state:
-        import torch
-
-        torch.set_rng_state(state["torch"])

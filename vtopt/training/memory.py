@@ -14,7 +14,7 @@ import threading
 
 import psutil
 
-from .driver import Part
+from .parts import Part
 
 ALERT_AT = 0.9  # of the limit: one alert
 MB = 1024 * 1024

@@ -1,7 +1,7 @@
 """``vtopt report RUN_DIR``: one self-contained HTML page about a run.
 
 Learning curves and the stage timeline come from ``history.jsonl`` (written
-by vtopt itself, whatever the monitors: see :data:`vtopt.training.rundir.HISTORY`), the
+by vtopt itself, whatever the monitors: see :data:`vtopt.training.runfiles.HISTORY`), the
 evaluation tables from ``summary.json``, and the
 gallery is made anew: the run's validation images converted with VTracer's
 defaults and with the run's policy, side by side. Every image is embedded
@@ -29,7 +29,7 @@ from ..env.search import search_image
 from ..errors import VtoptError
 from ..files import atomic_write_text
 from ..plugin.manager import PluginManager
-from .rundir import HISTORY
+from .runfiles import CONFIG, HISTORY, MODEL, REPORT, SUMMARY
 
 log = structlog.get_logger(__name__)
 
@@ -139,7 +139,7 @@ def _table(rows: list[list[Any]], head: list[str]) -> str:
 def _evaluation(summary: dict) -> str:
     ev = summary.get("evaluation") or {}
     if not ev.get("images"):
-        return "<p>No evaluation in summary.json.</p>"
+        return f"<p>No evaluation in {SUMMARY}.</p>"
     head = ["", "mean SSIM", "mean bytes", "bytes / defaults", "mean score"]
     rows = [["VTracer defaults", ev["default_mean_ssim"], ev["default_mean_bytes"], 1.0, ev["default_mean_score"]],
             ["policy", ev["mean_ssim"], ev["mean_bytes"], ev["bytes_ratio"], ev["mean_score"]]]
@@ -163,8 +163,8 @@ def _stages(events: list[dict]) -> str:
 
 
 def _gallery(run_dir: Path, pm: PluginManager) -> str:
-    loaded = load_config(run_dir / "config.yaml")
-    algorithm, meta = load_model(pm, run_dir / "model.zip")
+    loaded = load_config(run_dir / CONFIG)
+    algorithm, meta = load_model(pm, run_dir / MODEL)
     scorer = build_scorer(pm, loaded.config)
     scorer.log_failures = False  # the run said its failed conversions; the gallery repeats its evaluation
     images = load_dataset(loaded, scorer).validation[:GALLERY_SIZE]
@@ -227,11 +227,11 @@ window.addEventListener("load", function () {{
 
 
 def write_report(run_dir: Path, pm: PluginManager | None = None) -> Path:
-    """Write ``RUN_DIR/report.html`` and return its path."""
+    """Write ``RUN_DIR/report.html`` (:data:`~vtopt.training.runfiles.REPORT`) and return its path."""
     run_dir = Path(run_dir)
-    if not (run_dir / "summary.json").is_file():
-        raise VtoptError(f"{run_dir}: no summary.json (not a finished run)")
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    if not (run_dir / SUMMARY).is_file():
+        raise VtoptError(f"{run_dir}: no {SUMMARY} (not a finished run)")
+    summary = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
     events, skipped = _events(run_dir)
     pm = pm or PluginManager()
     facts = (f"{summary['total_timesteps']} timesteps of {html.escape(summary['algorithm'])} in "
@@ -243,6 +243,6 @@ def write_report(run_dir: Path, pm: PluginManager | None = None) -> Path:
         log.warning("history_lines_skipped", file=str(run_dir / HISTORY), lines=skipped)
     page = PAGE.format(name=html.escape(summary["name"]), facts=facts, curves=_curves(events, summary),
                        stages=_stages(events), evaluation=_evaluation(summary), gallery=_gallery(run_dir, pm))
-    out = run_dir / "report.html"
+    out = run_dir / REPORT
     atomic_write_text(out, page)
     return out

@@ -1,12 +1,11 @@
 """The orchestrator: a config and a plugin manager in, a trained run directory out.
 
-A run directory holds ``config.yaml`` (the resolved config), ``run.json``
-(command line, versions), ``model.zip``, ``checkpoints/``, ``summary.json``
-and whatever the monitors write (the structlog monitor: ``events.jsonl``).
+What a run directory holds: :mod:`vtopt.training.runfiles`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
@@ -21,18 +20,19 @@ import attrs
 import structlog
 
 from ..apply.model import advisor_spec, load_advisor, method_algorithm
-from ..config.schema import Config, LoadedConfig
+from ..config.schema import LoadedConfig
 from ..env.data import load_dataset
 from ..env.poolenv import config_pool, pool_labels
 from ..env.scoring import Scorer, build_scorer, summarise
-from ..env.search import takes_keyword
 from ..env.vecenv import make_vec_env
 from ..errors import Interrupted, VtoptError
 from ..files import atomic_write_text, json_default
 from ..plugin.components import RunInfo, TrainContext
 from ..plugin.manager import PluginManager
+from .checkpoints import restore_rng
 from .driver import Driver
 from .rundir import RunDirLock, open_run_dir
+from .runfiles import BEST_MODEL, MODEL, RUN_INFO, SUMMARY, checkpoint_model, resume_command
 
 log = structlog.get_logger(__name__)
 
@@ -52,13 +52,10 @@ def _core(fn):
     return call
 
 
-def env_executor(pm: PluginManager, cfg: Config):
-    """The executor that runs the training environments (``resources.executor``)."""
-    name = cfg.resources.executor
-    executor = pm.create_executor(name, cfg.resources.address)
-    if not callable(getattr(executor, "make_vec_env", None)):
-        raise VtoptError(f"executor {name!r} cannot run training environments (it has no make_vec_env)")
-    return executor
+def _takes_reference(curriculum) -> bool:
+    """Whether the curriculum's ``record`` takes a ``reference`` keyword (:class:`vtopt.Curriculum`)."""
+    params = inspect.signature(curriculum.record).parameters.values()
+    return any(p.name == "reference" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def training_baselines(pm: PluginManager, conversions: int) -> dict[str, Any]:
@@ -151,7 +148,7 @@ def _setup(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequenc
            resume: bool) -> _Setup:
     cfg = loaded.config
     checkpoint = open_run_dir(loaded, out_dir, force, resume)
-    atomic_write_text(out_dir / "run.json", json.dumps(
+    atomic_write_text(out_dir / RUN_INFO, json.dumps(
         {"argv": list(argv) or sys.argv, "config_file": str(loaded.path), "overrides": loaded.overrides,
          "resumed_from": str(checkpoint[0]) if checkpoint else None,
          "versions": versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1))
@@ -200,13 +197,13 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
     # a resumed run's environments continue with other images than the first segment's
     env_seed = cfg.run.seed + (checkpoint[1]["timesteps"] if checkpoint else 0)
     # only a curriculum that reads the reference costs its conversions
-    wants_reference = takes_keyword(setup.curriculum.record, "reference")
+    wants_reference = _takes_reference(setup.curriculum)
     reference = pm.reference_params(cfg.env.conversions_per_episode) if wants_reference else None
     moves = cfg.env.pool.moves if cfg.env.pool is not None else True
     driver = None
     from ..config.checks import runs_here
 
-    executor = env_executor(pm, cfg)
+    executor = pm.create_executor(cfg.resources.executor, cfg.resources.address)
     crowded = runs_here(executor) and cfg.env.parallel_envs > (os.cpu_count() or 1)
     if crowded:  # measure what the envs beyond the cores cost, to say it
         from .memory import MB, process_tree
@@ -230,7 +227,8 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
 
             driver.parts.append(MemoryGuard(cfg.resources.memory_limit_mb))
         if checkpoint:
-            driver.restore(checkpoint[1], checkpoint[0].with_suffix(".rng"))
+            driver.restore(checkpoint[1])
+            restore_rng(checkpoint[0])
             log.info("resumed", checkpoint=str(checkpoint[0]), timesteps=driver.timesteps)
     except BaseException:
         env.close()
@@ -277,13 +275,13 @@ def _learn(pm: PluginManager, setup: _Setup, driver: Driver) -> None:
             setup.algorithm.load(checkpoint[0])
         if driver.signal is not None:
             path = driver.checkpoint(driver.timesteps)
-            raise Interrupted(driver.signal, path, out_dir)
+            raise Interrupted(driver.signal, path, resume_command(out_dir))
         guard = _memory_guard(driver)
         if guard is not None and guard.exceeded:
             path = driver.checkpoint(driver.timesteps)
-            raise VtoptError(f"{guard.exceeded}; stopped with checkpoint {path}; continue with: vtopt run "
-                             f"{out_dir / 'config.yaml'} --out {out_dir} --resume --set resources.memory_limit_mb=N "
-                             "(or fewer env.parallel_envs, smaller images)")
+            raise VtoptError(f"{guard.exceeded}; stopped with checkpoint {path}; continue with: "
+                             + resume_command(out_dir, "--set resources.memory_limit_mb=N")
+                             + " (or fewer env.parallel_envs, smaller images)")
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
@@ -294,8 +292,8 @@ def _finish(pm: PluginManager, setup: _Setup, driver: Driver, start: float) -> d
     run, data = setup.run, setup.data
     cfg, out_dir = run.config, run.out_dir
     train_seconds = driver.train_seconds()
-    driver.save(out_dir / "model.zip")
-    if cfg.run.checkpoint_every and f"checkpoints/step_{driver.timesteps:09d}.zip" not in driver.checkpoints.saved:
+    driver.save(out_dir / MODEL)
+    if cfg.run.checkpoint_every and checkpoint_model(driver.timesteps) not in driver.checkpoints.saved:
         driver.checkpoint(driver.timesteps)
     evaluation = driver.evaluate(driver.timesteps, training_baselines(pm, cfg.env.conversions_per_episode))
     summary = {
@@ -318,13 +316,13 @@ def _finish(pm: PluginManager, setup: _Setup, driver: Driver, start: float) -> d
         "evaluation_rows": evaluation.get("rows", []),
         "evaluations": driver.evaluation.evaluations,
         "best_score": driver.evaluation.best_score,
-        "model": "model.zip",
-        "best_model": "best_model.zip",
+        "model": MODEL,
+        "best_model": BEST_MODEL,
         "checkpoints": driver.checkpoints.saved,
         "env_workers_replaced": driver.workers_replaced,
         "monitors_disabled": dict(pm.disabled),
     }
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1, default=json_default))
+    atomic_write_text(out_dir / SUMMARY, json.dumps(summary, indent=1, default=json_default))
     pm.run_finished(run, summary)
     from .report import write_report  # matplotlib is imported only here
 

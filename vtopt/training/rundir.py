@@ -1,49 +1,30 @@
-"""A run directory owns its files: a fresh run, ``--force`` over an earlier one, or ``--resume``.
+"""A run directory made ready for a run: fresh, ``--force`` over an earlier one, or ``--resume``.
 
-    config.yaml  run.json  model.zip  best_model.zip  summary.json  report.html
-    history.jsonl (:data:`HISTORY`)  checkpoints/step_N.{zip,rng,json}  .lock (:data:`LOCK`)
-
-One process at a time works in a run directory: :func:`lock_run_dir` takes an exclusive ``flock`` on
-``.lock`` before anything is written and holds it while the run (or ``vtopt report``) lasts; the kernel
-frees it when the holder exits, however it dies.
-
-Monitors may add files of their own (``events.jsonl``, ``episodes.csv``); they
-learn from :attr:`vtopt.RunInfo.resumed` whether to start them afresh.
+Its files are named in :mod:`vtopt.training.runfiles`. One process at a time works in a run
+directory: :class:`RunDirLock` takes an exclusive ``flock`` on :data:`~vtopt.training.runfiles.LOCK`
+before anything is written and holds it while the run (or ``vtopt report``) lasts; the kernel frees
+it when the holder exits, however it dies.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import pickle
 import shutil
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from ..apply.model import META
 from ..config.checks import load_config
 from ..config.schema import LoadedConfig
 from ..errors import ConfigError, VtoptError
 from ..files import atomic_write_text
+from .checkpoints import latest_checkpoint
+from .runfiles import BEST_MODEL, CHECKPOINTS, CONFIG, HISTORY, LOCK, MODEL, SUMMARY, resume_command
 
 log = structlog.get_logger(__name__)
-
-#: The run's history, written by vtopt itself whatever the monitors (``report.html`` is drawn from
-#: it): one JSON object per line, each with ``event`` and ``timesteps``:
-#: ``episode`` (kind, improvement), ``rollout`` (the statistics of ``vtopt_rollout_finished``),
-#: ``stage_changed`` (previous, stage), ``evaluated`` (mean_score, mean_ssim, bytes_ratio,
-#: mean_improvement, per_kind).
-HISTORY = "history.jsonl"
-
-
-#: The lock file of a run directory; it holds the pid of the process that has the lock.
-LOCK = ".lock"
-
 
 class RunDirLock:
     """An exclusive lock on a run directory (made when ``create``), held until :meth:`release` or the
@@ -116,9 +97,9 @@ def open_run_dir(loaded: LoadedConfig, out_dir: Path, force: bool, resume: bool)
     cfg = loaded.config
     checkpoint = None
     if resume:
-        saved = out_dir / "config.yaml"
+        saved = out_dir / CONFIG
         if not saved.is_file():
-            raise VtoptError(f"{out_dir}: no run to resume (no config.yaml)")
+            raise VtoptError(f"{out_dir}: no run to resume (no {CONFIG})")
         try:  # loaded as a config is, so that a key a newer vtopt added (with its default) is no change
             old = load_config(saved).dump()
         except ConfigError:
@@ -128,58 +109,33 @@ def open_run_dir(loaded: LoadedConfig, out_dir: Path, force: bool, resume: bool)
         if refused:
             raise VtoptError(f"{loaded.path}: differs from the run's config in {', '.join(refused)} (a resumed run "
                              f"may change only {', '.join(RESUMABLE_CHANGES)}); resume with: "
-                             f"vtopt run {saved} --out {out_dir} --resume [--set run.timesteps=N]")
+                             + resume_command(out_dir, "[--set run.timesteps=N]"))
         checkpoint = latest_checkpoint(out_dir)
         if checkpoint is None:
             raise VtoptError(f"{out_dir}: no complete checkpoint to resume from")
-        if checkpoint[1]["timesteps"] >= cfg.run.timesteps and (out_dir / "summary.json").is_file():
+        if checkpoint[1]["timesteps"] >= cfg.run.timesteps and (out_dir / SUMMARY).is_file():
             raise VtoptError(f"{out_dir}: the run is complete ({checkpoint[1]['timesteps']} timesteps); nothing to "
-                             f"resume. To train further: vtopt run {saved} --out {out_dir} --resume "
-                             f"--set run.timesteps=N")
+                             "resume. To train further: " + resume_command(out_dir, "--set run.timesteps=N"))
         if checkpoint[1]["timesteps"] > cfg.run.timesteps:
             raise VtoptError(f"{loaded.path}: run.timesteps {cfg.run.timesteps} is below the {checkpoint[1]['timesteps']} "
                              "timesteps the run has done; a resumed run can only train further")
         if changed:
             log.info("resume_changes", **{k: changed[k][1] for k in changed})
             atomic_write_text(saved, loaded.dump())
-        (out_dir / "summary.json").unlink(missing_ok=True)
+        (out_dir / SUMMARY).unlink(missing_ok=True)
     else:
         prepare_out_dir(out_dir, force)
-        atomic_write_text(out_dir / "config.yaml", loaded.dump())
+        atomic_write_text(out_dir / CONFIG, loaded.dump())
     return checkpoint
-
-
-def latest_checkpoint(out_dir: Path) -> tuple[Path, dict] | None:
-    """The newest intact checkpoint: its JSON parses, its model is a whole zip and its RNG states
-    unpickle. A damaged one is skipped with a warning that names it and says what is wrong."""
-    for state_file in sorted((out_dir / "checkpoints").glob("step_*.json"), reverse=True):
-        model = state_file.with_suffix(".zip")
-        try:
-            state = json.loads(state_file.read_text())
-            if not isinstance(state, dict) or not isinstance(state.get("timesteps"), int):
-                raise ValueError("its state has no timesteps")
-            with zipfile.ZipFile(model) as zf:
-                bad = zf.testzip()
-                if bad is not None:
-                    raise zipfile.BadZipFile(f"{bad} fails its CRC check")
-                if META not in zf.namelist():  # e.g. truncated onto a zip nested inside it
-                    raise zipfile.BadZipFile(f"no {META} in it")
-            pickle.loads(state_file.with_suffix(".rng").read_bytes())
-            return model, state
-        except Exception as exc:  # any damage: say so, and try the one before
-            log.warning("checkpoint_skipped", checkpoint=str(state_file.with_suffix("")),
-                        problem=f"{type(exc).__name__}: {exc}")
-    return None
 
 
 def prepare_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise VtoptError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any((out_dir / f).exists() for f in ("summary.json", "model.zip", HISTORY)):
+    if out_dir.is_dir() and any((out_dir / f).exists() for f in (SUMMARY, MODEL, HISTORY)):
         if not force:
             raise VtoptError(f"{out_dir}: already holds a run; choose another --out or pass --force to overwrite it")
-        for f in ("summary.json", "model.zip", HISTORY):
+        for f in (SUMMARY, MODEL, HISTORY, BEST_MODEL):
             (out_dir / f).unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-        (out_dir / "best_model.zip").unlink(missing_ok=True)
+        shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)

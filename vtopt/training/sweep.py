@@ -30,6 +30,7 @@ from ..config.distributions import Distribution, parse_distribution
 from ..config.schema import LoadedConfig
 from ..errors import VtoptError
 from ..files import atomic_write_text
+from .runfiles import SWEEP_ROWS, SWEEP_TABLE
 
 
 def sweep_space(loaded: LoadedConfig) -> dict[str, Distribution]:
@@ -89,13 +90,13 @@ def run_trial(trial: Trial, values: dict[str, Any], trial_dir: str,
 def write_results(rows: list[dict[str, Any]], out_dir: Path, metric: str) -> str:
     rows = sorted(rows, key=lambda r: -math.inf if r.get("score") is None else r["score"], reverse=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "sweep.json", json.dumps(rows, indent=1))
+    atomic_write_text(out_dir / SWEEP_ROWS, json.dumps(rows, indent=1))
     keys = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, keys)
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out_dir / "sweep.csv", buf.getvalue())
+    atomic_write_text(out_dir / SWEEP_TABLE, buf.getvalue())
     params = [k for k in keys if k not in ("trial", "score", "timesteps", "seconds", "stopped", "run_dir", "error")]
     head = f"{'trial':<10} {metric:>11} " + " ".join(f"{p.split('.')[-1]:>14}" for p in params) + f" {'timesteps':>9}"
     lines = [head, "-" * len(head)]

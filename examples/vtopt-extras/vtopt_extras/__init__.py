@@ -77,7 +77,7 @@ class CrossEntropySearch:
         with zipfile.ZipFile(path) as zf:
             self.__dict__.update(json.loads(zf.read("cem.json")))
 
-    def start_image(self, image) -> None:
+    def start_image(self, image, default=None) -> None:
         self.rng = np.random.default_rng([self.seed, len(image.name), sum(map(ord, image.name))])
         self.mean = np.array(self.start_mean)
         self.std = np.array(self.start_std)
@@ -87,7 +87,7 @@ class CrossEntropySearch:
         self.last = np.clip(self.rng.normal(self.mean, self.std), -1.0, 1.0)
         return self.last
 
-    def observe(self, params, score: float) -> None:
+    def observe(self, params, score: float, outcome=None) -> None:
         self.tried.append((score, self.last))
         ranked = sorted(self.tried, key=lambda t: t[0], reverse=True)
         elite = np.array([a for _, a in ranked[: max(1, int(len(ranked) * self.elite_fraction))]])

@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, pm: PluginManager) -> int:
+    from ...training.runfiles import SWEEP_ROWS
     from ...training.sweep import Trial, sweep_space, write_results
 
     loaded = load(args, pm)
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace, pm: PluginManager) -> int:
         raise VtoptError(f"--trials {args.trials}: must be at least 1")
     space = sweep_space(loaded)
     out = args.out or Path("runs") / f"{loaded.config.run.name}-sweep"
-    if (out / "sweep.json").exists() or list(out.glob("trial-*")):
+    if (out / SWEEP_ROWS).exists() or list(out.glob("trial-*")):
         raise VtoptError(f"{out}: holds an earlier sweep; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     try:
