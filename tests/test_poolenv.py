@@ -196,7 +196,7 @@ def test_a_pool_run_trains_on_replayed_labels_and_its_model_optimizes(vtopt_pm, 
     assert rows[0]["score"] >= rows[0]["default_score"]
 
 
-def test_an_advised_pool_env_observes_the_chooser_and_its_policy_acts_with_that_advice(vtopt_pm, tmp_path):
+def test_an_advised_pool_env_observes_the_chooser_and_its_policy_acts_with_that_advice(vtopt_pm, tmp_path, capsys):
     """PPO on a chooser's advice (env.pool.advisor): the observation carries the chooser's predicted gains and
     its pick, imitation imitates that pick, and the trained model optimizes with the same advisor."""
     pm = vtopt_pm()
@@ -245,7 +245,37 @@ def test_an_advised_pool_env_observes_the_chooser_and_its_policy_acts_with_that_
                 break
     with pytest.raises(ValueError, match="pool"):
         PoolEnv(images, scorer, 3, make_pool(7, 0), advisor=chooser)
+    # a refinement is no step of the chooser's: after a move the advice is still what the chooser would pick
+    env.reset(options={"image": 0})
+    twin.start_image(images[0], default=scorer.defaults(images[0]))
+    _, _, _, _, info = env.step(len(env.pool))  # a move, converted for real
+    twin.observe(env.last.params, info["score"], env.last)
+    assert info["expert_action"] == env.pool.index(twin.predict(None))
+    # two envs on one advisor do not share its episode state
+    other = PoolEnv(images, scorer, 3, make_pool(6, 0), advisor=chooser)
+    obs, info = env.reset(options={"image": 1})
+    other.reset(options={"image": 2})
+    other.step(0)
+    assert env._observation().tolist() == obs.tolist()
 
     rows = run_images([REPO / "tests" / "data" / "icons" / "crown.png"], [None],
                       [Method("ppo", 3, model=str(tmp_path / "ppo" / "model.zip"))], meta["reward_weights"], workers=1)
     assert rows[0]["error"] is None and rows[0]["conversions"] >= 1
+    # a changed advisor is refused, in one line that says what to do
+    import zipfile
+
+    from vtopt.cli import main
+
+    with zipfile.ZipFile(advisor_file, "a") as zf:
+        zf.writestr("note.txt", "refitted")
+    assert main(["-q", "evaluate", str(REPO / "tests" / "data" / "icons"), "--methods",
+                 f"mine={tmp_path / 'ppo' / 'model.zip'}", "--workers", "1"]) == 1
+    assert "is not the one it was trained with" in capsys.readouterr().err
+    # validate checks the advisor: a missing file, or a chooser of another pool, is one line naming the config
+    for advisor, says in ((tmp_path / "nosuch.zip", "neither a shipped model nor a model file"),
+                          (advisor_file, None)):
+        bad = write_config(tmp_path, text.replace(str(advisor_file), str(advisor)).replace("size: 6", "size: 7"),
+                           "bad.yaml")
+        assert main(["validate", str(bad)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert str(bad) in err and (says or "its pool (6 sets) is not env.pool's (7 sets") in err and "\n" not in err

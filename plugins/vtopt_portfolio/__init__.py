@@ -251,11 +251,10 @@ class Chooser(_PoolLearner):
         self.tried = np.zeros(len(self.pool), np.float32)
         self.sig = np.zeros((len(self.pool), 3 + len(DIAGNOSTICS) * self.diagnostics), np.float32)
         self.best = 0.0
-        self.step = self.seen = 0
+        self.step = 0
 
     def observe(self, params, score: float, outcome=None) -> None:
         i = self._index.get(params_key(params))
-        self.seen += 1
         if i is None:
             return
         self.tried[i] = 1.0
@@ -281,12 +280,13 @@ class Chooser(_PoolLearner):
         """For a policy that learns on top of this one (``env.pool.advisor``): every candidate's predicted
         gain now (units of 1/GAIN_SCALE, clipped to [-1, 1]; -1 once tried) and the candidate this
         chooser would pick (-1 when all are tried). Call :meth:`start_image` and :meth:`observe` as
-        for :meth:`predict` (every observed conversion is a step, a refinement included)."""
+        for :meth:`predict`; the step is the number of candidates tried (a refinement is not one)."""
         if self.tried.all():
             return np.full(len(self.pool), -1.0, np.float32), -1
-        state = net_lib.encode(self.head, self.tried, self.sig, self.best, self.seen)[None]
+        step = int(self.tried.sum())  # picks of the pool so far, as in training (refinements are not its steps)
+        state = net_lib.encode(self.head, self.tried, self.sig, self.best, step)[None]
         gains = self.policy.net.forward(state)[0]
-        pick = int(self.policy.picks(state, self.tried[None], self.seen)[0])
+        pick = int(self.policy.picks(state, self.tried[None], step)[0])
         return np.where(self.tried > 0, -1.0, np.clip(gains, -1.0, 1.0)).astype(np.float32), pick
 
 

@@ -23,6 +23,8 @@ import math
 import numpy as np
 import structlog
 
+from vtopt import DIAGNOSTICS
+
 log = structlog.get_logger(__name__)
 
 GAIN_SCALE = 50.0  # a gain of 0.02 in score reads as 1
@@ -84,6 +86,9 @@ def signals(score, ssim, nbytes, default_score, default_ssim, default_bytes) -> 
 #: strokes broken): the defaults' own values in the head, a candidate's change from them in its signals.
 DIAGNOSTIC_HEAD_SCALE = np.array([10.0, 50.0, 20.0, 2.0, 2.0, 2.0], np.float32)
 DIAGNOSTIC_SIGNAL_SCALE = np.array([50.0, 100.0, 20.0, 2.0, 2.0, 2.0], np.float32)
+
+
+assert len(DIAGNOSTIC_HEAD_SCALE) == len(DIAGNOSTIC_SIGNAL_SCALE) == len(DIAGNOSTICS), "a scale per diagnostic"
 
 
 def diagnostic_head(default_diagnostics) -> np.ndarray:

@@ -21,7 +21,8 @@ the numpy policy is the argmax of the actor's logits.
 
 Imitation before reinforcement (``imitate``, PPO and A2C): where the
 environment tells the best next action (its step and reset infos carry
-``expert_action``, as vtopt's pool environment does when it replays labels),
+``expert_action``, as vtopt's pool environment does when it replays labels, or
+when it has an advisor, whose pick is then the expert's),
 the policy first learns to take it, by cross-entropy over ``imitate``
 environment steps collected DAgger-style (the expert's action for every
 state, the states reached by the policy being trained, mixed with the
@@ -236,7 +237,8 @@ def imitate(model, env, steps: int, epochs: int, seed: int, batch: int = 4096) -
     experts = [info.get("expert_action") for info in env.reset_infos]
     if any(e is None for e in experts):
         raise VtoptError("imitate: the environment gives no expert_action (vtopt's pool environment "
-                         "gives one when it replays labels: env.actions: pool with a labels cache)")
+                         "gives one when it replays labels, env.actions: pool with a labels cache, or has an "
+                         "advisor, env.pool.advisor)")
     states: list[np.ndarray] = []
     targets: list[int] = []
     value_x: list[np.ndarray] = []
@@ -249,7 +251,8 @@ def imitate(model, env, steps: int, epochs: int, seed: int, batch: int = 4096) -
         for _ in range(max(1, min(batch, steps - done_steps) // env.num_envs)):
             own, _ = model.predict(obs, deterministic=False)
             if any(e is None for e in experts):
-                raise VtoptError("imitate: the environment stopped giving expert_action (an image without labels?)")
+                raise VtoptError("imitate: the environment stopped giving expert_action (an image without labels "
+                                 "and no advisor?)")
             expert = np.asarray(experts, np.int64)
             act = np.where(rng.random(env.num_envs) < beta, expert, own)
             states.append(obs.copy())

@@ -28,7 +28,7 @@ from ..plugin.components import Method
 from ..plugin.manager import PluginManager, PluginSet
 from ..vtracer.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, list_images, load_image
 from ..vtracer.vectorize import ConversionError
-from .model import is_pool_model, load_advisor, method_algorithm, read_meta, shipped
+from .model import is_pool_model, method_algorithm, model_advisor, read_meta, shipped
 from .postprocess import postprocess
 
 #: An SVG this many times its input file's size gets a note: vectorising suits flat art, not photos.
@@ -156,9 +156,9 @@ class Worker:
             algorithm, meta = method_algorithm(self.pm, m)
             if algorithm is not None:
                 self.algorithms[m.label], self.metas[m.label] = algorithm, meta
-                advisor = (meta.get("env") or {}).get("advisor")
+                advisor = model_advisor(self.pm, meta, m.model) if m.model is not None else None
                 if advisor is not None:  # a policy trained on a chooser's advice acts with that advice
-                    self.advisors[m.label] = load_advisor(self.pm, advisor)
+                    self.advisors[m.label] = advisor
 
     def run(self, path: str, output: str | None) -> list[dict[str, Any]]:
         if "torch" in sys.modules:  # only algorithms that need torch import it; one thread per worker process

@@ -9,17 +9,20 @@ unpickles code: load only model files you trust.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
+
+import attrs
 
 from .. import __version__
 from ..env.episodes import observation_size
 from ..errors import VtoptError
 from ..files import temp_name
-from ..vtracer.params import action_size
+from ..vtracer.params import action_size, params_key
 
 META = "vtopt.json"
 FORMAT = "vtopt-model/1"
@@ -129,18 +132,46 @@ def advisor_spec(spec: str, config_path: Path | None = None) -> str:
     return spec if path.parent == SHIPPED else str(path.resolve())
 
 
-def load_advisor(pm, spec: str | None, config_path: Path | None = None):
-    """The fitted policy ``env.pool.advisor`` names (see :func:`advisor_path`), ready to advise; None: none."""
-    if spec is None:
-        return None
+@attrs.frozen
+class Advised:
+    """A policy's advisor (``env.pool.advisor``): what its model file records (``spec``, and the advisor
+    file's ``sha256``, so that a replaced advisor is noticed) and the advisor itself, loaded."""
+
+    spec: str
+    sha256: str
+    advisor: Any
+
+
+def load_advisor(pm, spec: str, config_path: Path | None = None, sha256: str | None = None,
+                 pool: Sequence[Mapping[str, Any]] | None = None, where: str = "") -> Advised:
+    """The fitted policy ``env.pool.advisor`` names (see :func:`advisor_path`), ready to advise. With ``sha256``
+    (what a model file recorded) the file must be that one; with ``pool``, the advisor's pool must be it.
+    ``where`` starts each error (a config's or a model's path)."""
     from ..env.poolenv import Advisor
 
+    where = where or (f"{config_path}: " if config_path is not None else "")
     path = advisor_path(spec, config_path)
-    where = f"{config_path}: " if config_path is not None else ""
     if not path.is_file():
         raise VtoptError(f"{where}env.pool.advisor {spec!r} is neither a shipped model nor a model file ({path})")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise VtoptError(f"{where}its advisor {path} is not the one it was trained with (the file changed since): "
+                         "retrain it on this advisor, or put the old advisor back")
     algorithm, meta = load_model(pm, path)
     if not isinstance(algorithm, Advisor):
         raise VtoptError(f"{where}env.pool.advisor {path}: a {meta['algorithm']} model does not advise "
                          "(a fitted chooser does)")
-    return algorithm
+    if pool is not None and [params_key(p) for p in algorithm.pool] != [params_key(p) for p in pool]:
+        raise VtoptError(f"{where}env.pool.advisor {path}: its pool ({len(algorithm.pool)} sets) is not env.pool's "
+                         f"({len(pool)} sets of size, seed and extra): fit the advisor on the same pool")
+    return Advised(advisor_spec(spec, config_path), digest, algorithm)
+
+
+def model_advisor(pm, meta: Mapping[str, Any], path: Path | str) -> Any:
+    """The advisor a model file (``path``, its ``vtopt.json`` ``meta``) was trained with, checked to be that
+    one; None when it has none."""
+    env = meta.get("env") or {}
+    if env.get("advisor") is None:
+        return None
+    return load_advisor(pm, env["advisor"], sha256=env.get("advisor_sha256"), pool=env.get("pool"),
+                        where=f"{path}: ").advisor

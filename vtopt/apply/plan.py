@@ -19,7 +19,7 @@ from ..plugin.components import Method
 from ..plugin.manager import PluginManager
 from ..vtracer.images import MAX_PIXELS
 from .apply import Limits, collect_inputs, model_method, output_names, run_images, summarise
-from .model import method_algorithm
+from .model import method_algorithm, model_advisor
 from .postprocess import check_names, parse_names
 
 
@@ -265,6 +265,7 @@ def _eval_methods(r: Request, policy: Method, pm: PluginManager) -> tuple[list[M
             continue
         if m.model is not None:  # the footer says which model the row is
             notes[m.label] = f"the {meta['algorithm']} model {m.model}"
+            model_advisor(pm, meta, m.model)  # a model trained on an advisor needs that one: checked here, once
         usable.append(m)
     # a baseline's own note, for the baselines chosen (not for a NAME=MODEL.zip that took a baseline's name)
     notes.update({b.method.label: b.note for name, (b, _) in baselines.items() if b.note and name in names})

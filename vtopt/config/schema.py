@@ -309,6 +309,9 @@ class LoadedConfig:
         data = converter.unstructure(self.config)
         for folder in data["data"]["folders"]:
             folder["path"] = str(self.resolve_path(folder["path"]).resolve())
+        pool = data["env"].get("pool") or {}
+        if pool.get("advisor") and ("/" in pool["advisor"] or pool["advisor"].endswith(".zip")):  # a file
+            pool["advisor"] = str(self.resolve_path(pool["advisor"]).resolve())
         return to_yaml(data)
 
 

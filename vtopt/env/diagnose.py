@@ -24,6 +24,8 @@ import numpy as np
 
 #: The measurements, in the order :func:`diagnose` returns them.
 DIAGNOSTICS = ("edge_error", "flat_error", "fill_colour_error", "parts_lost", "parts_added", "strokes_broken")
+#: Raised whenever what :func:`diagnose` measures changes (a threshold included): labels made before are made again.
+DIAGNOSE_VERSION = 1
 
 #: A flat pixel whose mean channel error exceeds this (of 255) has the wrong colour.
 OFF_COLOUR = 24.0

@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..plugin.manager import PluginManager
 from ..vtracer.params import DEFAULT_PARAMS, SPACE, action_to_params, check_params
 from ..vtracer.vectorize import renderer_name
-from .diagnose import DIAGNOSTICS
+from .diagnose import DIAGNOSE_VERSION, DIAGNOSTICS
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +103,8 @@ def _label_one(task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for j in wanted:
         o = scorer.evaluate(image, pool[j])
         good = o.ok and math.isfinite(o.score) and math.isfinite(o.ssim)
+        if good and len(o.diagnostics) != len(DIAGNOSTICS):
+            raise ValueError(f"a labelled result has {len(o.diagnostics)} diagnostics, not {len(DIAGNOSTICS)}")
         # a failure scores far below
         cells.append([o.score, o.ssim, o.svg_bytes, *o.diagnostics] if good else [FAILED] + [0.0] * (CELL - 1))
         keep.append(good or "did not finish within" not in (o.error or ""))
@@ -196,7 +198,9 @@ def cache_key(scorer) -> str:
 
     key = {"weights": scorer.weights, "floor": scorer.max_ssim_loss, "metrics": sorted(scorer.metrics),
            "timeout": scorer.timeout, "vtracer": md.version("vtracer"),
-           "renderer": renderer_name(), "diagnostics": list(DIAGNOSTICS)}
+           "renderer": renderer_name(),
+           # the first version leaves the keys of labels made with it alone
+           "diagnostics": [*DIAGNOSTICS, *([DIAGNOSE_VERSION] if DIAGNOSE_VERSION > 1 else [])]}
     if getattr(scorer, "metric_params", None):
         key["metric_params"] = scorer.metric_params
     if getattr(scorer, "quality", None) not in (None, _default_quality()):  # the default leaves old keys alone

@@ -43,6 +43,7 @@ nothing. The advisor is told every result, the refinements' included.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -147,7 +148,8 @@ class PoolEnv(VTracerEnv):
             if [params_key(p) for p in advisor.pool] != [params_key(p) for p in self.pool]:
                 raise ValueError(f"the advisor's pool ({len(advisor.pool)} candidates) is not this env's "
                                  f"({len(self.pool)}): train the advisor on the same env.pool")
-        self.advisor = advisor
+        # its own copy: an advisor holds the episode's state, and envs (training, evaluation) may share one
+        self.advisor = copy.deepcopy(advisor)
         self._pick_advised = -1
         self.moves = MOVES if moves else ()
         self.action_space = gym.spaces.Discrete(len(self.pool) + len(self.moves))
@@ -179,6 +181,8 @@ class PoolEnv(VTracerEnv):
                 d = self.scorer.defaults(self.image)
             decoded = "rgb" in vars(self.image)
             features = self.image.features
+            if self.advisor is not None:  # it reads the pixels on its first sight of an image (and keeps what it needs)
+                self.advisor.start_image(self.image, default=d)
             if self.labels is not None and not decoded:  # replayed picks need no pixels: keep none per image
                 vars(self.image).pop("rgb", None)
             values = np.concatenate([features, [d.ssim if not math.isnan(d.ssim) else 0.0,
@@ -307,17 +311,23 @@ class PoolEnv(VTracerEnv):
 
 
 def make_pool_env(config, images: Sequence[LogoImage], scorer: Scorer, replay: bool | None = None,
-                  keep_svg: bool = False, reference: Sequence[Mapping[str, Any]] | None = None) -> PoolEnv:
+                  keep_svg: bool = False, reference: Sequence[Mapping[str, Any]] | None = None,
+                  advisor: Advisor | None = None) -> PoolEnv:
     """A :class:`PoolEnv` as a config (:class:`vtopt.config.Config`, or a loaded one) makes it for ``images``:
     the pool of ``env.pool``, and with replay (``env.pool.replay`` unless ``replay`` says) the images
-    labelled first (:func:`pool_labels`)."""
+    labelled first (:func:`pool_labels`). A config with ``env.pool.advisor`` needs that advisor, loaded
+    (``vtopt.apply.model.load_advisor(pm, spec, config_path, pool=...).advisor``): the observation carries its advice."""
     cfg = getattr(config, "config", config)
     pool = config_pool(cfg)
+    named = cfg.env.pool.advisor if cfg.env.pool is not None else None
+    if (named is None) != (advisor is None):
+        raise ValueError(f"env.pool.advisor is {named!r}: give make_pool_env that advisor, loaded (advisor=...)"
+                         if named is not None else "an advisor was given, but the config's env.pool.advisor is none")
     use_labels = cfg.env.pool.replay if replay is None and cfg.env.pool is not None else bool(replay)
     labels = pool_labels(cfg, images, scorer, pool) if use_labels else None
     moves = cfg.env.pool.moves if cfg.env.pool is not None else True
     return PoolEnv(images, scorer, cfg.env.conversions_per_episode, pool, labels, keep_svg=keep_svg,
-                   reference=reference, moves=moves)
+                   reference=reference, moves=moves, advisor=advisor)
 
 
 def config_pool(cfg) -> list[dict[str, Any]]:
@@ -376,14 +386,15 @@ def make_gym_env(images: Any = None, reward: Mapping[str, float] | None = None, 
 # -- model files ---------------------------------------------------------------
 
 
-def pool_meta(pool: Sequence[Mapping[str, Any]] | None, moves: bool = True, advisor: str | None = None) -> dict[str, Any]:
+def pool_meta(pool: Sequence[Mapping[str, Any]] | None, moves: bool = True, advised: Any = None) -> dict[str, Any]:
     """What a model file trained on a :class:`PoolEnv` of ``pool`` records (``vtopt.json``), so that
-    ``optimize`` and ``evaluate`` rebuild the same env (``advisor``: where its advisor is loaded from);
-    empty for the box env."""
+    ``optimize`` and ``evaluate`` rebuild the same env (``advised``: its advisor, an ``Advised``: where it
+    is loaded from and its file's sha256); empty for the box env."""
     if pool is None:
         return {}
-    return {"env": {"actions": "pool", "pool": [dict(p) for p in pool], "moves": moves, "advisor": advisor},
-            "observation_size": pool_observation_size(len(pool), advisor is not None),
+    return {"env": {"actions": "pool", "pool": [dict(p) for p in pool], "moves": moves,
+                    "advisor": advised.spec if advised else None, "advisor_sha256": advised.sha256 if advised else None},
+            "observation_size": pool_observation_size(len(pool), advised is not None),
             "action_size": len(pool) + len(MOVES) * moves}
 
 

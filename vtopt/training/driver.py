@@ -205,7 +205,8 @@ class Evaluation(Periodic):
     def evaluate(self, driver: "Driver", timesteps: int, baselines: dict | None = None) -> dict[str, Any]:
         """The policy (and ``baselines``, {label: algorithm}) on the validation images; keeps the best model."""
         evaluation = evaluate(driver.algorithm, self.validation, driver.scorer, driver.run.config.env.conversions_per_episode,
-                              baselines, driver.pool, driver.moves, driver.advisor)
+                              baselines, driver.pool, driver.moves,
+                              driver.advised.advisor if driver.advised else None)
         for row in evaluation["rows"]:
             driver.say_failures(row, timesteps)
         brief = {k: evaluation[k] for k in ("mean_score", "mean_ssim", "bytes_ratio", "mean_improvement")}
@@ -236,13 +237,12 @@ class Driver:
 
     def __init__(self, run: RunInfo, pm: PluginManager, env, curriculum, algorithm, scorer: Scorer,
                  validation: Sequence[LogoImage], record_reference: bool = False, pool: Sequence[dict] | None = None,
-                 moves: bool = True, advisor=None):
+                 moves: bool = True, advised=None):
         cfg = run.config.run
         self.run, self.pm, self.env, self.algorithm, self.scorer = run, pm, env, algorithm, scorer
         self.pool = list(pool) if pool is not None else None  # env.actions: pool: the candidates ...
         self.moves = moves  # ... and whether refinement moves are actions too
-        # ... and (what the model records of it, the advisor) whose advice the policy observes (env.pool.advisor)
-        self.advisor_spec, self.advisor = advisor if advisor is not None else (None, None)
+        self.advised = advised  # ... and the advisor whose advice the policy observes (apply.model.Advised)
         self.episodes = Episodes()
         self.curriculum = CurriculumSync(curriculum, record_reference)
         self.evaluation = Evaluation(validation, cfg.eval_every, cfg.early_stop)
@@ -347,7 +347,7 @@ class Driver:
                           cfg.env.conversions_per_episode, cfg.reward.weights,
                           {"timesteps": self.timesteps, "max_ssim_loss": cfg.reward.max_ssim_loss,
                            "reward_params": cfg.reward.params, "reward_quality": cfg.reward.quality,
-                           "postprocess": list(cfg.postprocess), **pool_meta(self.pool, self.moves, self.advisor_spec)})
+                           "postprocess": list(cfg.postprocess), **pool_meta(self.pool, self.moves, self.advised)})
 
     def checkpoint(self, timesteps: int, prune: bool = True) -> Path:
         return self.checkpoints.write(self, timesteps, prune)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from ..apply.model import load_advisor, load_model
+from ..apply.model import load_model, model_advisor
 from ..config.checks import load_config
 from ..env.data import load_dataset
 from ..env.poolenv import model_env
@@ -169,7 +169,7 @@ def _gallery(run_dir: Path, pm: PluginManager) -> str:
     scorer.log_failures = False  # the run said its failed conversions; the gallery repeats its evaluation
     images = load_dataset(loaded, scorer).validation[:GALLERY_SIZE]
     env = model_env(meta, images, scorer, meta["conversions_per_episode"], keep_svg=True,
-                    advisor=load_advisor(pm, (meta.get("env") or {}).get("advisor")))
+                    advisor=model_advisor(pm, meta, run_dir / "model.zip"))
     cards = []
     for i, image in enumerate(images):
         row = search_image(algorithm, env, i)

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import attrs
 import structlog
 
-from ..apply.model import advisor_spec, load_advisor, method_algorithm
+from ..apply.model import load_advisor, method_algorithm
 from ..config.schema import LoadedConfig
 from ..env.data import load_dataset
 from ..env.poolenv import config_pool, pool_labels
@@ -92,7 +92,7 @@ class _Setup:
     checkpoint: tuple | None  # (model file, state) to resume from
     pool: list | None = None  # env.actions: pool: the candidates
     labels: Any = None  # ... and, for replay, their Labels on the training images
-    advisor: Any = None  # ... and (what the model records of it, the fitted chooser) whose advice it observes
+    advised: Any = None  # ... and the advisor whose advice it observes (an apply.model.Advised)
 
 
 def train(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequence[str] = (), force: bool = False,
@@ -184,10 +184,10 @@ def _setup(loaded: LoadedConfig, out_dir: Path, pm: PluginManager, argv: Sequenc
         pool = config_pool(cfg)
         spec = cfg.env.pool.advisor if cfg.env.pool is not None else None
         if spec is not None:  # before labelling: a wrong advisor fails at once
-            advised = (advisor_spec(spec, loaded.path), load_advisor(pm, spec, loaded.path))
+            advised = load_advisor(pm, spec, loaded.path, pool=pool)
         if cfg.env.pool is None or cfg.env.pool.replay:  # label the training images first (cached)
             labels = pool_labels(cfg, data.train, scorer, pool)
-        log.info("pool_env", candidates=len(pool), replay=labels is not None, advisor=advised and advised[0])
+        log.info("pool_env", candidates=len(pool), replay=labels is not None, advisor=advised and advised.spec)
     return _Setup(run, algorithm, curriculum, monitors, scorer, data, checkpoint, pool, labels, advised)
 
 
@@ -212,7 +212,7 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
     env = make_vec_env(setup.data.train, setup.scorer, cfg.env.conversions_per_episode, cfg.env.parallel_envs,
                        env_seed, reference=reference, on_replaced=lambda *a: driver.worker_replaced(*a),
                        executor=executor, pool=setup.pool, labels=setup.labels, moves=moves,
-                       advisor=setup.advisor[1] if setup.advisor else None)
+                       advisor=setup.advised.advisor if setup.advised else None)
     if crowded:
         mb = (sum(rss for _, rss in process_tree()) - before) / MB
         log.warning("more_envs_than_cores", envs=cfg.env.parallel_envs, cores=os.cpu_count(),
@@ -221,7 +221,7 @@ def _start(pm: PluginManager, setup: _Setup) -> tuple[Any, Driver]:
     try:
         driver = Driver(setup.run, pm, env, setup.curriculum, setup.algorithm, setup.scorer,
                         setup.data.validation, wants_reference, pool=setup.pool, moves=moves,
-                        advisor=setup.advisor)
+                        advised=setup.advised)
         if cfg.resources.memory_limit_mb:
             from .memory import MemoryGuard
 
