@@ -240,6 +240,8 @@ def test_a_departure_holds_up_only_when_its_gain_beats_its_noise_in_every_family
     split = np.array(["a"] * 30 + ["b"] * 30)
     losing_b = np.concatenate([np.full(30, 0.006), np.full(30, -0.001)]) + rng.normal(0, 0.0001, 60)
     assert C.holds_up(losing_b, one) and not C.holds_up(losing_b, split)
+    noisy_b = np.concatenate([np.full(30, 0.006), rng.normal(-0.0001, 0.002, 30)])  # b's loss is within its noise
+    assert abs(noisy_b[30:].mean()) < 0.002 / np.sqrt(30) and C.holds_up(noisy_b, split)
     few = np.array(["a"] * 50 + ["b"] * 10)  # too few of b to judge b on its own
     assert C.holds_up(np.concatenate([np.full(50, 0.006), np.full(10, -0.001)]), few)
     assert not C.holds_up(np.zeros(60), one) and not C.holds_up(np.array([0.01]), one[:1])

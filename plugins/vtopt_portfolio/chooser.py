@@ -219,22 +219,26 @@ def best_of(scores: np.ndarray, default: np.ndarray, orders: np.ndarray, picks: 
     return float(best_of_rows(scores, default, orders, picks).mean())
 
 
-#: A departure from the portfolio is kept only where its held-out gain is this many standard errors above 0
-#: (and no family of images loses by it): gains smaller than their noise are not taken.
+#: A departure from the portfolio is kept only where its held-out gain is this many standard errors above 0,
+#: and no family of images loses by it by as many of its own: gains smaller than their noise are not taken.
 DEPARTURE_Z = 1.0
 #: Families with fewer held-out images than this are not checked on their own (too few to tell).
 MIN_FAMILY = 15
 
 
+def _standard_error(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
 def holds_up(gains: np.ndarray, families: np.ndarray) -> bool:
     """Whether per-image ``gains`` over the portfolio (held-out) are a real gain: their mean above
-    :data:`DEPARTURE_Z` standard errors, and no family with :data:`MIN_FAMILY` images or more losing on average."""
-    n = len(gains)
-    if n < 2 or gains.mean() <= DEPARTURE_Z * gains.std(ddof=1) / math.sqrt(n):
+    :data:`DEPARTURE_Z` standard errors, and no family with :data:`MIN_FAMILY` images or more whose mean
+    is a loss larger than :data:`DEPARTURE_Z` of its standard errors."""
+    if len(gains) < 2 or gains.mean() <= DEPARTURE_Z * _standard_error(gains):
         return False
     for family in np.unique(families):
-        member = families == family
-        if member.sum() >= MIN_FAMILY and gains[member].mean() < 0:
+        member = gains[families == family]
+        if len(member) >= MIN_FAMILY and member.mean() < -DEPARTURE_Z * _standard_error(member):
             return False
     return True
 
