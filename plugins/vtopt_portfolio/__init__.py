@@ -285,9 +285,9 @@ class Chooser(_PoolLearner):
             return np.full(len(self.pool), -1.0, np.float32), -1
         step = int(self.tried.sum())  # picks of the pool so far, as in training (refinements are not its steps)
         state = net_lib.encode(self.head, self.tried, self.sig, self.best, step)[None]
-        gains = self.policy.net.forward(state)[0]
-        pick = int(self.policy.picks(state, self.tried[None], step)[0])
-        return np.where(self.tried > 0, -1.0, np.clip(gains, -1.0, 1.0)).astype(np.float32), pick
+        q = self.policy.net.forward(state)
+        gains = np.where(self.tried > 0, -1.0, np.clip(q[0], -1.0, 1.0)).astype(np.float32)
+        return gains, int(self.policy.picks_from(q, self.tried[None], step)[0])
 
 
 @hookimpl

@@ -10,6 +10,7 @@ are stated in, each with its target.
 
 from __future__ import annotations
 
+import math
 import resource
 import statistics
 import sys
@@ -236,21 +237,23 @@ def env_rate(images, scorer, n_envs: int, seconds: float, executor=None) -> tupl
         env.close()
 
 
-def replay_rate(images, scorer, seconds: float, pool_size: int = 128) -> float:
+def replay_rate(images, scorer, seconds: float, pool_size: int = 128, advisor=None) -> float:
     """Steps per CPU second of one :class:`vtopt.PoolEnv` replaying labels (``env.actions: pool``), in this process:
-    uniform random picks among ``pool_size`` candidates, episodes of 4 conversions. The label values
-    are drawn at random: a lookup costs the same whatever it holds, and labelling for real would take
-    ``len(images) * pool_size`` conversions."""
+    uniform random picks among ``pool_size`` candidates (the ``advisor``'s pool, when one advises),
+    episodes of 4 conversions. The label values are drawn at random: a lookup costs the same whatever
+    it holds, and labelling for real would take ``len(images) * pool_size`` conversions."""
     from ..env.labels import CELL, HEAD, Labels, make_pool
     from ..env.poolenv import PoolEnv
 
     rng = np.random.default_rng(0)
     n = len(images)
+    pool = advisor.pool if advisor is not None else make_pool(pool_size, 0)
+    pool_size = len(pool)
     cell = [0.95, 0.95, 3000.0] + [0.05] * (CELL - 3)
     table = np.concatenate([rng.uniform(0.9, 1.0, (n, 2)), rng.integers(1000, 20000, (n, 2)),
                             rng.uniform(0.0, 0.1, (n, HEAD - 4)),
                             np.tile(cell, pool_size) + rng.uniform(-0.05, 0.05, (n, CELL * pool_size))], 1)
-    env = PoolEnv(images, scorer, 4, make_pool(pool_size, 0), Labels(table))
+    env = PoolEnv(images, scorer, 4, pool, Labels(table), advisor=advisor)
     actions = rng.integers(pool_size, size=100_000).tolist()
     env.reset(seed=0)
     for image in images:  # features are computed once per image, not timed
@@ -353,6 +356,12 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     r1, rss1 = env_rate(images, scorer, 1, seconds)
     r2, rss2 = env_rate(images, scorer, 2, seconds)
     replay = replay_rate(images, scorer, seconds)
+    try:  # the presets' PPO env: replay with the shipped chooser's advice
+        from ..apply.model import load_advisor
+
+        advised = replay_rate(images, scorer, seconds, advisor=load_advisor(pm, "chooser").advisor)
+    except VtoptError:
+        advised = math.nan
     progress(f"measuring: optimize against bare VTracer, in this process and as whole processes ({workers} workers)")
     opt, bare = optimize_rate(images, policy, workers)  # before any torch work here: its workers fork from us
     one, full, bare_process, bare_one = whole_process(images, policy, workers)
@@ -364,7 +373,8 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     main_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     key = f"{set_name}@{size}"
     step_ratio = results["stages"][key]["env_step"] / results["stages"][key]["vtracer_alone"]
-    results.update(replay_env_steps_per_s_1=replay, env_steps_per_s_1=r1, env_steps_per_s_2=r2, train_steps_per_s_2=train,
+    results.update(replay_env_steps_per_s_1=replay, advised_replay_env_steps_per_s_1=advised, env_steps_per_s_1=r1,
+                   env_steps_per_s_2=r2, train_steps_per_s_2=train,
                    optimize_images_per_s=opt, bare_vtracer_x4_images_per_s=bare, one_image_optimize_s=one,
                    whole_optimize_s=full, bare_vtracer_process_s=bare_process, one_image_bare_vtracer_s=bare_one,
                    labelled_conversions_per_s=labelled, bare_vtracer_conversions_per_s=bare_labels,
@@ -382,7 +392,8 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     }
     results["ratios"] = ratios
     printer("")
-    printer(f"label replay (env.actions: pool, 128 candidates, picks only): {replay:.0f} env steps/s on one core")
+    printer(f"label replay (env.actions: pool, 128 candidates, picks only): {replay:.0f} env steps/s on one core; "
+            f"with the shipped chooser's advice (env.pool.advisor, its pool): {advised:.0f}")
     printer(f"env steps/s: 1 env {r1:.1f}, 2 envs {r2:.1f}; training ({preset.algorithm.name}, the cpu preset's "
             f"settings without imitation) with 2 envs {train:.1f} steps/s")
     printer(f"optimize (budget 4, {workers} workers): {opt:.2f} images/s; bare VTracer x4 in one process: {bare:.2f} images/s")
