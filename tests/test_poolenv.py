@@ -143,7 +143,7 @@ def test_the_portfolio_configs_pool_is_expressible(tmp_path):
     env = f"env: {{conversions_per_episode: 3, actions: pool, pool: {pool_yaml.strip()}}}"
     cfg = write_config(tmp_path, TINY_RUN.replace("env: {conversions_per_episode: 3, parallel_envs: 1}", env))
     pool = config_pool(load_config(cfg).config)
-    assert pool == make_pool(params["pool"], params["seed"], params["extra"]) and len(pool) == params["pool"] == 48
+    assert pool == make_pool(params["pool"], params["seed"], params["extra"]) and len(pool) == params["pool"] == 49
 
 
 def test_replay_and_the_label_cache_take_effect(vtopt_pm, tmp_path, vtopt_images):
