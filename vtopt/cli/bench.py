@@ -356,12 +356,15 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     r1, rss1 = env_rate(images, scorer, 1, seconds)
     r2, rss2 = env_rate(images, scorer, 2, seconds)
     replay = replay_rate(images, scorer, seconds)
-    try:  # the presets' PPO env: replay with the shipped chooser's advice
+    advised = math.nan  # the cpu preset's PPO env: replay with its advisor's advice (env.pool.advisor)
+    spec = preset.env.pool.advisor if preset.env.pool is not None else None
+    if spec is not None:
         from ..apply.model import load_advisor
 
-        advised = replay_rate(images, scorer, seconds, advisor=load_advisor(pm, "chooser").advisor)
-    except VtoptError:
-        advised = math.nan
+        try:
+            advised = replay_rate(images, scorer, seconds, advisor=load_advisor(pm, spec).advisor)
+        except VtoptError as exc:
+            progress(f"no advised replay figure: {exc}")
     progress(f"measuring: optimize against bare VTracer, in this process and as whole processes ({workers} workers)")
     opt, bare = optimize_rate(images, policy, workers)  # before any torch work here: its workers fork from us
     one, full, bare_process, bare_one = whole_process(images, policy, workers)
@@ -393,7 +396,7 @@ def run_bench(folder: Path | None, sizes: list[int], seconds: float, per_kind: i
     results["ratios"] = ratios
     printer("")
     printer(f"label replay (env.actions: pool, 128 candidates, picks only): {replay:.0f} env steps/s on one core; "
-            f"with the shipped chooser's advice (env.pool.advisor, its pool): {advised:.0f}")
+            f"with the cpu preset's advisor (env.pool.advisor, its pool): {advised:.0f}")
     printer(f"env steps/s: 1 env {r1:.1f}, 2 envs {r2:.1f}; training ({preset.algorithm.name}, the cpu preset's "
             f"settings without imitation) with 2 envs {train:.1f} steps/s")
     printer(f"optimize (budget 4, {workers} workers): {opt:.2f} images/s; bare VTracer x4 in one process: {bare:.2f} images/s")
