@@ -101,7 +101,8 @@ def _history(driver) -> list[dict]:
 
 
 def test_episodes_reach_the_history_and_the_curriculum_and_the_run_stops_at_its_total(make_driver):
-    driver, episodes = make_driver(["curriculum={name: staged, params: {window: 1, max_timesteps: 4}}"])
+    # threshold 1.0: no stage is mastered by the random episodes, only ended by max_timesteps (deterministic)
+    driver, episodes = make_driver(["curriculum={name: staged, params: {window: 1, max_timesteps: 4, threshold: 1.0}}"])
     driver.begin()
     assert driver.env.calls == [("set_kind_weights", {"simple": 1.0})]
     assert driver.on_step(episodes(2), [True], 8)
@@ -117,7 +118,7 @@ def test_episodes_reach_the_history_and_the_curriculum_and_the_run_stops_at_its_
 
 def test_checkpoints_keep_the_newest_and_a_resumed_driver_goes_on_from_one(make_driver):
     overrides = ["run.checkpoint_every=16", "run.keep_checkpoints=1",
-                 "curriculum={name: staged, params: {window: 1, max_timesteps: 4}}"]
+                 "curriculum={name: staged, params: {window: 1, max_timesteps: 4, threshold: 1.0}}"]
     driver, episodes = make_driver(overrides)
     driver.begin()
     driver.on_step(episodes(1), [True], 8)
