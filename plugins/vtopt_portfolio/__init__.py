@@ -163,7 +163,8 @@ class Chooser(_PoolLearner):
     ``steps`` (picks per image it is trained for, 7: budgets up to 8),
     ``random_orders`` (random pick orders per image in the first round, 4),
     ``learning_rate`` and ``holdout`` (share of the labelled images kept out
-    of training to choose the round and the margin over the portfolio), and
+    of training to choose the round and the margin over the portfolio; a
+    margin is kept only where the held-out gain holds up: ``chooser.holds_up``), and
     ``diagnostics`` (true: it also observes *where* each conversion, the
     defaults' included, differs from the image: ``vtopt.DIAGNOSTICS``).
     """

@@ -5,7 +5,7 @@ policy can tell a conversion that blurred the edges (try a finer corner or
 splice threshold) from one that merged the fills' colours (a finer colour
 precision or layer difference) or dropped small parts (a lower speckle
 filter). Each is computed from the image's pixels and the rendered SVG,
-which the scorer already holds, in about a millisecond at 256 px; each lies
+which the scorer already holds, in about 3 ms at 256 px; each lies
 in [0, 1], 0 where nothing went wrong:
 
 - ``edge_error``: mean absolute colour error on the image's edges;
