@@ -5,7 +5,7 @@ policy can tell a conversion that blurred the edges (try a finer corner or
 splice threshold) from one that merged the fills' colours (a finer colour
 precision or layer difference) or dropped small parts (a lower speckle
 filter). Each is computed from the image's pixels and the rendered SVG,
-which the scorer already holds, in about 3 ms at 256 px; each lies
+which the scorer already holds, in about a millisecond at 256 px; each lies
 in [0, 1], 0 where nothing went wrong:
 
 - ``edge_error``: mean absolute colour error on the image's edges;
@@ -39,7 +39,7 @@ MIN_PART = 4
 class Reference:
     """What :func:`diagnose` needs of an image, computed once per image."""
 
-    rgb: np.ndarray  # float32 HxWx3
+    rgb: np.ndarray  # uint8 HxWx3
     edges: np.ndarray  # bool HxW
     thin: np.ndarray  # bool HxW: foreground pixels of strokes at most 2 px wide
     parts: int
@@ -60,19 +60,34 @@ def reference(rgb: np.ndarray) -> Reference:
     kernel = np.ones((3, 3), np.uint8)
     gradient = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, kernel)
     edges = cv2.dilate((gradient > 24).astype(np.uint8), kernel) > 0
-    fg = (rgb.min(axis=2) < BACKGROUND).astype(np.uint8)
+    fg = _foreground(rgb).astype(np.uint8)
     thin = (fg > 0) & (cv2.erode(fg, kernel) == 0)
-    return Reference(rgb.astype(np.float32), edges, thin, _parts(fg))
+    return Reference(np.ascontiguousarray(rgb, dtype=np.uint8), edges, thin, _parts(fg))
+
+
+def _foreground(rgb: np.ndarray) -> np.ndarray:
+    """Where the darkest channel is below :data:`BACKGROUND` (OpenCV: numpy's reduction over channels is slow)."""
+    import cv2
+
+    r, g, b = cv2.split(np.ascontiguousarray(rgb))
+    return cv2.min(cv2.min(r, g), b) < BACKGROUND
+
+
+_MEAN_OF_CHANNELS = np.full((1, 3), 1.0 / 3.0, np.float32)
 
 
 def diagnose(ref: Reference, rendered: np.ndarray) -> tuple[float, ...]:
     """The :data:`DIAGNOSTICS` of a rendering (uint8 HxWx3, the image's size) against its image."""
-    error = np.abs(rendered.astype(np.float32) - ref.rgb).mean(axis=2)
+    import cv2
+
+    # the mean absolute error over the channels, per pixel (OpenCV: a tenth of numpy's time)
+    error = cv2.transform(cv2.absdiff(np.ascontiguousarray(rendered, dtype=np.uint8), ref.rgb).astype(np.float32),
+                          _MEAN_OF_CHANNELS)
     flat = ~ref.edges
     edge_error = float(error[ref.edges].mean()) / 255.0 if ref.edges.any() else 0.0
     flat_error = float(error[flat].mean()) / 255.0 if flat.any() else 0.0
     off = float((error[flat] > OFF_COLOUR).mean()) if flat.any() else 0.0
-    fg = rendered.min(axis=2) < BACKGROUND
+    fg = _foreground(rendered)
     parts = _parts(fg)
     base = max(ref.parts, 1)
     lost = min(max(ref.parts - parts, 0) / base, 1.0)
