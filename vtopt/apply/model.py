@@ -22,7 +22,7 @@ from .. import __version__
 from ..env.episodes import observation_size
 from ..errors import VtoptError
 from ..files import temp_name
-from ..vtracer.params import action_size, params_key
+from ..vtracer.params import action_size
 
 META = "vtopt.json"
 FORMAT = "vtopt-model/1"
@@ -126,18 +126,12 @@ def advisor_path(spec: str, config_path: Path | None = None) -> Path:
     return path
 
 
-def advisor_spec(spec: str, config_path: Path | None = None) -> str:
-    """What a model file records of its advisor: a shipped model's name as it is, else the file's absolute path."""
-    path = advisor_path(spec, config_path)
-    return spec if path.parent == SHIPPED else str(path.resolve())
-
-
 @attrs.frozen
 class Advised:
     """A policy's advisor (``env.pool.advisor``): what its model file records (``spec``, and the advisor
     file's ``sha256``, so that a replaced advisor is noticed) and the advisor itself, loaded."""
 
-    spec: str
+    spec: str  # a shipped model's name as it is, else the file's absolute path
     sha256: str
     advisor: Any
 
@@ -147,7 +141,7 @@ def load_advisor(pm, spec: str, config_path: Path | None = None, sha256: str | N
     """The fitted policy ``env.pool.advisor`` names (see :func:`advisor_path`), ready to advise. With ``sha256``
     (what a model file recorded) the file must be that one; with ``pool``, the advisor's pool must be it.
     ``where`` starts each error (a config's or a model's path)."""
-    from ..env.poolenv import Advisor
+    from ..env.poolenv import Advisor, same_pool
 
     where = where or (f"{config_path}: " if config_path is not None else "")
     path = advisor_path(spec, config_path)
@@ -161,10 +155,10 @@ def load_advisor(pm, spec: str, config_path: Path | None = None, sha256: str | N
     if not isinstance(algorithm, Advisor):
         raise VtoptError(f"{where}env.pool.advisor {path}: a {meta['algorithm']} model does not advise "
                          "(a fitted chooser does)")
-    if pool is not None and [params_key(p) for p in algorithm.pool] != [params_key(p) for p in pool]:
+    if pool is not None and not same_pool(algorithm.pool, pool):
         raise VtoptError(f"{where}env.pool.advisor {path}: its pool ({len(algorithm.pool)} sets) is not env.pool's "
                          f"({len(pool)} sets of size, seed and extra): fit the advisor on the same pool")
-    return Advised(advisor_spec(spec, config_path), digest, algorithm)
+    return Advised(spec if path.parent == SHIPPED else str(path.resolve()), digest, algorithm)
 
 
 def model_advisor(pm, meta: Mapping[str, Any], path: Path | str) -> Any:

@@ -82,6 +82,11 @@ def pool_observation_size(pool_size: int, advised: bool = False) -> int:
     return _HEAD + pool_size * (3 if advised else 1)
 
 
+def same_pool(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether two pools hold the same parameter sets in the same order (an advisor's and an env's)."""
+    return [params_key(p) for p in a] == [params_key(p) for p in b]
+
+
 @runtime_checkable
 class Advisor(Protocol):
     """A fitted policy over the same pool whose judgement a :class:`PoolEnv` observation carries
@@ -145,7 +150,7 @@ class PoolEnv(VTracerEnv):
         if advisor is not None:
             if not isinstance(advisor, Advisor):
                 raise ValueError(f"the advisor {type(advisor).__name__} does not advise (start_image, observe, advise)")
-            if [params_key(p) for p in advisor.pool] != [params_key(p) for p in self.pool]:
+            if not same_pool(advisor.pool, self.pool):
                 raise ValueError(f"the advisor's pool ({len(advisor.pool)} candidates) is not this env's "
                                  f"({len(self.pool)}): train the advisor on the same env.pool")
         # its own copy: an advisor holds the episode's state, and envs (training, evaluation) may share one
