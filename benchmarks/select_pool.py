@@ -20,14 +20,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from pool_reach import TUNED  # the same wide pool as pool_reach's (benchmarks/ is on the path when run)
 from vtopt_portfolio.chooser import greedy_portfolio
 
 from vtopt import PluginManager, label, load_config, make_pool
 from vtopt.env.data import load_dataset
 from vtopt.env.scoring import build_scorer
-
-TUNED = {"mode": "polygon", "hierarchical": "stacked", "filter_speckle": 8, "color_precision": 6, "layer_difference": 45,
-         "corner_threshold": 141, "length_threshold": 4.0, "splice_threshold": 49, "path_precision": 5}
 
 
 def main() -> None:
