@@ -245,3 +245,14 @@ def test_a_departure_holds_up_only_when_its_gain_beats_its_noise_in_every_family
     few = np.array(["a"] * 50 + ["b"] * 10)  # too few of b to judge b on its own
     assert C.holds_up(np.concatenate([np.full(50, 0.006), np.full(10, -0.001)]), few)
     assert not C.holds_up(np.zeros(60), one) and not C.holds_up(np.array([0.01]), one[:1])
+
+
+def test_one_conversions_signals_are_the_batched_formulas():
+    cases = [(1.01, 0.96, 3000, 0.99, 0.95, 9000), (float("nan"), 0.9, 0, 0.99, 0.95, 9000),
+             (2.0, 0.2, 1e9, 0.9, 0.95, 10)]
+    for score, ssim, nbytes, ds, dq, db in cases:
+        one = C.signals(score, ssim, nbytes, ds, dq, db)
+        batched = C.signals(np.array([score]), np.array([ssim]), np.array([nbytes]), np.array(ds), np.array(dq),
+                            np.array(db))[0]
+        np.testing.assert_allclose(one, batched, atol=1e-6)
+    assert C.signals(1.01, 0.96, 3000, 0.99, 0.95, 9000).tolist() != [0.0, 0.0, 0.0]
